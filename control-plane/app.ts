@@ -1,0 +1,72 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { isFlotillaError, type Problem, tooLarge } from '../shared/errors.js';
+import { operatorAuth } from './auth/operator.js';
+import type { AppEnv, Deps } from './context.js';
+import { adminRoutes } from './routes/admin.js';
+import { agentRoutes } from './routes/agent.js';
+import { workloadRoutes } from './routes/workloads.js';
+
+/** The version the API and agents report. */
+export const VERSION = '0.1.0';
+
+function problem(status: number, type: string, detail: string, requestId: string): Response {
+  const body: Problem & { requestId: string } = { type: `https://flotilla.dev/problems/${type}`, title: type.replace(/-/g, ' '), status, detail, requestId };
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/problem+json' } });
+}
+
+/**
+ * Builds the control plane's HTTP app. The same factory serves Node (entry/node.ts) and Workers
+ * (entry/worker.ts); everything stateful comes in through `deps`.
+ */
+export function createApp(deps: Deps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    const requestId = c.req.header('x-request-id')?.slice(0, 64) || crypto.randomUUID();
+    const log = deps.logger.child({ requestId });
+    c.set('deps', deps);
+    c.set('requestId', requestId);
+    c.set('log', log);
+    const started = Date.now();
+    await next();
+    c.header('X-Request-Id', requestId);
+    const path = c.req.path;
+    // Agent polls and heartbeats are the bulk of traffic: log them at debug level only.
+    const level = c.res.status >= 500 ? 'error' : path.startsWith('/v1/agent/') && c.res.status < 400 ? 'debug' : 'info';
+    log[level]({ method: c.req.method, path, status: c.res.status, ms: Date.now() - started }, 'request');
+  });
+
+  app.use(
+    bodyLimit({
+      maxSize: deps.config.maxBodyBytes,
+      onError: () => {
+        throw tooLarge(`request body exceeds ${deps.config.maxBodyBytes} bytes`);
+      },
+    }),
+  );
+
+  app.onError((err, c) => {
+    const requestId = c.get('requestId') ?? 'none';
+    if (isFlotillaError(err)) {
+      if (err.status === 401 || err.status === 403) c.get('log')?.warn({ status: err.status, path: c.req.path, reason: err.message }, 'access denied');
+      return new Response(JSON.stringify({ ...err.toProblem(), requestId }), { status: err.status, headers: { 'content-type': 'application/problem+json' } });
+    }
+    if (err instanceof HTTPException) return problem(err.status, 'http-error', err.message || 'request failed', requestId);
+    (c.get('log') ?? deps.logger).error({ err: { message: err.message, stack: err.stack } }, 'unhandled error');
+    return problem(500, 'internal', `internal error (request ${requestId})`, requestId);
+  });
+  app.notFound((c) => problem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId') ?? 'none'));
+
+  app.get('/healthz', (c) => c.json({ status: 'ok', version: VERSION }));
+  app.get('/.well-known/jwks.json', async (c) => {
+    c.header('Cache-Control', 'public, max-age=60');
+    return c.json(await deps.keys.jwks(deps.clock()));
+  });
+
+  app.route('/v1/agent', agentRoutes);
+  const v1 = new Hono<AppEnv>().use(operatorAuth).route('/', adminRoutes).route('/', workloadRoutes);
+  app.route('/v1', v1);
+  return app;
+}

@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { parseDuration } from '../shared/duration.js';
+
+/** Timing and limits of the control plane. Every duration tests depend on comes from here. */
+export interface Config {
+  /** Lease lifetime; renewed by heartbeats every renewPeriodMs. */
+  leaseTtlMs: number;
+  /** At most one liveness+lease write per node per this period (the heartbeat economy). */
+  renewPeriodMs: number;
+  /** Heartbeat interval handed to agents (before jitter and fleet scaling). */
+  heartbeatMs: number;
+  /** How long a desired-state poll may wait for a change (0: answer at once, as on Workers). */
+  pollWaitMs: number;
+  /** Margin added to a lease's expiry before its slot may be given to anyone else. */
+  clockSkewMs: number;
+  /** A node whose last renewal is older than this is NotReady. */
+  nodeGraceMs: number;
+  /** Minimum time between controller ticks piggybacked on requests. */
+  tickIntervalMs: number;
+  /** Largest request body accepted. */
+  maxBodyBytes: number;
+  /** Events older than this are pruned. */
+  eventRetentionMs: number;
+}
+
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      const ms = parseDuration(s);
+      if (ms === null) {
+        ctx.addIssue({ code: 'custom', message: `not a duration: ${s}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const envSchema = z.object({
+  FLOTILLA_LEASE_TTL: duration('30s'),
+  FLOTILLA_HEARTBEAT_INTERVAL: z.string().optional(),
+  FLOTILLA_POLL_WAIT: duration('25s'),
+  FLOTILLA_CLOCK_SKEW: duration('5s'),
+  FLOTILLA_NODE_GRACE: z.string().optional(),
+  FLOTILLA_TICK_INTERVAL: duration('2s'),
+  FLOTILLA_EVENT_RETENTION: duration('1h'),
+});
+
+/** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
+export function configFromEnv(env: Record<string, string | undefined>, overrides: Partial<Config> = {}): Config {
+  const r = envSchema.safeParse(env);
+  if (!r.success) throw new Error(`invalid configuration: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const e = r.data;
+  const leaseTtlMs = e.FLOTILLA_LEASE_TTL;
+  const renewPeriodMs = Math.floor(leaseTtlMs / 3);
+  const heartbeatMs = e.FLOTILLA_HEARTBEAT_INTERVAL ? (parseDuration(e.FLOTILLA_HEARTBEAT_INTERVAL) ?? NaN) : Math.floor(leaseTtlMs / 6);
+  const nodeGraceMs = e.FLOTILLA_NODE_GRACE ? (parseDuration(e.FLOTILLA_NODE_GRACE) ?? NaN) : leaseTtlMs + e.FLOTILLA_CLOCK_SKEW;
+  if (!Number.isFinite(heartbeatMs) || !Number.isFinite(nodeGraceMs)) throw new Error('invalid configuration: FLOTILLA_HEARTBEAT_INTERVAL / FLOTILLA_NODE_GRACE must be durations');
+  const cfg: Config = {
+    leaseTtlMs,
+    renewPeriodMs,
+    heartbeatMs,
+    pollWaitMs: e.FLOTILLA_POLL_WAIT,
+    clockSkewMs: e.FLOTILLA_CLOCK_SKEW,
+    nodeGraceMs,
+    tickIntervalMs: e.FLOTILLA_TICK_INTERVAL,
+    maxBodyBytes: 1024 * 1024,
+    eventRetentionMs: e.FLOTILLA_EVENT_RETENTION,
+    ...overrides,
+  };
+  if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');
+  return cfg;
+}
+
+/** Structured logger (pino on Node, JSON console lines on Workers). */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: object): Logger;
+}
+
+/** A logger writing one JSON line per entry to the console: for Workers. */
+export function consoleLogger(bindings: object = {}, minLevel: 'debug' | 'info' = 'info'): Logger {
+  const emit = (level: string) => (obj: object, msg?: string) => {
+    if (level === 'debug' && minLevel !== 'debug') return;
+    console.log(JSON.stringify({ level, time: Date.now(), ...bindings, ...obj, msg }));
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), child: (b) => consoleLogger({ ...bindings, ...b }, minLevel) };
+}
+
+/** A logger that drops everything (tests that do not look at logs). */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger };

@@ -1,0 +1,137 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
+import pino from 'pino';
+import { randomToken } from '../../shared/digest.js';
+import { createApp } from '../app.js';
+import { type Config, configFromEnv, type Logger } from '../config.js';
+import type { Deps } from '../context.js';
+import { runTick } from '../controllers/tick.js';
+import { Keyring } from '../keys.js';
+import { createNotifier } from '../notifier.js';
+import { migrateLibsql, openLibsql } from '../store/libsql.js';
+import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
+import { API_PREFIX } from '../store/tokens.js';
+
+/** Options of the Node control plane. */
+export interface ServerOptions {
+  host: string;
+  port: number;
+  dataDir: string;
+  /** libSQL URL; default: the embedded file `<dataDir>/flotilla.db`. */
+  databaseUrl?: string;
+  databaseAuthToken?: string;
+  config?: Partial<Config>;
+  env?: Record<string, string | undefined>;
+  logger?: Logger;
+  /** Interval of the periodic controller tick (time-based transitions). */
+  tickEveryMs?: number;
+}
+
+/** A running control plane. */
+export interface RunningServer {
+  url: string;
+  deps: Deps;
+  adminTokenPath: string;
+  close(): Promise<void>;
+}
+
+/** Where the committed migrations are, from source (tsx) or from dist/. */
+export function migrationsDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'migrations', 'meta', '_journal.json'))) return join(dir, 'migrations');
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find the migrations folder');
+}
+
+/** Makes a pino logger writing JSON lines to stderr. */
+export function nodeLogger(level = process.env.FLOTILLA_LOG_LEVEL ?? 'info'): Logger {
+  return pino({ level, base: { svc: 'flotilla' } }, pino.destination(2)) as unknown as Logger;
+}
+
+/**
+ * Starts the control plane on Node: embedded libSQL (or a libSQL URL), migrations applied at start,
+ * a lease-signing key and a bootstrap admin token created on first start.
+ */
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const env = opts.env ?? process.env;
+  const config = configFromEnv(env, opts.config);
+  const logger = opts.logger ?? nodeLogger();
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { db, close: closeDb } = openLibsql(opts.databaseUrl ?? `file:${join(dataDir, 'flotilla.db')}`, opts.databaseAuthToken);
+  await migrateLibsql(db, migrationsDir());
+  const now = Date.now();
+  const cluster = await ensureCluster(db, now);
+  const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
+  await keys.ensure(now);
+
+  // The bootstrap admin token: shown only through a 0600 file, never logged.
+  const adminTokenPath = join(dataDir, 'admin.token');
+  let adminToken: string;
+  if (existsSync(adminTokenPath)) adminToken = readFileSync(adminTokenPath, 'utf8').trim();
+  else {
+    adminToken = API_PREFIX + randomToken(32);
+    writeFileSync(adminTokenPath, `${adminToken}\n`, { mode: 0o600 });
+  }
+  chmodSync(adminTokenPath, 0o600);
+  await ensureBootstrapToken(db, adminToken, now);
+
+  const pendingWork = new Set<Promise<unknown>>();
+  const deps: Deps = {
+    db,
+    config,
+    logger,
+    clock: Date.now,
+    keys,
+    cluster,
+    notifier: createNotifier(),
+    defer: (p) => {
+      const tracked = p.catch((e: Error) => logger.error({ err: { message: e.message } }, 'background work failed')).finally(() => pendingWork.delete(tracked));
+      pendingWork.add(tracked);
+    },
+  };
+  const app = createApp(deps);
+  const server = serve({ fetch: app.fetch, hostname: opts.host, port: opts.port });
+  await new Promise<void>((res, rej) => {
+    server.once('listening', () => res());
+    server.once('error', rej);
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `http://${host}:${addr.port}`;
+
+  // Time-based transitions (lease expiry, finalization) need a periodic tick on Node.
+  let ticking = false;
+  const timer = setInterval(() => {
+    if (ticking) return;
+    ticking = true;
+    runTick(deps)
+      .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
+      .finally(() => {
+        ticking = false;
+      });
+  }, opts.tickEveryMs ?? Math.max(500, Math.min(5000, config.leaseTtlMs / 6)));
+  timer.unref();
+
+  logger.info({ url, dataDir, clusterId: cluster.clusterId }, 'control plane listening');
+  return {
+    url,
+    deps,
+    adminTokenPath,
+    async close() {
+      clearInterval(timer);
+      await new Promise<void>((res) => {
+        server.close(() => res());
+        // Long-polls would hold close() for their whole wait: end idle and active sockets.
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      });
+      await Promise.allSettled([...pendingWork]);
+      closeDb();
+    },
+  };
+}

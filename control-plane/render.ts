@@ -1,0 +1,102 @@
+import type { Config } from './config.js';
+import type { NodeRow } from './store/nodes.js';
+import type { PodRow } from './store/pods.js';
+import type { DeploymentRow, DeploymentSpec } from './store/workloads.js';
+
+// Objects go out in the Kubernetes shape: apiVersion, kind, metadata, spec, status.
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A Node object; Ready while its renewals are recent. */
+export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: number) {
+  const ready = n.revokedAt === null && now - n.lastSeenAt <= cfg.nodeGraceMs;
+  const facts = n.facts as Record<string, unknown>;
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: n.name, uid: n.id, labels: n.labels, creationTimestamp: iso(n.enrolledAt) },
+    spec: { unschedulable: n.cordoned },
+    status: {
+      conditions: [
+        {
+          type: 'Ready',
+          status: ready ? 'True' : n.revokedAt !== null ? 'False' : 'Unknown',
+          reason: n.revokedAt !== null ? 'NodeRevoked' : ready ? 'AgentReady' : 'NodeStatusUnknown',
+          lastHeartbeatTime: iso(n.lastSeenAt),
+        },
+      ],
+      capacity: { cpu: String(facts.cpus ?? 0), memory: String(facts.memoryBytes ?? 0) },
+      nodeInfo: {
+        hostname: facts.hostname,
+        operatingSystem: facts.os,
+        architecture: facts.arch,
+        containerRuntimeVersion: `docker://${String(facts.dockerVersion ?? '')}`,
+        agentVersion: facts.agentVersion,
+      },
+      addresses: facts.advertiseAddress ? [{ type: 'InternalIP', address: facts.advertiseAddress }] : [],
+      ...(podCount !== undefined ? { pods: podCount } : {}),
+    },
+  };
+}
+
+/** A Pod object; host ports the agent reported are in status.hostPorts. */
+export function renderPod(p: PodRow, nodeName: string | undefined) {
+  const status = (p.status ?? {}) as { containers?: Array<Record<string, unknown>>; message?: string };
+  const containers = status.containers ?? [];
+  const hostPorts = containers.flatMap((c) =>
+    ((c.hostPorts as Array<Record<string, unknown>>) ?? []).map((h) => ({ container: c.name, ...h })),
+  );
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: p.name,
+      namespace: p.namespace,
+      uid: p.id,
+      labels: p.labels,
+      creationTimestamp: iso(p.createdAt),
+      ...(p.deletionRequestedAt ? { deletionTimestamp: iso(p.deletionRequestedAt) } : {}),
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: p.workload, uid: p.deploymentId }],
+      annotations: { 'flotilla.dev/revision': String(p.revision), 'flotilla.dev/epoch': String(p.epoch) },
+    },
+    spec: { ...(p.spec as object), nodeName: nodeName ?? null },
+    status: {
+      phase: p.desired === 'stop' ? 'Terminating' : p.phase,
+      conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }, { type: 'PodScheduled', status: p.nodeId ? 'True' : 'False', ...(p.nodeId ? {} : { reason: 'Unschedulable', message: p.reason ?? undefined }) }],
+      ...(p.reason ? { reason: p.reason } : {}),
+      ...(p.message ? { message: p.message } : {}),
+      containerStatuses: containers.map((c) => ({
+        name: c.name,
+        image: c.image,
+        containerID: c.containerId ? `docker://${c.containerId}` : undefined,
+        ready: p.ready && c.state === 'running',
+        restartCount: c.restartCount ?? 0,
+        state: { [String(c.state)]: { ...(c.reason ? { reason: c.reason } : {}), ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}), ...(c.startedAt ? { startedAt: c.startedAt } : {}) } },
+      })),
+      hostPorts,
+      leaseExpiresAt: p.nodeId ? iso(p.leaseExpiresAt) : undefined,
+    },
+  };
+}
+
+/** A Deployment object with replica counts computed from its pods. */
+export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[]) {
+  const spec = d.spec as DeploymentSpec;
+  const mine = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
+  const updated = mine.filter((p) => p.revision === d.revision);
+  const ready = mine.filter((p) => p.ready);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: d.name, namespace: d.namespace, uid: d.id, labels: d.labels, annotations: { ...d.annotations, 'deployment.kubernetes.io/revision': String(d.revision) }, generation: d.generation, creationTimestamp: iso(d.createdAt) },
+    spec,
+    status: {
+      observedGeneration: d.generation,
+      replicas: mine.length,
+      updatedReplicas: updated.length,
+      readyReplicas: ready.length,
+      availableReplicas: ready.length,
+      unavailableReplicas: Math.max(0, spec.replicas - ready.length),
+    },
+  };
+}

@@ -1,0 +1,155 @@
+import { and, eq, lt, sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { invalid } from '../../shared/errors.js';
+import type { LeaseClaims } from '../../shared/lease.js';
+import { fieldErrors } from '../../shared/manifest.js';
+import { type DesiredState, enrollRequestSchema, type EnrollResponse, heartbeatRequestSchema, type HeartbeatResponse } from '../../shared/protocol.js';
+import { agentAuth } from '../auth/agent.js';
+import { readJson } from '../body.js';
+import type { AppEnv, Deps } from '../context.js';
+import { maybeTick, runTick } from '../controllers/tick.js';
+import type { NodeRow } from '../store/nodes.js';
+import { enrollNode } from '../store/nodes.js';
+import { desiredPodsOf, type PodRow } from '../store/pods.js';
+import { nodes, pods } from '../store/schema.js';
+
+type Stmt = Parameters<Deps['db']['batch']>[0][number];
+
+/** Signs the leases of a node's pods; a lease never outlives the expiry recorded in the database. */
+async function signLeases(deps: Deps, node: NodeRow, rows: readonly PodRow[], now: number): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const p of rows) {
+    const claims: LeaseClaims = {
+      iss: deps.cluster.issuer,
+      aud: node.id,
+      sub: p.id,
+      node: node.id,
+      pod: p.id,
+      ns: p.namespace,
+      workload: p.workload,
+      rev: p.revision,
+      digest: p.specDigest,
+      epoch: p.epoch,
+      policy: 'stop',
+      iat: Math.floor(now / 1000),
+      exp: Math.floor(p.leaseExpiresAt / 1000),
+    };
+    out.set(p.id, await deps.keys.signLease(claims, now));
+  }
+  return out;
+}
+
+/**
+ * Renews a node's liveness and all its live leases in one batch, at most once per renewal period:
+ * the heartbeat economy. Returns the node's pods with their new expiry, or null if not due.
+ */
+async function renewIfDue(deps: Deps, node: NodeRow, now: number): Promise<PodRow[] | null> {
+  const { db, config } = deps;
+  if (now - node.lastSeenAt < config.renewPeriodMs) return null;
+  const exp = now + config.leaseTtlMs;
+  await db.batch([
+    db.update(nodes).set({ lastSeenAt: now }).where(and(eq(nodes.id, node.id), lt(nodes.lastSeenAt, now))),
+    db.update(pods).set({ leaseExpiresAt: exp }).where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'), lt(pods.leaseExpiresAt, exp))),
+  ]);
+  node.lastSeenAt = now;
+  return desiredPodsOf(db, node.id);
+}
+
+function nextHeartbeat(deps: Deps): number {
+  // Jitter only downwards, so a heartbeat never arrives later than the renewal period.
+  return Math.max(100, Math.floor(deps.config.heartbeatMs * (0.85 + Math.random() * 0.15)));
+}
+
+const enroll = new Hono<AppEnv>().post('/enroll', async (c) => {
+  const deps = c.var.deps;
+  const parsed = enrollRequestSchema.safeParse(await readJson(c));
+  if (!parsed.success) {
+    const errors = fieldErrors(parsed.error).map((e) => (e.path === 'token' ? { ...e, message: 'invalid token format' } : e));
+    throw invalid(`invalid enrollment request: ${errors[0]?.path}: ${errors[0]?.message}`, errors);
+  }
+  const node = await enrollNode(deps.db, parsed.data, deps.clock());
+  c.var.log.info({ node: node.name, nodeId: node.id }, 'node enrolled');
+  deps.defer?.(runTick(deps));
+  const body: EnrollResponse = { nodeId: node.id, name: node.name, clusterId: deps.cluster.clusterId, audience: deps.cluster.audience, issuer: deps.cluster.issuer, labels: node.labels };
+  return c.json(body, 201);
+});
+
+const authed = new Hono<AppEnv>()
+  .use(agentAuth)
+  .get('/desired', async (c) => {
+    const deps = c.var.deps;
+    let node = c.var.node;
+    const now = deps.clock();
+    await renewIfDue(deps, node, now);
+    const tag = (v: number) => `"${v}"`;
+    const inm = c.req.header('if-none-match');
+    if (inm === tag(node.desiredVersion) && deps.notifier && deps.config.pollWaitMs > 0) {
+      // Long-poll: wait for a change to this node's desired state (woken in-process), or time out.
+      await deps.notifier.wait(node.id, deps.config.pollWaitMs, c.req.raw.signal);
+      const fresh = await deps.db.select().from(nodes).where(eq(nodes.id, node.id)).get();
+      if (fresh) node = fresh;
+    }
+    if (inm === tag(node.desiredVersion)) {
+      c.header('ETag', tag(node.desiredVersion));
+      return c.body(null, 304);
+    }
+    const rows = await desiredPodsOf(deps.db, node.id);
+    const leases = await signLeases(deps, node, rows, deps.clock());
+    const body: DesiredState = {
+      version: String(node.desiredVersion),
+      pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
+      heartbeatMs: nextHeartbeat(deps),
+      pods: rows.map((p) => ({
+        id: p.id,
+        name: p.name,
+        namespace: p.namespace,
+        workload: p.workload,
+        revision: p.revision,
+        specDigest: p.specDigest,
+        epoch: p.epoch,
+        labels: p.labels,
+        spec: p.spec as DesiredState['pods'][number]['spec'],
+        lease: leases.get(p.id) as string,
+      })),
+    };
+    c.header('ETag', tag(node.desiredVersion));
+    deps.defer?.(maybeTick(deps));
+    return c.json(body);
+  })
+  .post('/heartbeat', async (c) => {
+    const deps = c.var.deps;
+    const { db } = deps;
+    const node = c.var.node;
+    const parsed = heartbeatRequestSchema.safeParse(await readJson(c));
+    if (!parsed.success) throw invalid('invalid heartbeat', fieldErrors(parsed.error));
+    const hb = parsed.data;
+    const now = deps.clock();
+    const renewed = await renewIfDue(deps, node, now);
+    const stmts: Stmt[] = [];
+    if (hb.facts) stmts.push(db.update(nodes).set({ facts: hb.facts }).where(eq(nodes.id, node.id)));
+    for (const s of hb.pods ?? []) {
+      const mine = and(eq(pods.id, s.podId), eq(pods.nodeId, node.id), eq(pods.epoch, s.epoch));
+      if (s.gone) {
+        // Fenced: only the holder of the current epoch can release the slot, and only once it is terminating.
+        stmts.push(db.delete(pods).where(and(mine, eq(pods.desired, 'stop'))));
+        continue;
+      }
+      const { podId: _p, epoch: _e, gone: _g, ...status } = s;
+      stmts.push(db.update(pods).set({ phase: s.phase, ready: s.ready, reason: s.reason ?? null, message: s.message ?? null, status, updatedAt: now }).where(mine));
+    }
+    for (const e of hb.events ?? []) {
+      stmts.push(
+        db.run(sql`INSERT INTO events (namespace, kind, name, type, reason, message, source, at)
+          SELECT namespace, 'Pod', name, ${e.type}, ${e.reason}, ${e.message.slice(0, 1024)}, ${`agent/${node.name}`}, ${now}
+          FROM pods WHERE id = ${e.podId} AND node_id = ${node.id}`),
+      );
+    }
+    if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
+    const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
+    const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
+    if (stmts.length > 0 || renewed) deps.defer?.(maybeTick(deps));
+    return c.json(body);
+  });
+
+/** Routes agents call: enrollment (token in body), then everything with a node-signed JWT. */
+export const agentRoutes = new Hono<AppEnv>().route('/', enroll).route('/', authed);

@@ -1,0 +1,73 @@
+import { and, eq, isNull, sql } from 'drizzle-orm';
+import { sha256Hex } from '../../shared/digest.js';
+import { conflict, unauthenticated } from '../../shared/errors.js';
+import type { EnrollRequest } from '../../shared/protocol.js';
+import type { Db } from './db.js';
+import { insertEvent } from './events.js';
+import { enrollmentTokens, nodes, pods } from './schema.js';
+import { consumeEnrollmentToken, usableEnrollmentToken } from './tokens.js';
+import { isUniqueViolation } from './workloads.js';
+
+/** A stored node row. */
+export type NodeRow = typeof nodes.$inferSelect;
+
+/**
+ * Enrolls a node with a one-batch compare-and-set: the node row is inserted only if the token is
+ * usable, and the token's use is counted only if the node row now exists. Concurrent enrollments
+ * against a token with one use left: exactly one wins (SQLite serialises the batches).
+ */
+export async function enrollNode(db: Db, req: EnrollRequest, now: number): Promise<NodeRow> {
+  const hash = await sha256Hex(req.token);
+  const token = await db.select().from(enrollmentTokens).where(usableEnrollmentToken(hash, now)).get();
+  if (!token) throw unauthenticated('enrollment token is invalid, expired, revoked or used up');
+  const id = crypto.randomUUID();
+  const labels = { ...(req.labels ?? {}), ...token.labels, 'kubernetes.io/hostname': req.name };
+  const facts = req.facts as Record<string, unknown>;
+  const values = [id, req.name, JSON.stringify(req.publicKey), req.encryptionKey ? JSON.stringify(req.encryptionKey) : null, JSON.stringify(labels), JSON.stringify(facts), token.id, now, now];
+  try {
+    await db.batch([
+      db.run(sql`INSERT INTO nodes (id, name, public_key, encryption_key, labels, facts, enrollment_token_id, enrolled_at, last_seen_at)
+        SELECT ${sql.join(
+          values.map((v) => sql`${v}`),
+          sql`, `,
+        )} WHERE EXISTS (SELECT 1 FROM enrollment_tokens WHERE ${usableEnrollmentToken(hash, now)})`),
+      consumeEnrollmentToken(db, hash, now, id),
+      db.run(sql`INSERT INTO events (namespace, kind, name, type, reason, message, source, at)
+        SELECT '', 'Node', ${req.name}, 'Normal', 'Enrolled', ${`enrolled with token ${token.id}`}, 'api', ${now} WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ${id})`),
+    ]);
+  } catch (e) {
+    if (isUniqueViolation(e)) throw conflict(`a node named "${req.name}" is already enrolled; choose another --name or revoke the old node`);
+    throw e;
+  }
+  const row = await db.select().from(nodes).where(eq(nodes.id, id)).get();
+  if (!row) throw unauthenticated('enrollment token is invalid, expired, revoked or used up');
+  return row;
+}
+
+/** All nodes that are not revoked (or all, with `includeRevoked`). */
+export function listNodes(db: Db, includeRevoked = false): Promise<NodeRow[]> {
+  const q = db.select().from(nodes);
+  return (includeRevoked ? q : q.where(isNull(nodes.revokedAt))).orderBy(nodes.name).all();
+}
+
+/** A live node by name. */
+export function getNodeByName(db: Db, name: string): Promise<NodeRow | undefined> {
+  return db.select().from(nodes).where(and(eq(nodes.name, name), isNull(nodes.revokedAt))).get();
+}
+
+/** A node by id. */
+export function getNode(db: Db, id: string): Promise<NodeRow | undefined> {
+  return db.select().from(nodes).where(eq(nodes.id, id)).get();
+}
+
+/**
+ * Revokes a node: its next request fails, its leases are not renewed, and its pods are released
+ * for deletion once their leases lapse (terminating).
+ */
+export async function revokeNode(db: Db, node: NodeRow, now: number, source: string): Promise<void> {
+  await db.batch([
+    db.update(nodes).set({ revokedAt: now }).where(eq(nodes.id, node.id)),
+    db.update(pods).set({ desired: 'stop', deletionRequestedAt: now, updatedAt: now }).where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'))),
+    insertEvent(db, { namespace: '', kind: 'Node', name: node.name, type: 'Warning', reason: 'Revoked', message: `revoked by ${source}`, source: 'api', at: now }),
+  ]);
+}

@@ -1,0 +1,164 @@
+import { sql } from 'drizzle-orm';
+import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+
+// All times are integer milliseconds since the epoch. JSON columns hold validated documents.
+// Every write that depends on what was read is a conditional statement inside one db.batch():
+// no interactive transactions (D1 has none).
+
+/** Cluster-wide facts: cluster id, and anything that must be the same for every instance. */
+export const meta = sqliteTable('meta', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+});
+
+export const namespaces = sqliteTable('namespaces', {
+  name: text('name').primaryKey(),
+  uid: text('uid').notNull(),
+  labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+  createdAt: integer('created_at').notNull(),
+});
+
+/** Operator API tokens; only the SHA-256 of the token is stored. */
+export const apiTokens = sqliteTable('api_tokens', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  hash: text('hash').notNull().unique(),
+  scope: text('scope', { enum: ['admin', 'deploy', 'read'] }).notNull(),
+  namespaces: text('namespaces', { mode: 'json' }).$type<string[] | null>(),
+  createdAt: integer('created_at').notNull(),
+  expiresAt: integer('expires_at'),
+  revokedAt: integer('revoked_at'),
+});
+
+/** Enrollment tokens; only the SHA-256 of the token is stored. */
+export const enrollmentTokens = sqliteTable('enrollment_tokens', {
+  id: text('id').primaryKey(),
+  hash: text('hash').notNull().unique(),
+  maxUses: integer('max_uses').notNull(),
+  uses: integer('uses').notNull().default(0),
+  labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+  expiresAt: integer('expires_at').notNull(),
+  createdAt: integer('created_at').notNull(),
+  revokedAt: integer('revoked_at'),
+});
+
+export const nodes = sqliteTable(
+  'nodes',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    publicKey: text('public_key', { mode: 'json' }).$type<Record<string, string>>().notNull(),
+    encryptionKey: text('encryption_key', { mode: 'json' }).$type<Record<string, string> | null>(),
+    labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    facts: text('facts', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    enrollmentTokenId: text('enrollment_token_id'),
+    enrolledAt: integer('enrolled_at').notNull(),
+    /** Written at most once per renewal period (heartbeat economy), not on every heartbeat. */
+    lastSeenAt: integer('last_seen_at').notNull(),
+    revokedAt: integer('revoked_at'),
+    cordoned: integer('cordoned', { mode: 'boolean' }).notNull().default(false),
+    /** Bumped whenever what this node should run changes; the agent's ETag. */
+    desiredVersion: integer('desired_version').notNull().default(1),
+  },
+  (t) => [uniqueIndex('nodes_live_name').on(t.name).where(sql`revoked_at IS NULL`)],
+);
+
+/** Ed25519 lease-signing keys. The newest unretired key signs; all keys not yet expired are in the JWKS. */
+export const signingKeys = sqliteTable('signing_keys', {
+  kid: text('kid').primaryKey(),
+  privateJwk: text('private_jwk', { mode: 'json' }).$type<Record<string, string>>().notNull(),
+  publicJwk: text('public_jwk', { mode: 'json' }).$type<Record<string, string>>().notNull(),
+  createdAt: integer('created_at').notNull(),
+  /** When it stopped signing; it stays published until every lease it signed has expired. */
+  retiredAt: integer('retired_at'),
+});
+
+export const deployments = sqliteTable(
+  'deployments',
+  {
+    id: text('id').primaryKey(),
+    namespace: text('namespace').notNull(),
+    name: text('name').notNull(),
+    labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    annotations: text('annotations', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    /** The validated spec (replicas, selector, template). */
+    spec: text('spec', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    generation: integer('generation').notNull(),
+    revision: integer('revision').notNull(),
+    templateDigest: text('template_digest').notNull(),
+    /** Optimistic-concurrency guard for controller plans: bumped, with a unique stamp, by every plan. */
+    planVersion: integer('plan_version').notNull().default(0),
+    planStamp: text('plan_stamp'),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('deployments_ns_name').on(t.namespace, t.name)],
+);
+
+export const revisions = sqliteTable(
+  'revisions',
+  {
+    deploymentId: text('deployment_id').notNull(),
+    revision: integer('revision').notNull(),
+    template: text('template', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    digest: text('digest').notNull(),
+    createdAt: integer('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('revisions_pk').on(t.deploymentId, t.revision)],
+);
+
+export const pods = sqliteTable(
+  'pods',
+  {
+    id: text('id').primaryKey(),
+    namespace: text('namespace').notNull(),
+    name: text('name').notNull(),
+    deploymentId: text('deployment_id').notNull(),
+    workload: text('workload').notNull(),
+    revision: integer('revision').notNull(),
+    spec: text('spec', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    specDigest: text('spec_digest').notNull(),
+    labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    nodeId: text('node_id'),
+    /** Fencing epoch: only increases, bumped whenever the slot is (re)assigned. */
+    epoch: integer('epoch').notNull().default(0),
+    leaseExpiresAt: integer('lease_expires_at').notNull().default(0),
+    /** 'run' or 'stop' (terminating). */
+    desired: text('desired', { enum: ['run', 'stop'] }).notNull().default('run'),
+    phase: text('phase').notNull().default('Pending'),
+    ready: integer('ready', { mode: 'boolean' }).notNull().default(false),
+    reason: text('reason'),
+    message: text('message'),
+    status: text('status', { mode: 'json' }).$type<Record<string, unknown>>(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    deletionRequestedAt: integer('deletion_requested_at'),
+  },
+  (t) => [
+    uniqueIndex('pods_ns_name').on(t.namespace, t.name),
+    index('pods_node').on(t.nodeId),
+    index('pods_deployment').on(t.deploymentId),
+  ],
+);
+
+export const events = sqliteTable(
+  'events',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    namespace: text('namespace').notNull(),
+    kind: text('kind').notNull(),
+    name: text('name').notNull(),
+    type: text('type', { enum: ['Normal', 'Warning'] }).notNull(),
+    reason: text('reason').notNull(),
+    message: text('message').notNull(),
+    source: text('source').notNull(),
+    at: integer('at').notNull(),
+  },
+  (t) => [index('events_object').on(t.namespace, t.kind, t.name), index('events_at').on(t.at)],
+);
+
+/** Rate limit for controller ticks piggybacked on requests: whoever moves `until` runs the tick. */
+export const controllerLocks = sqliteTable('controller_locks', {
+  name: text('name').primaryKey(),
+  until: integer('until').notNull(),
+});

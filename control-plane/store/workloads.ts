@@ -1,0 +1,110 @@
+import { and, eq } from 'drizzle-orm';
+import { specDigest } from '../../shared/digest.js';
+import { conflict } from '../../shared/errors.js';
+import type { Deployment } from '../../shared/manifest.js';
+import type { Db } from './db.js';
+import { insertEvent } from './events.js';
+import { deployments, namespaces, revisions } from './schema.js';
+
+/** A stored Deployment row. */
+export type DeploymentRow = typeof deployments.$inferSelect;
+
+/** What apply did. */
+export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
+
+/** Stored spec of a Deployment (the validated manifest's spec). */
+export type DeploymentSpec = Deployment['spec'];
+
+/** Creates the namespace row if missing (namespaces are created on first use). */
+export function ensureNamespace(db: Db, name: string, now: number) {
+  return db.insert(namespaces).values({ name, uid: crypto.randomUUID(), createdAt: now }).onConflictDoNothing();
+}
+
+/**
+ * Creates or updates a Deployment (apply semantics). A change to the pod template makes a new
+ * revision; a change to replicas alone does not; an identical manifest writes nothing.
+ * Optimistic: the update is conditional on the generation read; a concurrent writer wins, we retry.
+ */
+export async function applyDeployment(db: Db, d: Deployment, namespace: string, now: number, source: string): Promise<{ row: DeploymentRow; outcome: ApplyOutcome }> {
+  const templateDigest = await specDigest(d.spec.template);
+  const spec = { replicas: d.spec.replicas, selector: d.spec.selector, template: d.spec.template } as Record<string, unknown>;
+  const labels = d.metadata.labels ?? {};
+  const annotations = d.metadata.annotations ?? {};
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const existing = await getDeployment(db, namespace, d.metadata.name);
+    if (!existing) {
+      const id = crypto.randomUUID();
+      const row: DeploymentRow = { id, namespace, name: d.metadata.name, labels, annotations, spec, generation: 1, revision: 1, templateDigest, planVersion: 0, planStamp: null, createdAt: now, updatedAt: now };
+      try {
+        await db.batch([
+          ensureNamespace(db, namespace, now),
+          db.insert(deployments).values(row),
+          db.insert(revisions).values({ deploymentId: id, revision: 1, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now }),
+          insertEvent(db, { namespace, kind: 'Deployment', name: row.name, type: 'Normal', reason: 'Created', message: `created by ${source}`, source: 'api', at: now }),
+        ]);
+        return { row, outcome: 'created' };
+      } catch (e) {
+        if (isUniqueViolation(e)) continue; // created concurrently: go round and update it
+        throw e;
+      }
+    }
+    const oldSpec = existing.spec as DeploymentSpec;
+    const selectorChanged = JSON.stringify(oldSpec.selector) !== JSON.stringify(d.spec.selector);
+    if (selectorChanged) throw conflict(`spec.selector of deployment ${namespace}/${existing.name} is immutable; delete and re-create it to change the selector`);
+    const templateChanged = existing.templateDigest !== templateDigest;
+    const same =
+      !templateChanged &&
+      oldSpec.replicas === d.spec.replicas &&
+      JSON.stringify(existing.labels) === JSON.stringify(labels) &&
+      JSON.stringify(existing.annotations) === JSON.stringify(annotations);
+    if (same) return { row: existing, outcome: 'unchanged' };
+    const revision = templateChanged ? existing.revision + 1 : existing.revision;
+    const updated = { labels, annotations, spec, generation: existing.generation + 1, revision, templateDigest, updatedAt: now };
+    const stmts = [
+      db
+        .update(deployments)
+        .set(updated)
+        .where(and(eq(deployments.id, existing.id), eq(deployments.generation, existing.generation)))
+        .returning({ id: deployments.id }),
+    ] as const;
+    const extra = templateChanged
+      ? [
+          db.insert(revisions).values({ deploymentId: existing.id, revision, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now }).onConflictDoNothing(),
+          insertEvent(db, { namespace, kind: 'Deployment', name: existing.name, type: 'Normal', reason: 'NewRevision', message: `revision ${revision} by ${source}`, source: 'api', at: now }),
+        ]
+      : oldSpec.replicas !== d.spec.replicas
+        ? [insertEvent(db, { namespace, kind: 'Deployment', name: existing.name, type: 'Normal', reason: 'Scaled', message: `replicas ${oldSpec.replicas} -> ${d.spec.replicas} by ${source}`, source: 'api', at: now })]
+        : [];
+    const [res] = await db.batch([...stmts, ...extra]);
+    if ((res as unknown[]).length === 1) return { row: { ...existing, ...updated }, outcome: 'configured' };
+  }
+  throw conflict(`deployment ${namespace}/${d.metadata.name} is being changed concurrently; try again`);
+}
+
+/** One Deployment by namespace and name. */
+export function getDeployment(db: Db, namespace: string, name: string): Promise<DeploymentRow | undefined> {
+  return db.select().from(deployments).where(and(eq(deployments.namespace, namespace), eq(deployments.name, name))).get();
+}
+
+/** Deployments of one namespace, or of all when `namespace` is undefined. */
+export function listDeployments(db: Db, namespace?: string): Promise<DeploymentRow[]> {
+  const q = db.select().from(deployments);
+  return (namespace === undefined ? q : q.where(eq(deployments.namespace, namespace))).orderBy(deployments.namespace, deployments.name).all();
+}
+
+/** Deletes a Deployment and its revisions; its pods become orphans that the controller stops. */
+export async function deleteDeployment(db: Db, row: DeploymentRow, now: number, source: string): Promise<boolean> {
+  const [res] = await db.batch([
+    db.delete(deployments).where(eq(deployments.id, row.id)).returning({ id: deployments.id }),
+    db.delete(revisions).where(eq(revisions.deploymentId, row.id)),
+    insertEvent(db, { namespace: row.namespace, kind: 'Deployment', name: row.name, type: 'Normal', reason: 'Deleted', message: `deleted by ${source}`, source: 'api', at: now }),
+  ]);
+  return (res as unknown[]).length === 1;
+}
+
+/** SQLite unique-constraint failure, as libSQL and D1 report it. */
+export function isUniqueViolation(e: unknown): boolean {
+  const texts: string[] = [];
+  for (let x: unknown = e; x && texts.length < 5; x = (x as { cause?: unknown }).cause) texts.push(String((x as { message?: unknown }).message ?? x));
+  return texts.some((t) => /UNIQUE constraint failed|SQLITE_CONSTRAINT/i.test(t));
+}

@@ -1,0 +1,145 @@
+import { z } from 'zod';
+import { podSpecSchema } from './manifest.js';
+
+// The agent <-> control plane protocol. Validated by zod on both sides of the wire.
+
+/** Facts an agent reports about its machine. */
+export const nodeFactsSchema = z.strictObject({
+  hostname: z.string().max(253),
+  os: z.string().max(64),
+  arch: z.string().max(64),
+  cpus: z.number().int().min(0).max(4096),
+  memoryBytes: z.number().int().min(0),
+  dockerVersion: z.string().max(64),
+  agentVersion: z.string().max(64),
+  advertiseAddress: z.string().max(253).optional(),
+});
+export type NodeFacts = z.infer<typeof nodeFactsSchema>;
+
+const jwk = z.looseObject({ kty: z.string(), crv: z.string(), x: z.string() });
+
+/** POST /v1/agent/enroll body. */
+export const enrollRequestSchema = z.strictObject({
+  token: z.string().min(16).max(256),
+  name: z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
+  publicKey: jwk,
+  encryptionKey: jwk.optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  facts: nodeFactsSchema,
+});
+export type EnrollRequest = z.infer<typeof enrollRequestSchema>;
+
+/** Answer to a successful enrollment. */
+export interface EnrollResponse {
+  nodeId: string;
+  name: string;
+  clusterId: string;
+  /** `aud` the agent must put in its request JWTs. */
+  audience: string;
+  /** `iss` of the leases the agent must accept. */
+  issuer: string;
+  labels: Record<string, string>;
+}
+
+const hostPort = z.strictObject({
+  containerPort: z.number().int(),
+  protocol: z.enum(['TCP', 'UDP']),
+  hostIP: z.string(),
+  hostPort: z.number().int(),
+});
+
+const containerStatus = z.strictObject({
+  name: z.string(),
+  containerId: z.string().optional(),
+  image: z.string(),
+  state: z.enum(['waiting', 'running', 'terminated']),
+  reason: z.string().max(256).optional(),
+  exitCode: z.number().int().optional(),
+  restartCount: z.number().int().min(0),
+  startedAt: z.string().optional(),
+  hostPorts: z.array(hostPort),
+});
+
+/** Pod phases, as in Kubernetes. */
+export const POD_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'] as const;
+export type PodPhase = (typeof POD_PHASES)[number];
+
+/** One pod's observed state as an agent reports it. */
+export const podStatusSchema = z.strictObject({
+  podId: z.string(),
+  epoch: z.number().int(),
+  phase: z.enum(POD_PHASES),
+  ready: z.boolean(),
+  reason: z.string().max(256).optional(),
+  message: z.string().max(1024).optional(),
+  containers: z.array(containerStatus),
+  /** True once nothing of this pod is left on the node (after a stop). */
+  gone: z.boolean().optional(),
+});
+export type PodStatusReport = z.infer<typeof podStatusSchema>;
+export type ContainerStatusReport = z.infer<typeof containerStatus>;
+
+/** An event the agent reports (pulled, started, failed, ...). */
+export const agentEventSchema = z.strictObject({
+  podId: z.string(),
+  type: z.enum(['Normal', 'Warning']),
+  reason: z.string().max(64),
+  message: z.string().max(1024),
+});
+export type AgentEvent = z.infer<typeof agentEventSchema>;
+
+/** POST /v1/agent/heartbeat body: facts and statuses only when they changed. */
+export const heartbeatRequestSchema = z.strictObject({
+  facts: nodeFactsSchema.optional(),
+  pods: z.array(podStatusSchema).max(1000).optional(),
+  events: z.array(agentEventSchema).max(200).optional(),
+});
+export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>;
+
+/** Answer to a heartbeat: renewed leases (when renewed) and when to come back. */
+export interface HeartbeatResponse {
+  /** pod id -> fresh lease JWS; present only when the leases were renewed. */
+  leases: Record<string, string>;
+  nextHeartbeatMs: number;
+  /** The node's desired-state version, so the agent knows whether to poll. */
+  desiredVersion: string;
+}
+
+/** One pod the node should run, with its lease. */
+export const desiredPodSchema = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  namespace: z.string(),
+  workload: z.string(),
+  revision: z.number().int(),
+  specDigest: z.string(),
+  epoch: z.number().int(),
+  labels: z.record(z.string(), z.string()),
+  spec: podSpecSchema,
+  lease: z.string(),
+});
+export type DesiredPod = z.infer<typeof desiredPodSchema>;
+
+/** GET /v1/agent/desired answer. */
+export const desiredStateSchema = z.strictObject({
+  version: z.string(),
+  pods: z.array(desiredPodSchema),
+  pollWaitMs: z.number().int(),
+  heartbeatMs: z.number().int(),
+});
+export type DesiredState = z.infer<typeof desiredStateSchema>;
+
+/** Container labels the agent writes and reads back to rebuild its view after a restart. */
+export const LABELS = {
+  managed: 'dev.flotilla.managed',
+  node: 'dev.flotilla.node',
+  pod: 'dev.flotilla.pod',
+  podName: 'dev.flotilla.pod-name',
+  namespace: 'dev.flotilla.namespace',
+  workload: 'dev.flotilla.workload',
+  container: 'dev.flotilla.container',
+  revision: 'dev.flotilla.revision',
+  digest: 'dev.flotilla.digest',
+  epoch: 'dev.flotilla.epoch',
+  restarts: 'dev.flotilla.restarts',
+} as const;
