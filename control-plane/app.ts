@@ -26,7 +26,14 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use(async (c, next) => {
     const requestId = c.req.header('x-request-id')?.slice(0, 64) || crypto.randomUUID();
     const log = deps.logger.child({ requestId });
-    c.set('deps', deps);
+    // On Workers, work after the response must go to waitUntil; Node passes its own `defer`.
+    let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
+    try {
+      ctx = c.executionCtx;
+    } catch {
+      ctx = undefined;
+    }
+    c.set('deps', ctx ? { ...deps, defer: (p) => ctx.waitUntil(p.catch((e: Error) => log.error({ err: { message: e.message } }, 'background work failed'))) } : deps);
     c.set('requestId', requestId);
     c.set('log', log);
     const started = Date.now();

@@ -1,0 +1,388 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from '../control-plane/config.js';
+import { canonicalJson } from '../shared/digest.js';
+import { type AgentEvent, type DesiredPod, type DesiredState, desiredStateSchema, type PodStatusReport } from '../shared/protocol.js';
+import { AgentClient, ApiFailure, enroll } from './client.js';
+import { readFacts } from './facts.js';
+import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
+import { LeaseVerifier, type VerifiedLease } from './leases.js';
+import { type ActualContainer, computePodStatus, type PodProblem, planSteps, type Step } from './reconcile.js';
+import { connectDocker, DockerRuntime } from './runtime.js';
+import { backoffMs, Waker } from './waker.js';
+
+/** Options of an agent. Every duration tests depend on is here. */
+export interface AgentOptions {
+  server: string;
+  dataDir: string;
+  /** Enrollment token; needed only until the agent has an identity in its data dir. */
+  token?: string;
+  name?: string;
+  labels?: Record<string, string>;
+  dockerHost?: string;
+  /** Host IP that container ports are published on. */
+  hostIp?: string;
+  advertiseAddress?: string;
+  logger: Logger;
+  /** Period of the reconcile loop when nothing wakes it. */
+  reconcileMs?: number;
+  /** Base of the restart back-off (10 s in production, doubling to 5 min). */
+  restartBackoffMs?: number;
+  /** Retry back-off against an unreachable control plane: base and cap. */
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  stopTimeoutSec?: number;
+}
+
+/** Enrollment was refused (bad, used or expired token; name taken): not retried. */
+export class EnrollmentRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EnrollmentRefused';
+  }
+}
+
+interface LeaseState {
+  token: string;
+  verified: VerifiedLease | null;
+  refused?: string;
+}
+
+/**
+ * The agent: enrolls, then runs three loops: poll desired state (long-poll, ETag), heartbeat
+ * (liveness, lease renewal, status), and reconcile (plan steps over Docker, execute, re-read).
+ * It only ever touches containers labelled with its own node id.
+ */
+export class Agent {
+  private running = true;
+  private desired: DesiredState | null = null;
+  private etag: string | null = null;
+  private readonly leases = new Map<string, LeaseState>();
+  private readonly maxEpoch = new Map<string, number>();
+  private readonly problems = new Map<string, PodProblem>();
+  private readonly pullRetryAt = new Map<string, number>();
+  private readonly restarts = new Map<string, number>();
+  private readonly pendingStatus = new Map<string, PodStatusReport>();
+  private readonly acked = new Map<string, string>();
+  private readonly knownPods = new Map<string, number>();
+  private events: AgentEvent[] = [];
+  private factsJson = '';
+  private factsAcked = '';
+  private readonly pollWaker = new Waker();
+  private readonly hbWaker = new Waker();
+  private readonly reconcileWaker = new Waker();
+  private readonly loops: Promise<void>[] = [];
+  private readonly abort = new AbortController();
+  private lastActual: ActualContainer[] = [];
+
+  private constructor(
+    readonly identity: Identity,
+    private readonly client: AgentClient,
+    readonly runtime: DockerRuntime,
+    private readonly verifier: LeaseVerifier,
+    private readonly opts: AgentOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Enrolls if needed, then starts the loops. Throws EnrollmentRefused on a refused enrollment. */
+  static async start(opts: AgentOptions): Promise<Agent> {
+    const docker = connectDocker(opts.dockerHost);
+    let identity = loadIdentity(opts.dataDir);
+    let dockerVersion: string;
+    try {
+      dockerVersion = (await docker.version()).Version;
+    } catch (e) {
+      throw new Error(`cannot reach the Docker engine${opts.dockerHost ? ` at ${opts.dockerHost}` : ''}: ${(e as Error).message}`);
+    }
+    const facts = readFacts(dockerVersion, opts.advertiseAddress);
+    if (!identity) {
+      if (!opts.token) throw new EnrollmentRefused('this agent is not enrolled yet: pass --token with an enrollment token');
+      const keys = await generateNodeKeys();
+      const name = (opts.name ?? hostname()).toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+      let res: Awaited<ReturnType<typeof enroll>>;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          res = await enroll(opts.server, { token: opts.token, name, publicKey: keys.signingPublic as never, encryptionKey: keys.encryptionPublic as never, labels: opts.labels ?? {}, facts });
+          break;
+        } catch (e) {
+          // A refusal is final; only an unreachable control plane is retried (a bounded number of times).
+          if (e instanceof ApiFailure && e.status < 500) throw new EnrollmentRefused(`enrollment refused: ${e.message}`);
+          if (attempt >= 5) throw new Error(`cannot reach the control plane at ${opts.server}: ${(e as Error).message}`);
+          await new Promise((r) => setTimeout(r, backoffMs(attempt, opts.retryBaseMs ?? 1000, opts.retryCapMs ?? 30_000)));
+        }
+      }
+      identity = { ...res, server: opts.server, signingKey: keys.signing, encryptionKey: keys.encryption };
+      saveIdentity(opts.dataDir, identity);
+      opts.logger.info({ node: identity.name, nodeId: identity.nodeId }, 'enrolled');
+    }
+    const client = new AgentClient(opts.server, identity.nodeId, identity.audience, await signingKeyOf(identity));
+    const runtime = new DockerRuntime(docker, { nodeId: identity.nodeId, hostIp: opts.hostIp ?? '127.0.0.1', stopTimeoutSec: opts.stopTimeoutSec ?? 10 });
+    const jwksPath = join(opts.dataDir, 'jwks.json');
+    const cachedJwks = existsSync(jwksPath) ? (JSON.parse(readFileSync(jwksPath, 'utf8')) as { keys: unknown[] }) : undefined;
+    const verifier = new LeaseVerifier(() => client.jwks(), identity.issuer, identity.nodeId, (j) => writePrivate(jwksPath, JSON.stringify(j)), cachedJwks);
+    const log = opts.logger.child({ node: identity.name });
+    const agent = new Agent(identity, client, runtime, verifier, opts, log);
+    agent.factsJson = canonicalJson(facts);
+    await agent.loadCachedDesired();
+    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop());
+    return agent;
+  }
+
+  /** Stops the loops. Containers keep running: a restarted agent adopts them. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.abort.abort();
+    this.pollWaker.wake();
+    this.hbWaker.wake();
+    this.reconcileWaker.wake();
+    await Promise.allSettled(this.loops);
+  }
+
+  /** The node's name. */
+  get name(): string {
+    return this.identity.name;
+  }
+
+  // ---- desired state and leases ----
+
+  private desiredPath(): string {
+    return join(this.opts.dataDir, 'desired.json');
+  }
+
+  private async loadCachedDesired(): Promise<void> {
+    if (!existsSync(this.desiredPath())) return;
+    try {
+      const parsed = desiredStateSchema.safeParse(JSON.parse(readFileSync(this.desiredPath(), 'utf8')));
+      if (parsed.success) await this.acceptDesired(parsed.data, null, false);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'ignoring unreadable desired-state cache');
+    }
+  }
+
+  private async acceptDesired(state: DesiredState, etag: string | null, persist: boolean): Promise<void> {
+    const now = Date.now();
+    const next = new Map<string, LeaseState>();
+    for (const p of state.pods) {
+      const v = await this.verifier.verify(p.lease, { podId: p.id, specDigest: p.specDigest, minEpoch: this.maxEpoch.get(p.id) ?? 0 }, now);
+      if ('refused' in v) {
+        // A lease that fails verification: refused, logged, and the pod is not started.
+        this.log.warn({ pod: p.name, reason: v.refused }, 'lease refused');
+        this.queueEvent({ podId: p.id, type: 'Warning', reason: 'LeaseRejected', message: v.refused });
+        next.set(p.id, { token: p.lease, verified: null, refused: v.refused });
+      } else {
+        this.maxEpoch.set(p.id, v.epoch);
+        next.set(p.id, { token: p.lease, verified: v });
+      }
+      this.knownPods.set(p.id, p.epoch);
+    }
+    this.log.debug({ version: state.version, pods: state.pods.length }, 'desired state received');
+    this.leases.clear();
+    for (const [k, v] of next) this.leases.set(k, v);
+    this.desired = state;
+    if (etag !== null) this.etag = etag;
+    if (persist) writePrivate(this.desiredPath(), JSON.stringify(state));
+    this.reconcileWaker.wake();
+  }
+
+  private async renewLeases(tokens: Record<string, string>): Promise<void> {
+    const now = Date.now();
+    for (const [podId, token] of Object.entries(tokens)) {
+      const pod = this.desired?.pods.find((p) => p.id === podId);
+      if (!pod) continue; // not polled yet: the next poll brings the pod with its lease
+      const v = await this.verifier.verify(token, { podId, specDigest: pod.specDigest, minEpoch: this.maxEpoch.get(podId) ?? 0 }, now);
+      if ('refused' in v) {
+        this.log.warn({ pod: pod.name, reason: v.refused }, 'renewed lease refused');
+        continue;
+      }
+      this.maxEpoch.set(podId, v.epoch);
+      this.leases.set(podId, { token, verified: v });
+      pod.lease = token;
+    }
+    if (this.desired) writePrivate(this.desiredPath(), JSON.stringify(this.desired));
+  }
+
+  /** Pods this node may run now: desired, with a verified lease that has not lapsed. */
+  private runnable(now: number): DesiredPod[] {
+    return (this.desired?.pods ?? []).filter((p) => {
+      const l = this.leases.get(p.id)?.verified;
+      return l !== undefined && l !== null && l.exp * 1000 > now;
+    });
+  }
+
+  // ---- loops ----
+
+  private async pollLoop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      try {
+        const waitMs = this.desired?.pollWaitMs ?? 0;
+        const r = await this.client.desired(this.etag, waitMs + 15_000, this.abort.signal);
+        failures = 0;
+        if (r) {
+          const parsed = desiredStateSchema.safeParse(r.state);
+          if (!parsed.success) throw new Error(`invalid desired state from control plane: ${parsed.error.issues[0]?.message}`);
+          await this.acceptDesired(parsed.data, r.etag, true);
+        }
+        // With long-poll the server already waited; without it, poll once per heartbeat (or when woken).
+        if (!r && (this.desired?.pollWaitMs ?? 0) === 0) await this.pollWaker.sleep(this.desired?.heartbeatMs ?? 5000);
+      } catch (e) {
+        if (!this.running) return;
+        this.logFailure('poll', e, failures);
+        await this.pollWaker.sleep(backoffMs(failures++, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000));
+      }
+    }
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    let failures = 0;
+    let next = 0;
+    while (this.running) {
+      await this.hbWaker.sleep(next);
+      if (!this.running) return;
+      const statuses = [...this.pendingStatus.values()];
+      const events = this.events.slice(0, 200);
+      const sendFacts = this.factsJson !== this.factsAcked;
+      try {
+        const res = await this.client.heartbeat({
+          ...(sendFacts ? { facts: JSON.parse(this.factsJson) } : {}),
+          ...(statuses.length ? { pods: statuses } : {}),
+          ...(events.length ? { events } : {}),
+        });
+        failures = 0;
+        // Acknowledged: only now forget what was sent (nothing acknowledged is lost, nothing unacknowledged is dropped).
+        if (sendFacts) this.factsAcked = this.factsJson;
+        for (const s of statuses) {
+          if (this.pendingStatus.get(s.podId) === s) this.pendingStatus.delete(s.podId);
+          this.acked.set(s.podId, canonicalJson(s));
+          if (s.gone) {
+            this.knownPods.delete(s.podId);
+            this.acked.delete(s.podId);
+          }
+        }
+        this.events = this.events.slice(events.length);
+        if (Object.keys(res.leases).length > 0) {
+          await this.renewLeases(res.leases);
+          this.reconcileWaker.wake();
+        }
+        if (this.desired && res.desiredVersion !== this.desired.version) this.pollWaker.wake();
+        next = res.nextHeartbeatMs;
+      } catch (e) {
+        if (!this.running) return;
+        this.logFailure('heartbeat', e, failures);
+        next = backoffMs(failures++, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000);
+      }
+    }
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    while (this.running) {
+      try {
+        if (this.desired) await this.reconcileOnce();
+      } catch (e) {
+        this.log.error({ err: (e as Error).message }, 'reconcile failed');
+      }
+      await this.reconcileWaker.sleep(this.opts.reconcileMs ?? 2000);
+    }
+  }
+
+  /** One full reconcile: execute layers of steps until none is left (bounded), then report. */
+  async reconcileOnce(): Promise<void> {
+    for (let layer = 0; layer < 10 && this.running; layer++) {
+      const now = Date.now();
+      const actual = await this.runtime.listActual();
+      this.lastActual = actual;
+      const images = await this.runtime.images();
+      const steps = planSteps(actual, this.runnable(now), { now, images, pullRetryAt: this.pullRetryAt, restarts: this.restarts }, this.opts.restartBackoffMs ?? 10_000);
+      this.log.debug({ layer, actual: actual.length, steps: steps.map((s) => s.action) }, 'reconcile');
+      if (steps.length === 0) break;
+      await Promise.all(steps.map((s) => this.execute(s, actual)));
+    }
+    this.reportStatuses();
+  }
+
+  private async execute(step: Step, actual: readonly ActualContainer[]): Promise<void> {
+    const pod = this.desired?.pods.find((p) => p.id === step.podId);
+    const podLabel = pod?.name ?? actual.find((a) => a.podId === step.podId)?.podName ?? step.podId;
+    try {
+      await this.runtime.run(step);
+      switch (step.action) {
+        case 'pull':
+          this.pullRetryAt.delete(step.image);
+          this.queueEvent({ podId: step.podId, type: 'Normal', reason: 'Pulled', message: `pulled image ${step.image}` });
+          break;
+        case 'create': {
+          const c = step.pod.spec.containers[step.index];
+          this.problems.delete(step.podId);
+          this.queueEvent({ podId: step.podId, type: 'Normal', reason: 'Started', message: `started container ${c?.name} (${c?.image})` });
+          break;
+        }
+        case 'stop':
+          this.queueEvent({ podId: step.podId, type: 'Normal', reason: 'Killing', message: `stopping container: ${step.reason}` });
+          break;
+        case 'remove':
+          if (step.restartOf) {
+            this.restarts.set(`${step.podId}/${step.restartOf.container}`, step.restartOf.restarts);
+            this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'BackOff', message: `restarting exited container ${step.restartOf.container} (restart ${step.restartOf.restarts})` });
+          }
+          break;
+        case 'start':
+          break;
+      }
+      this.log.debug({ pod: podLabel, action: step.action }, 'step done');
+    } catch (e) {
+      const msg = (e as Error).message.slice(0, 500);
+      this.log.warn({ pod: podLabel, action: step.action, err: msg }, 'step failed');
+      if (step.action === 'pull') {
+        const failures = (this.problems.get(step.podId)?.reason === 'ErrImagePull' ? 1 : 0) + 1;
+        this.pullRetryAt.set(step.image, Date.now() + backoffMs(failures, 5000, 300_000));
+        this.problems.set(step.podId, { reason: 'ErrImagePull', message: `pulling ${step.image}: ${msg}` });
+        this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to pull image ${step.image}: ${msg}` });
+      } else if (step.action === 'create') {
+        this.problems.set(step.podId, { reason: 'CreateContainerError', message: msg });
+        this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to create container: ${msg}` });
+      }
+    }
+  }
+
+  /** Computes every pod's status; queues the changed ones (and `gone` for pods fully removed). */
+  private reportStatuses(): void {
+    const now = Date.now();
+    const runnable = new Set(this.runnable(now).map((p) => p.id));
+    let changed = false;
+    for (const pod of this.desired?.pods ?? []) {
+      let s = computePodStatus(pod, pod.epoch, this.lastActual, this.restarts, this.problems.get(pod.id));
+      if (!runnable.has(pod.id)) {
+        const l = this.leases.get(pod.id);
+        s = { ...s, phase: 'Pending', ready: false, reason: l?.refused ? 'LeaseRejected' : 'LeaseExpired', message: l?.refused ?? 'waiting for a valid lease' };
+      }
+      changed = this.queueStatus(s) || changed;
+    }
+    const desiredIds = new Set((this.desired?.pods ?? []).map((p) => p.id));
+    const withContainers = new Set(this.lastActual.map((a) => a.podId));
+    for (const a of this.lastActual) if (!this.knownPods.has(a.podId)) this.knownPods.set(a.podId, a.epoch);
+    for (const [podId, epoch] of this.knownPods) {
+      if (desiredIds.has(podId) || withContainers.has(podId)) continue;
+      changed = this.queueStatus({ podId, epoch, phase: 'Succeeded', ready: false, containers: [], gone: true }) || changed;
+    }
+    if (changed) this.hbWaker.wake();
+  }
+
+  private queueStatus(s: PodStatusReport): boolean {
+    const key = canonicalJson(s);
+    if (this.acked.get(s.podId) === key || (this.pendingStatus.has(s.podId) && canonicalJson(this.pendingStatus.get(s.podId)) === key)) return false;
+    this.pendingStatus.set(s.podId, s);
+    return true;
+  }
+
+  private queueEvent(e: AgentEvent): void {
+    this.events.push(e);
+    if (this.events.length > 500) this.events = this.events.slice(-500); // bounded while the control plane is away
+  }
+
+  private logFailure(what: string, e: unknown, failures: number): void {
+    const msg = (e as Error).message;
+    if (e instanceof ApiFailure && e.status === 401) this.log.error({ err: msg }, `${what} refused: this node's credentials were rejected (revoked?)`);
+    else if (failures === 0 || failures % 10 === 0) this.log.warn({ err: msg, failures: failures + 1 }, `${what} failed; retrying with back-off`);
+  }
+}

@@ -1,0 +1,87 @@
+import { type CryptoKey, SignJWT } from 'jose';
+import { isProblem, problemLine } from '../shared/errors.js';
+import type { DesiredState, EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse } from '../shared/protocol.js';
+
+/** An HTTP failure from the control plane, with the problem document's one-line reason. */
+export class ApiFailure extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiFailure';
+  }
+}
+
+async function failure(res: Response): Promise<ApiFailure> {
+  const text = await res.text();
+  let msg = `${res.status} ${res.statusText}`;
+  try {
+    const p: unknown = JSON.parse(text);
+    if (isProblem(p)) msg = problemLine(p);
+  } catch {
+    /* not JSON: keep the status line */
+  }
+  return new ApiFailure(res.status, msg);
+}
+
+/** Enrolls with a token (no other credentials exist yet). */
+export async function enroll(server: string, req: EnrollRequest, timeoutMs = 15_000): Promise<EnrollResponse> {
+  const res = await fetch(new URL('/v1/agent/enroll', server), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(req), signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) throw await failure(res);
+  return (await res.json()) as EnrollResponse;
+}
+
+/** The agent's authenticated client: every request carries a short-lived JWT signed by the node key. */
+export class AgentClient {
+  private jwt: { token: string; at: number } | null = null;
+
+  constructor(
+    private readonly server: string,
+    private readonly nodeId: string,
+    private readonly audience: string,
+    private readonly key: CryptoKey,
+  ) {}
+
+  private async bearer(): Promise<string> {
+    const now = Date.now();
+    if (this.jwt && now - this.jwt.at < 30_000) return this.jwt.token;
+    const iat = Math.floor(now / 1000);
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' }).setSubject(this.nodeId).setIssuer(this.nodeId).setAudience(this.audience).setIssuedAt(iat).setExpirationTime(iat + 60).sign(this.key);
+    this.jwt = { token, at: now };
+    return token;
+  }
+
+  /** Fetches desired state; null when unchanged since `etag` (304). Waits server-side when long-polling. */
+  async desired(etag: string | null, timeoutMs: number, signal?: AbortSignal): Promise<{ state: DesiredState; etag: string } | null> {
+    const headers: Record<string, string> = { authorization: `Bearer ${await this.bearer()}` };
+    if (etag) headers['if-none-match'] = etag;
+    const signals = [AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])];
+    const res = await fetch(new URL('/v1/agent/desired', this.server), { headers, signal: AbortSignal.any(signals) });
+    if (res.status === 304) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) throw await failure(res);
+    return { state: (await res.json()) as DesiredState, etag: res.headers.get('etag') ?? '' };
+  }
+
+  /** Sends a heartbeat (with any changed statuses and events). */
+  async heartbeat(body: HeartbeatRequest, timeoutMs = 15_000): Promise<HeartbeatResponse> {
+    const res = await fetch(new URL('/v1/agent/heartbeat', this.server), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await this.bearer()}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw await failure(res);
+    return (await res.json()) as HeartbeatResponse;
+  }
+
+  /** The control plane's lease-verification keys. */
+  async jwks(timeoutMs = 15_000): Promise<{ keys: unknown[] }> {
+    const res = await fetch(new URL('/.well-known/jwks.json', this.server), { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw await failure(res);
+    return (await res.json()) as { keys: unknown[] };
+  }
+}

@@ -1,0 +1,166 @@
+import Docker from 'dockerode';
+import type { ContainerSpec } from '../shared/manifest.js';
+import { LABELS } from '../shared/protocol.js';
+import type { ActualContainer, Step, StepArgs } from './reconcile.js';
+
+/** Options of the Docker runtime. */
+export interface RuntimeOptions {
+  nodeId: string;
+  /** Host IP ports are published on (default 127.0.0.1). */
+  hostIp: string;
+  /** Seconds a container gets between SIGTERM and SIGKILL. */
+  stopTimeoutSec: number;
+}
+
+/** Connects to the engine named by a URL (unix:///path, tcp://host:port) or the default socket. */
+export function connectDocker(url?: string): Docker {
+  if (!url) return new Docker(process.env.DOCKER_HOST ? undefined : { socketPath: '/var/run/docker.sock' });
+  if (url.startsWith('unix://')) return new Docker({ socketPath: url.slice('unix://'.length) });
+  const u = new URL(url.replace(/^tcp:/, 'http:'));
+  return new Docker({ host: u.hostname, port: Number(u.port || 2375), protocol: 'http' });
+}
+
+/** Executes steps against one Docker engine and reads back the containers labelled with our node id. */
+export class DockerRuntime {
+  constructor(
+    readonly docker: Docker,
+    private readonly opts: RuntimeOptions,
+  ) {}
+
+  /** Engine version, or throws if the engine cannot be reached. */
+  async version(): Promise<string> {
+    return (await this.docker.version()).Version;
+  }
+
+  /** Every container this node created, rebuilt from labels (never anyone else's). */
+  async listActual(): Promise<ActualContainer[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });
+    const out: ActualContainer[] = [];
+    for (const c of list) {
+      const l = c.Labels;
+      const state = c.State === 'running' ? 'running' : c.State === 'created' ? 'created' : c.State === 'exited' || c.State === 'dead' ? 'exited' : 'other';
+      const a: ActualContainer = {
+        id: c.Id,
+        podId: l[LABELS.pod] ?? '',
+        podName: l[LABELS.podName] ?? '',
+        namespace: l[LABELS.namespace] ?? '',
+        container: l[LABELS.container] ?? '',
+        digest: l[LABELS.digest] ?? '',
+        epoch: Number(l[LABELS.epoch] ?? 0),
+        image: c.Image,
+        state,
+        restarts: Number(l[LABELS.restarts] ?? 0),
+        hostPorts: [],
+        ...(l['dev.flotilla.netns-owner'] ? { netnsOwner: l['dev.flotilla.netns-owner'] } : {}),
+      };
+      if (state === 'running' || state === 'exited') {
+        // Exit codes, start times and published ports need an inspect; only for the few that matter.
+        const info = await this.docker.getContainer(c.Id).inspect().catch(() => null);
+        if (info) {
+          if (state === 'exited') {
+            a.exitCode = info.State.ExitCode;
+            a.finishedAt = Date.parse(info.State.FinishedAt) || 0;
+          } else a.startedAt = info.State.StartedAt;
+          const ports = info.NetworkSettings?.Ports ?? {};
+          for (const [key, binds] of Object.entries(ports)) {
+            const [port, proto] = key.split('/');
+            for (const b of binds ?? []) a.hostPorts.push({ containerPort: Number(port), protocol: proto === 'udp' ? 'UDP' : 'TCP', hostIP: b.HostIp, hostPort: Number(b.HostPort) });
+          }
+        }
+      }
+      out.push(a);
+    }
+    return out;
+  }
+
+  /** Image references present in the engine (name:tag). */
+  async images(): Promise<Set<string>> {
+    const imgs = await this.docker.listImages();
+    const s = new Set<string>();
+    for (const i of imgs) for (const t of i.RepoTags ?? []) s.add(t);
+    return s;
+  }
+
+  /** Executes one step. */
+  run(step: Step): Promise<void> {
+    return (this.executors[step.action] as (s: Step) => Promise<void>)(step);
+  }
+
+  // A mapped type: adding a step kind without an executor does not compile.
+  private readonly executors: { [A in keyof StepArgs]: (s: Extract<Step, { action: A }>) => Promise<void> } = {
+    pull: async (s) => {
+      const stream = await this.docker.pull(s.image);
+      await new Promise<void>((res, rej) => this.docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
+        const e = err ?? (out.find((o) => o.error) ? new Error(out.find((o) => o.error)?.error) : null);
+        if (e) rej(e);
+        else res();
+      }));
+    },
+    create: async (s) => {
+      const spec = s.pod.spec;
+      const c = spec.containers[s.index] as ContainerSpec;
+      const labels: Record<string, string> = {
+        [LABELS.managed]: 'true',
+        [LABELS.node]: this.opts.nodeId,
+        [LABELS.pod]: s.pod.id,
+        [LABELS.podName]: s.pod.name,
+        [LABELS.namespace]: s.pod.namespace,
+        [LABELS.workload]: s.pod.workload,
+        [LABELS.container]: c.name,
+        [LABELS.revision]: String(s.pod.revision),
+        [LABELS.digest]: s.pod.specDigest,
+        [LABELS.epoch]: String(s.pod.epoch),
+        [LABELS.restarts]: String(s.restarts),
+      };
+      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = { RestartPolicy: { Name: 'no' } };
+      const exposed: Record<string, object> = {};
+      if (s.index === 0) {
+        // The pod's first container owns its network namespace, so every container port of the pod is published here.
+        const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+        for (const ctr of spec.containers)
+          for (const p of ctr.ports ?? []) {
+            const key = `${p.containerPort}/${p.protocol.toLowerCase()}`;
+            exposed[key] = {};
+            bindings[key] = [{ HostIp: p.hostIP ?? this.opts.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }];
+          }
+        hostConfig.PortBindings = bindings;
+      } else {
+        if (!s.netnsOwner) throw new Error('a non-first container needs the pod network owner');
+        hostConfig.NetworkMode = `container:${s.netnsOwner}`;
+        labels['dev.flotilla.netns-owner'] = s.netnsOwner;
+      }
+      const name = `fl_${s.pod.namespace}_${s.pod.name}_${c.name}_${s.restarts}_${Math.random().toString(36).slice(2, 6)}`;
+      const created = await this.docker.createContainer({
+        name,
+        Image: c.image,
+        ...(c.command ? { Entrypoint: c.command, Cmd: c.args ?? [] } : c.args ? { Cmd: c.args } : {}),
+        ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
+        Env: (c.env ?? []).map((e) => `${e.name}=${e.value}`),
+        Labels: labels,
+        ...(s.index === 0 ? { ExposedPorts: exposed, Hostname: s.pod.name.slice(0, 63) } : {}),
+        HostConfig: hostConfig,
+      });
+      await created.start();
+    },
+    start: async (s) => {
+      await this.docker.getContainer(s.containerId).start();
+    },
+    stop: async (s) => {
+      await this.docker
+        .getContainer(s.containerId)
+        .stop({ t: this.opts.stopTimeoutSec })
+        .catch((e: { statusCode?: number }) => {
+          if (e.statusCode !== 304 && e.statusCode !== 404) throw e; // already stopped / gone
+        });
+    },
+    remove: async (s) => {
+      await this.docker
+        .getContainer(s.containerId)
+        .remove({ force: true, v: true })
+        .catch((e: { statusCode?: number }) => {
+          if (e.statusCode !== 404) throw e;
+        });
+    },
+  };
+}
+

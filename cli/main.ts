@@ -1,0 +1,286 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+import { parseDuration } from '../shared/duration.js';
+import { parseLabelArgs } from '../shared/names.js';
+import { CliError, call, type Target } from './api.js';
+import { deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
+
+const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
+
+Usage:
+  flotilla server [--host 127.0.0.1] [--port 8080] [--data-dir ./.flotilla] [--no-agent]
+  flotilla agent --server URL --token TOKEN [--data-dir DIR] [--name NAME] [--label k=v ...] [--docker-host URL]
+  flotilla token create [--uses N] [--ttl DURATION] [--label k=v ...]
+  flotilla token list | token revoke ID
+  flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
+  flotilla api-token list | api-token revoke ID
+  flotilla apply -f FILE|-  [-n NS]
+  flotilla get nodes|deployments|pods|events [NAME] [-n NS] [-A] [-o table|json]
+  flotilla delete (-f FILE | KIND NAME) [-n NS]
+  flotilla node revoke NAME
+  flotilla keys rotate
+  flotilla version
+
+Operator commands take --server/--token or FLOTILLA_SERVER/FLOTILLA_TOKEN
+(the token defaults to the contents of ./.flotilla/admin.token when that file exists).`;
+
+const KIND_ALIASES: Record<string, string> = {
+  node: 'nodes', nodes: 'nodes', no: 'nodes',
+  deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', 'deployment.apps': 'deployments',
+  pod: 'pods', pods: 'pods', po: 'pods',
+  event: 'events', events: 'events', ev: 'events',
+};
+
+function target(values: { server?: string; token?: string }): Target {
+  const server = values.server ?? process.env.FLOTILLA_SERVER ?? 'http://127.0.0.1:8080';
+  let token = values.token ?? process.env.FLOTILLA_TOKEN;
+  if (!token) {
+    try {
+      token = readFileSync(join('.flotilla', 'admin.token'), 'utf8').trim();
+    } catch {
+      throw new CliError('no API token: pass --token or set FLOTILLA_TOKEN', 2);
+    }
+  }
+  return { server, token };
+}
+
+const common = { server: { type: 'string' }, token: { type: 'string' }, namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' } } as const;
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    const config = { args, options: { ...common, ...options } as typeof common & O, allowPositionals: true as const, strict: true as const };
+    return parseArgs(config);
+  } catch (e) {
+    throw new CliError(`${(e as Error).message.split('\n')[0]} (see flotilla --help)`, 2);
+  }
+}
+
+function readManifests(file: string): Array<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const docs = parseAllDocuments(text);
+  const out: Array<Record<string, unknown>> = [];
+  for (const [i, d] of (Array.isArray(docs) ? docs : [docs]).entries()) {
+    if (d.errors.length > 0) throw new CliError(`${file}: document ${i + 1}: ${d.errors[0]?.message.split('\n')[0]}`);
+    const v = d.toJS({ maxAliasCount: 50 }) as unknown;
+    if (v === null || v === undefined) continue;
+    const items = typeof v === 'object' && !Array.isArray(v) && (v as { kind?: string }).kind === 'List' ? ((v as { items?: unknown[] }).items ?? []) : [v];
+    for (const it of items) {
+      if (typeof it !== 'object' || it === null || Array.isArray(it)) throw new CliError(`${file}: document ${i + 1} is not an object`);
+      out.push(it as Record<string, unknown>);
+    }
+  }
+  if (out.length === 0) throw new CliError(`${file}: no manifests found`);
+  return out;
+}
+
+function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined): { path: string; label: string } {
+  const kind = String(doc.kind ?? '');
+  const meta = (doc.metadata ?? {}) as { name?: string; namespace?: string };
+  const name = encodeURIComponent(String(meta.name ?? ''));
+  const ns = encodeURIComponent(meta.namespace ?? nsFlag ?? 'default');
+  if (kind === 'Deployment') return { path: `/v1/namespaces/${ns}/deployments/${name}`, label: `deployment.apps/${meta.name}` };
+  if (kind === 'Namespace') return { path: `/v1/namespaces/${name}`, label: `namespace/${meta.name}` };
+  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, Namespace)`);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return cmd === undefined ? 2 : 0;
+    case 'version':
+    case '--version':
+      console.log('flotilla 0.1.0');
+      return 0;
+    case 'server': {
+      const { values } = parse(rest, { host: { type: 'string' }, port: { type: 'string' }, 'data-dir': { type: 'string' }, 'no-agent': { type: 'boolean' } });
+      const { runServer } = await import('./server.js');
+      return runServer({ host: values.host ?? '127.0.0.1', port: Number(values.port ?? 8080), dataDir: values['data-dir'] ?? './.flotilla', agent: !values['no-agent'] });
+    }
+    case 'agent': {
+      const { values } = parse(rest, { 'data-dir': { type: 'string' }, name: { type: 'string' }, label: { type: 'string', multiple: true }, 'docker-host': { type: 'string' }, 'host-ip': { type: 'string' }, 'advertise-address': { type: 'string' } });
+      const server = values.server ?? process.env.FLOTILLA_SERVER;
+      if (!server) throw new CliError('--server URL is required', 2);
+      const { runAgent } = await import('./server.js');
+      return runAgent({
+        server,
+        token: values.token ?? process.env.FLOTILLA_ENROLL_TOKEN,
+        dataDir: values['data-dir'] ?? '/var/lib/flotilla-agent',
+        name: values.name,
+        labels: parseLabels(values.label ?? []),
+        dockerHost: values['docker-host'] ?? process.env.DOCKER_HOST,
+        hostIp: values['host-ip'],
+        advertiseAddress: values['advertise-address'],
+      });
+    }
+    case 'token': {
+      const [sub, ...more] = rest;
+      const { values, positionals } = parse(more, { uses: { type: 'string' }, ttl: { type: 'string' }, label: { type: 'string', multiple: true } });
+      const t = target(values);
+      if (sub === 'create') {
+        const uses = Number(values.uses ?? 1);
+        if (!Number.isInteger(uses) || uses < 1) throw new CliError('--uses must be a whole number of at least 1', 2);
+        if (values.ttl !== undefined && parseDuration(values.ttl) === null) throw new CliError(`--ttl: not a duration: ${values.ttl} (try 30m, 1h, 7d)`, 2);
+        const r = await call<{ token: string; id: string; expiresAt: string }>(t, 'POST', '/v1/enrollment-tokens', { uses, ttl: values.ttl ?? '1h', labels: parseLabels(values.label ?? []) });
+        if (values.output === 'json') console.log(JSON.stringify(r.body, null, 2));
+        else {
+          console.log(r.body.token);
+          console.error(`enrollment token ${r.body.id}: ${uses} use(s), expires ${r.body.expiresAt}`);
+        }
+        return 0;
+      }
+      if (sub === 'list') {
+        const r = await call<{ items: Array<Record<string, unknown>> }>(t, 'GET', '/v1/enrollment-tokens');
+        if (values.output === 'json') console.log(JSON.stringify(r.body, null, 2));
+        else console.log(tableOf(['ID', 'USES', 'STATE', 'LABELS', 'EXPIRES'], r.body.items.map((i) => [String(i.id), `${i.uses}/${i.maxUses}`, String(i.state), labelsText(i.labels), String(i.expiresAt)])));
+        return 0;
+      }
+      if (sub === 'revoke' && positionals[0]) {
+        await call(t, 'DELETE', `/v1/enrollment-tokens/${encodeURIComponent(positionals[0])}`);
+        console.log(`enrollment token ${positionals[0]} revoked`);
+        return 0;
+      }
+      throw new CliError('usage: flotilla token create|list|revoke ID', 2);
+    }
+    case 'api-token': {
+      const [sub, ...more] = rest;
+      const { values, positionals } = parse(more, { scope: { type: 'string' }, ttl: { type: 'string' }, namespace: { type: 'string', short: 'n', multiple: true } });
+      const t = target(values);
+      if (sub === 'create' && positionals[0]) {
+        if (!values.scope) throw new CliError('--scope admin|deploy|read is required', 2);
+        const r = await call<{ token: string; id: string }>(t, 'POST', '/v1/api-tokens', { name: positionals[0], scope: values.scope, ...(values.namespace ? { namespaces: values.namespace } : {}), ...(values.ttl ? { ttl: values.ttl } : {}) });
+        console.log(r.body.token);
+        console.error(`API token ${r.body.id} (${values.scope})`);
+        return 0;
+      }
+      if (sub === 'list') {
+        const r = await call<{ items: Array<Record<string, unknown>> }>(t, 'GET', '/v1/api-tokens');
+        console.log(tableOf(['ID', 'NAME', 'SCOPE', 'NAMESPACES', 'REVOKED'], r.body.items.map((i) => [String(i.id), String(i.name), String(i.scope), i.namespaces ? (i.namespaces as string[]).join(',') : '*', String(i.revoked)])));
+        return 0;
+      }
+      if (sub === 'revoke' && positionals[0]) {
+        await call(t, 'DELETE', `/v1/api-tokens/${encodeURIComponent(positionals[0])}`);
+        console.log(`API token ${positionals[0]} revoked`);
+        return 0;
+      }
+      throw new CliError('usage: flotilla api-token create NAME --scope S | list | revoke ID', 2);
+    }
+    case 'apply': {
+      const { values } = parse(rest, { filename: { type: 'string', short: 'f' } });
+      if (!values.filename) throw new CliError('apply needs -f FILE (or -f - for standard input)', 2);
+      const t = target(values);
+      const docs = readManifests(values.filename);
+      const paths = docs.map((d) => pathFor(d, values.namespace)); // validate kinds before changing anything
+      for (const [i, d] of docs.entries()) {
+        const { path, label } = paths[i] as { path: string; label: string };
+        const r = await call<unknown>(t, 'PUT', path, d);
+        const outcome = r.headers.get('flotilla-outcome') ?? (r.status === 201 ? 'created' : 'configured');
+        console.log(`${label} ${outcome}`);
+      }
+      return 0;
+    }
+    case 'get': {
+      const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
+      const [kindArg, name] = positionals;
+      const kind = KIND_ALIASES[kindArg ?? ''];
+      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, pods, events)`, 2);
+      const t = target(values);
+      const ns = encodeURIComponent(values.namespace ?? 'default');
+      const all = values['all-namespaces'] === true;
+      let path: string;
+      if (kind === 'nodes') path = name ? `/v1/nodes/${encodeURIComponent(name)}` : '/v1/nodes';
+      else if (kind === 'events') path = `/v1/namespaces/${ns}/events`;
+      else path = name ? `/v1/namespaces/${ns}/${kind}/${encodeURIComponent(name)}` : all ? `/v1/${kind}` : `/v1/namespaces/${ns}/${kind}`;
+      const r = await call<Record<string, unknown>>(t, 'GET', path);
+      if (values.output === 'json') {
+        console.log(JSON.stringify(r.body, null, 2));
+        return 0;
+      }
+      if (values.output && values.output !== 'table') throw new CliError(`unknown output format "${values.output}" (table, json)`, 2);
+      const items = (name ? [r.body] : (r.body.items as Array<Record<string, unknown>>)) as never[];
+      const now = Date.now();
+      if (kind === 'events') {
+        const evs = items as Array<{ type: string; reason: string; message: string; lastTimestamp: string; involvedObject: { kind: string; name: string } }>;
+        console.log(tableOf(['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], evs.map((e) => [new Date(e.lastTimestamp).toISOString().slice(11, 19), e.type, e.reason, `${e.involvedObject.kind.toLowerCase()}/${e.involvedObject.name}`, e.message])));
+      } else if (items.length === 0) console.error(`No ${kind} found${kind === 'nodes' ? '' : ` in ${all ? 'any namespace' : `namespace ${decodeURIComponent(ns)}`}`}.`);
+      else console.log(kind === 'nodes' ? nodeTable(items, now) : kind === 'deployments' ? deploymentTable(items, now, all) : podTable(items, now, all));
+      return 0;
+    }
+    case 'delete': {
+      const { values, positionals } = parse(rest, { filename: { type: 'string', short: 'f' } });
+      const t = target(values);
+      const targets: Array<{ path: string; label: string }> = [];
+      if (values.filename) for (const d of readManifests(values.filename)) targets.push(pathFor(d, values.namespace));
+      else {
+        const [kindArg, name] = positionals;
+        if (KIND_ALIASES[kindArg ?? ''] !== 'deployments' || !name) throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment NAME', 2);
+        targets.push({ path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}`, label: `deployment.apps/${name}` });
+      }
+      for (const x of targets) {
+        if (x.label.startsWith('namespace/')) throw new CliError('deleting namespaces is not supported yet');
+        await call(t, 'DELETE', x.path);
+        console.log(`${x.label} deleted`);
+      }
+      return 0;
+    }
+    case 'node': {
+      const [sub, ...more] = rest;
+      const { values, positionals } = parse(more, {});
+      if (sub !== 'revoke' || !positionals[0]) throw new CliError('usage: flotilla node revoke NAME', 2);
+      await call(target(values), 'POST', `/v1/nodes/${encodeURIComponent(positionals[0])}/revoke`);
+      console.log(`node/${positionals[0]} revoked`);
+      return 0;
+    }
+    case 'keys': {
+      const [sub, ...more] = rest;
+      const { values } = parse(more, {});
+      if (sub !== 'rotate') throw new CliError('usage: flotilla keys rotate', 2);
+      const r = await call<{ kid: string }>(target(values), 'POST', '/v1/keys/rotate');
+      console.log(`lease-signing key rotated: now signing with ${r.body.kid}; previous keys stay published until their leases expire`);
+      return 0;
+    }
+    default:
+      throw new CliError(`unknown command "${cmd}" (see flotilla --help)`, 2);
+  }
+}
+
+function parseLabels(args: string[]): Record<string, string> {
+  try {
+    return parseLabelArgs(args);
+  } catch (e) {
+    throw new CliError((e as Error).message, 2);
+  }
+}
+
+function labelsText(l: unknown): string {
+  return Object.entries((l ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') || '<none>';
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== 0 || !['server', 'agent'].includes(process.argv[2] ?? '')) process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof CliError) {
+      console.error(`error: ${e.message}`);
+      process.exitCode = e.exitCode;
+    } else {
+      console.error(`error: ${(e as Error).message}`);
+      if (process.env.FLOTILLA_DEBUG) console.error((e as Error).stack);
+      process.exitCode = 1;
+    }
+  },
+);
+

@@ -1,0 +1,56 @@
+import { formatAge } from '../shared/duration.js';
+
+type Obj = Record<string, unknown> & { metadata: { name: string; namespace?: string; creationTimestamp?: string; labels?: Record<string, string> } };
+
+/** Renders rows as an aligned table with a header, like kubectl. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number))).join('   ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+const age = (o: Obj, now: number) => (o.metadata.creationTimestamp ? formatAge(now - Date.parse(o.metadata.creationTimestamp)) : '');
+
+/** Table rows for nodes. */
+export function nodeTable(items: Obj[], now: number): string {
+  return table(
+    ['NAME', 'STATUS', 'PODS', 'CPUS', 'MEMORY', 'DOCKER', 'LABELS', 'AGE'],
+    items.map((n) => {
+      const st = n.status as { conditions: Array<{ status: string }>; capacity: { cpu: string; memory: string }; nodeInfo: { containerRuntimeVersion: string }; pods?: number };
+      const spec = n.spec as { unschedulable?: boolean };
+      const ready = st.conditions[0]?.status === 'True' ? 'Ready' : 'NotReady';
+      const labels = Object.entries(n.metadata.labels ?? {}).filter(([k]) => k !== 'kubernetes.io/hostname').map(([k, v]) => `${k}=${v}`).join(',') || '<none>';
+      return [n.metadata.name, spec.unschedulable ? `${ready},SchedulingDisabled` : ready, String(st.pods ?? ''), st.capacity.cpu, `${Math.round(Number(st.capacity.memory) / 2 ** 20)}Mi`, st.nodeInfo.containerRuntimeVersion.replace('docker://', ''), labels, age(n, now)];
+    }),
+  );
+}
+
+/** Table rows for deployments. */
+export function deploymentTable(items: Obj[], now: number, allNamespaces: boolean): string {
+  return table(
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'REVISION', 'AGE'],
+    items.map((d) => {
+      const st = d.status as { readyReplicas: number; updatedReplicas: number; availableReplicas: number };
+      const spec = d.spec as { replicas: number };
+      const meta = d.metadata as { annotations?: Record<string, string> };
+      return [...(allNamespaces ? [d.metadata.namespace ?? ''] : []), d.metadata.name, `${st.readyReplicas}/${spec.replicas}`, String(st.updatedReplicas), String(st.availableReplicas), meta.annotations?.['deployment.kubernetes.io/revision'] ?? '', age(d, now)];
+    }),
+  );
+}
+
+/** Table rows for pods: node, phase, ready, restarts, host ports. */
+export function podTable(items: Obj[], now: number, allNamespaces: boolean): string {
+  return table(
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'NODE', 'PORTS', 'AGE'],
+    items.map((p) => {
+      const st = p.status as { phase: string; reason?: string; containerStatuses: Array<{ ready: boolean; restartCount: number }>; hostPorts: Array<{ hostIP: string; hostPort: number; containerPort: number; protocol: string }> };
+      const spec = p.spec as { containers: unknown[]; nodeName: string | null };
+      const ready = st.containerStatuses.filter((c) => c.ready).length;
+      const restarts = st.containerStatuses.reduce((n, c) => n + c.restartCount, 0);
+      // Like kubectl: a one-word reason (ContainerCreating, CrashLoopBackOff) replaces the phase.
+      const status = st.phase !== 'Terminating' && st.reason && !/\s/.test(st.reason) ? st.reason : st.phase;
+      const ports = st.hostPorts.map((h) => `${h.hostIP}:${h.hostPort}->${h.containerPort}/${h.protocol.toLowerCase()}`).join(',') || '<none>';
+      return [...(allNamespaces ? [p.metadata.namespace ?? ''] : []), p.metadata.name, `${ready}/${spec.containers.length}`, status, String(restarts), spec.nodeName ?? '<none>', ports, age(p, now)];
+    }),
+  );
+}

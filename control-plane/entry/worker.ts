@@ -1,0 +1,66 @@
+import { createClient } from '@libsql/client/web';
+import { drizzle } from 'drizzle-orm/libsql/web';
+import { createApp } from '../app.js';
+import { configFromEnv, consoleLogger } from '../config.js';
+import type { Deps } from '../context.js';
+import { runTick } from '../controllers/tick.js';
+import { Keyring, signingKeyFromJwk } from '../keys.js';
+import { type Db, type D1DatabaseLike, fromD1, schema } from '../store/db.js';
+import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
+
+/** Bindings and secrets of the Worker (wrangler.toml, `wrangler secret put`). */
+export interface WorkerEnv {
+  DB?: D1DatabaseLike;
+  LIBSQL_URL?: string;
+  LIBSQL_AUTH_TOKEN?: string;
+  /** Ed25519 private JWK that seeds the lease-signing keyring on first use. */
+  FLOTILLA_SIGNING_KEY?: string;
+  /** Bootstrap admin API token (its hash is registered on first use). */
+  FLOTILLA_BOOTSTRAP_TOKEN?: string;
+  FLOTILLA_LOG_LEVEL?: string;
+  [k: string]: unknown;
+}
+
+interface ExecutionContextLike {
+  waitUntil(p: Promise<unknown>): void;
+}
+
+// Per-isolate cache of the wiring (not of state: every fact lives in the database).
+let cached: { key: string; deps: Deps; app: ReturnType<typeof createApp> } | null = null;
+
+function openDb(env: WorkerEnv): Db {
+  // libSQL/Turso over HTTP when configured, else the D1 binding.
+  if (env.LIBSQL_URL) return drizzle(createClient({ url: env.LIBSQL_URL, authToken: env.LIBSQL_AUTH_TOKEN }), { schema }) as unknown as Db;
+  if (!env.DB) throw new Error('no database: bind a D1 database as DB or set LIBSQL_URL');
+  return fromD1(env.DB);
+}
+
+async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeof createApp> }> {
+  const key = `${env.LIBSQL_URL ?? 'd1'}`;
+  if (cached && cached.key === key) return cached;
+  const strings = Object.fromEntries(Object.entries(env).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+  // No long-poll on Workers: answer polls at once, agents poll on their heartbeat cadence.
+  const config = configFromEnv(strings, { pollWaitMs: 0 });
+  const logger = consoleLogger({ svc: 'flotilla', runtime: 'worker' }, env.FLOTILLA_LOG_LEVEL === 'debug' ? 'debug' : 'info');
+  const db = openDb(env);
+  const now = Date.now();
+  const cluster = await ensureCluster(db, now);
+  const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
+  await keys.ensure(now, env.FLOTILLA_SIGNING_KEY ? signingKeyFromJwk(env.FLOTILLA_SIGNING_KEY, now) : undefined);
+  if (env.FLOTILLA_BOOTSTRAP_TOKEN) await ensureBootstrapToken(db, env.FLOTILLA_BOOTSTRAP_TOKEN, now);
+  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster };
+  cached = { key, deps, app: createApp(deps) };
+  return cached;
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: ExecutionContextLike): Promise<Response> {
+    const { app } = await wire(env);
+    return app.fetch(request, env, ctx as never);
+  },
+  /** Cron Trigger: the periodic controller tick (lease expiry, finalization). */
+  async scheduled(_event: unknown, env: WorkerEnv, ctx: ExecutionContextLike): Promise<void> {
+    const { deps } = await wire(env);
+    ctx.waitUntil(runTick(deps).then((r) => deps.logger.info({ ...r }, 'scheduled tick')));
+  },
+};

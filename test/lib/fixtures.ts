@@ -1,0 +1,56 @@
+import type { PodSpec } from '../../shared/manifest.js';
+import type { DesiredPod } from '../../shared/protocol.js';
+import type { ActualContainer } from '../../agent/reconcile.js';
+import type { NodeView, PodView } from '../../control-plane/core/types.js';
+
+/** A Deployment manifest for tests (busybox httpd serving /www). */
+export function deploymentManifest(name: string, o: { replicas?: number; image?: string; namespace?: string; nodeSelector?: Record<string, string>; hostPort?: number } = {}) {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, ...(o.namespace ? { namespace: o.namespace } : {}), labels: { app: name } },
+    spec: {
+      replicas: o.replicas ?? 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+          containers: [{ name: 'web', image: o.image ?? 'local/busybox:1', command: ['httpd', '-f', '-p', '80', '-h', '/www'], ports: [{ containerPort: 80, ...(o.hostPort ? { hostPort: o.hostPort } : {}) }] }],
+        },
+      },
+    },
+  };
+}
+
+/** A pod view for core tests. */
+export function podView(id: string, o: Partial<PodView> = {}): PodView {
+  return { id, deploymentId: 'd1', revision: 1, nodeId: null, desired: 'run', phase: 'Pending', ready: false, createdAt: 0, leaseExpiresAt: 0, nodeSelector: {}, ...o };
+}
+
+/** A node view for core tests. */
+export function nodeView(id: string, o: Partial<NodeView> = {}): NodeView {
+  return { id, name: id, labels: {}, ready: true, cordoned: false, ...o };
+}
+
+/** A desired pod for agent planner tests. */
+export function desiredPod(id: string, spec: Partial<PodSpec> = {}, o: Partial<DesiredPod> = {}): DesiredPod {
+  return {
+    id,
+    name: `pod-${id}`,
+    namespace: 'default',
+    workload: 'web',
+    revision: 1,
+    specDigest: `digest-${id}`,
+    epoch: 1,
+    labels: {},
+    spec: { containers: [{ name: 'web', image: 'local/busybox:1', env: [], ports: [] }], ...spec } as PodSpec,
+    lease: 'x',
+    ...o,
+  };
+}
+
+/** An actual container for agent planner tests. */
+export function actual(id: string, podId: string, o: Partial<ActualContainer> = {}): ActualContainer {
+  return { id, podId, podName: `pod-${podId}`, namespace: 'default', container: 'web', digest: `digest-${podId}`, epoch: 1, image: 'local/busybox:1', state: 'running', restarts: 0, hostPorts: [], ...o };
+}

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { computePodStatus, type PlanContext, planSteps, restartBackoffMs } from '../../agent/reconcile.js';
+import { actual, desiredPod } from '../lib/fixtures.js';
+
+const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ now: 1_000_000, images: new Set(['local/busybox:1']), pullRetryAt: new Map(), restarts: new Map(), ...o });
+
+describe('planSteps', () => {
+  it('creates the containers of a new pod, owner first', () => {
+    const pod = desiredPod('a', { containers: [{ name: 'web', image: 'local/busybox:1' }, { name: 'side', image: 'local/busybox:1' }] as never });
+    expect(planSteps([], [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 0, restarts: 0 }]);
+    const withOwner = [actual('c1', 'a')];
+    expect(planSteps(withOwner, [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 1, restarts: 0, netnsOwner: 'c1' }]);
+  });
+
+  it('does nothing when every container runs (adoption after an agent restart)', () => {
+    expect(planSteps([actual('c1', 'a')], [desiredPod('a')], ctx())).toEqual([]);
+  });
+
+  it('pulls a missing image before creating, once per image', () => {
+    const p1 = desiredPod('a', { containers: [{ name: 'web', image: 'reg/x:1' }] as never });
+    const p2 = desiredPod('b', { containers: [{ name: 'web', image: 'reg/x:1' }] as never });
+    expect(planSteps([], [p1, p2], ctx())).toEqual([{ action: 'pull', image: 'reg/x:1', podId: 'a' }]);
+  });
+
+  it('waits for the retry time of a failed pull', () => {
+    const p = desiredPod('a', { containers: [{ name: 'web', image: 'reg/x:1' }] as never });
+    expect(planSteps([], [p], ctx({ pullRetryAt: new Map([['reg/x:1', 2_000_000]]) }))).toEqual([]);
+  });
+
+  it('stops running containers of pods no longer desired and removes stopped ones', () => {
+    const steps = planSteps([actual('c1', 'gone'), actual('c2', 'gone2', { state: 'exited' })], [], ctx());
+    expect(steps).toEqual([
+      { action: 'stop', containerId: 'c1', podId: 'gone', reason: 'no longer desired' },
+      { action: 'remove', containerId: 'c2', podId: 'gone2' },
+    ]);
+  });
+
+  it('replaces a container whose spec digest differs', () => {
+    const steps = planSteps([actual('c1', 'a', { digest: 'old' })], [desiredPod('a')], ctx());
+    expect(steps).toEqual([{ action: 'stop', containerId: 'c1', podId: 'a', reason: 'spec changed' }]);
+  });
+
+  it('restarts an exited container only after its back-off, counting the restart', () => {
+    const exited = actual('c1', 'a', { state: 'exited', finishedAt: 1_000_000 - 5_000, restarts: 0 });
+    expect(planSteps([exited], [desiredPod('a')], ctx())).toEqual([]);
+    const later = ctx({ now: 1_000_000 + 6_000 });
+    expect(planSteps([exited], [desiredPod('a')], later)).toEqual([{ action: 'remove', containerId: 'c1', podId: 'a', restartOf: { container: 'web', restarts: 1 } }]);
+  });
+
+  it('removes a duplicate container of the same pod', () => {
+    const steps = planSteps([actual('c1', 'a'), actual('c2', 'a')], [desiredPod('a')], ctx());
+    expect(steps).toEqual([{ action: 'stop', containerId: 'c2', podId: 'a', reason: 'duplicate' }]);
+  });
+
+  it('recreates sidecars whose network owner was replaced', () => {
+    const pod = desiredPod('a', { containers: [{ name: 'web', image: 'local/busybox:1' }, { name: 'side', image: 'local/busybox:1' }] as never });
+    const steps = planSteps([actual('new-owner', 'a'), actual('s1', 'a', { container: 'side', netnsOwner: 'old-owner' })], [pod], ctx());
+    expect(steps).toEqual([{ action: 'stop', containerId: 's1', podId: 'a', reason: 'pod network was recreated' }]);
+  });
+});
+
+describe('restartBackoffMs', () => {
+  it('doubles from 10 s and caps at 5 min', () => {
+    expect([1, 2, 3, 6, 20].map((n) => restartBackoffMs(n))).toEqual([10_000, 20_000, 40_000, 300_000, 300_000]);
+  });
+});
+
+describe('computePodStatus', () => {
+  it('is Running and ready when every container runs, with host ports', () => {
+    const hp = [{ containerPort: 80, protocol: 'TCP' as const, hostIP: '127.0.0.1', hostPort: 32000 }];
+    const s = computePodStatus(desiredPod('a'), 1, [actual('c1', 'a', { hostPorts: hp })], new Map());
+    expect(s.phase).toBe('Running');
+    expect(s.ready).toBe(true);
+    expect(s.containers[0]?.hostPorts).toEqual(hp);
+  });
+
+  it('is Pending with the problem as reason before the container exists', () => {
+    const s = computePodStatus(desiredPod('a'), 1, [], new Map(), { reason: 'ErrImagePull', message: 'pull failed' });
+    expect(s).toMatchObject({ phase: 'Pending', ready: false, reason: 'ErrImagePull', message: 'pull failed' });
+  });
+
+  it('reports a crash loop with the exit code and restart count', () => {
+    const s = computePodStatus(desiredPod('a'), 1, [actual('c1', 'a', { state: 'exited', exitCode: 3, restarts: 2 })], new Map());
+    expect(s).toMatchObject({ phase: 'Running', ready: false, reason: 'CrashLoopBackOff' });
+    expect(s.containers[0]).toMatchObject({ state: 'terminated', exitCode: 3, restartCount: 2 });
+  });
+});

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson, specDigest, timingSafeEqual } from '../../shared/digest.js';
+import { parseDuration } from '../../shared/duration.js';
+import { isFlotillaError } from '../../shared/errors.js';
+import { checkLeaseClaims, type LeaseClaims } from '../../shared/lease.js';
+import { parseManifest } from '../../shared/manifest.js';
+import { parseLabelArgs } from '../../shared/names.js';
+import { deploymentManifest } from '../lib/fixtures.js';
+
+function errorsOf(doc: unknown): Array<{ path: string; message: string }> {
+  try {
+    parseManifest(doc);
+  } catch (e) {
+    if (isFlotillaError(e)) return e.errors;
+    throw e;
+  }
+  throw new Error('expected the manifest to be rejected');
+}
+
+describe('manifest validation', () => {
+  it('accepts a Kubernetes Deployment and applies defaults', () => {
+    const m = parseManifest(deploymentManifest('web', { replicas: 3 }));
+    expect(m.kind).toBe('Deployment');
+    if (m.kind === 'Deployment') expect(m.spec.template.spec.containers[0]?.ports?.[0]?.protocol).toBe('TCP');
+  });
+
+  it('names the path of an unknown field', () => {
+    const d = deploymentManifest('web');
+    (d.spec.template.spec.containers[0] as Record<string, unknown>).livenessProb = {};
+    expect(errorsOf(d)).toEqual([{ path: 'spec.template.spec.containers[0].livenessProb', message: 'unknown or unsupported field' }]);
+  });
+
+  it('rejects invalid DNS-1123 names, unknown kinds and wrong apiVersions', () => {
+    expect(errorsOf(deploymentManifest('Web_1'))[0]?.path).toBe('metadata.name');
+    expect(errorsOf({ ...deploymentManifest('web'), kind: 'StatefulSet' })[0]?.path).toBe('kind');
+    expect(errorsOf({ ...deploymentManifest('web'), apiVersion: 'v1' })[0]?.path).toBe('apiVersion');
+  });
+
+  it('rejects a selector that does not match the template and duplicate ports', () => {
+    const d = deploymentManifest('web');
+    d.spec.selector.matchLabels = { app: 'other' };
+    expect(errorsOf(d)[0]?.path).toBe('spec.template.metadata.labels');
+    const d2 = deploymentManifest('web');
+    d2.spec.template.spec.containers.push({ ...d2.spec.template.spec.containers[0], name: 'two' } as never);
+    expect(errorsOf(d2).map((e) => e.path)).toContain('spec.template.spec.containers[1].ports[0].containerPort');
+  });
+
+  it('rejects bad container fields with their path', () => {
+    const d = deploymentManifest('web');
+    (d.spec.template.spec.containers[0] as Record<string, unknown>).ports = [{ containerPort: 70000 }];
+    expect(errorsOf(d)[0]?.path).toBe('spec.template.spec.containers[0].ports[0].containerPort');
+  });
+});
+
+describe('lease claims', () => {
+  const claims: LeaseClaims = { iss: 'i', aud: 'n1', sub: 'p1', node: 'n1', pod: 'p1', ns: 'default', workload: 'web', rev: 1, digest: 'd', epoch: 3, policy: 'stop', iat: 100, exp: 200 };
+  const expect1 = { issuer: 'i', nodeId: 'n1', podId: 'p1', specDigest: 'd', minEpoch: 3, nowSeconds: 150 };
+  it('accepts a lease for this node, pod, digest and epoch', () => {
+    expect(checkLeaseClaims(claims, expect1)).toEqual({ ok: true });
+  });
+  it.each([
+    ['another node', { node: 'n2', aud: 'n2' }, 'lease is for another node'],
+    ['another pod', { pod: 'p2', sub: 'p2' }, 'lease is for another pod'],
+    ['a different spec', { digest: 'x' }, 'spec digest does not match the lease'],
+    ['a lower epoch', { epoch: 2 }, 'stale lease: epoch 2 < 3'],
+    ['an expired lease', { exp: 150 }, 'lease expired'],
+    ['another issuer', { iss: 'evil' }, 'issuer evil is not i'],
+  ])('refuses %s', (_what, patch, reason) => {
+    expect(checkLeaseClaims({ ...claims, ...patch }, expect1)).toEqual({ ok: false, reason });
+  });
+});
+
+describe('helpers', () => {
+  it('canonical JSON sorts keys at every level so digests are stable', async () => {
+    expect(canonicalJson({ b: 1, a: { d: [1, { f: 1, e: 2 }], c: undefined } })).toBe('{"a":{"d":[1,{"e":2,"f":1}]},"b":1}');
+    expect(await specDigest({ a: 1, b: 2 })).toBe(await specDigest({ b: 2, a: 1 }));
+  });
+  it('parses durations', () => {
+    expect(parseDuration('1h30m')).toBe(5_400_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration('10')).toBe(10_000);
+    expect(parseDuration('1x')).toBeNull();
+  });
+  it('parses label flags and rejects bad ones', () => {
+    expect(parseLabelArgs(['site=lab', 'flotilla.dev/tier=edge'])).toEqual({ site: 'lab', 'flotilla.dev/tier': 'edge' });
+    expect(() => parseLabelArgs(['bad key=x'])).toThrow(/invalid label key/);
+  });
+  it('compares in constant time', () => {
+    expect(timingSafeEqual('abc', 'abc')).toBe(true);
+    expect(timingSafeEqual('abc', 'abd')).toBe(false);
+    expect(timingSafeEqual('abc', 'ab')).toBe(false);
+  });
+});
