@@ -13,7 +13,31 @@ export type Db = LibSQLDatabase<typeof schema>;
 
 /** Wraps a D1 binding (Workers, or miniflare in tests) as a Db. */
 export function fromD1(d1: D1DatabaseLike): Db {
-  return drizzleD1(d1 as never, { schema }) as DrizzleD1Database<typeof schema> as unknown as Db;
+  const db = drizzleD1(d1 as never, { schema }) as DrizzleD1Database<typeof schema>;
+  patchD1Batch(db, d1);
+  return db as unknown as Db;
+}
+
+interface BatchItem {
+  _prepare(): { stmt?: { bind(...p: unknown[]): unknown }; getQuery(): { sql: string; params: unknown[] }; mapResult(r: unknown, fromBatch: boolean): unknown };
+}
+
+/**
+ * drizzle-orm 0.45's D1 session.batch() binds `preparedQuery.stmt`, which raw `db.run(sql)` items
+ * (SQLiteRaw) do not have, so any conditional INSERT ... SELECT in a batch throws on D1. This shim
+ * prepares such items from their SQL; everything else goes through unchanged.
+ */
+function patchD1Batch(db: DrizzleD1Database<typeof schema>, d1: D1DatabaseLike): void {
+  const session = (db as unknown as { session: { batch(q: BatchItem[]): Promise<unknown[]> } }).session;
+  session.batch = async (queries: BatchItem[]) => {
+    const prepared = queries.map((q) => q._prepare());
+    const built = prepared.map((p) => {
+      const q = p.getQuery();
+      return p.stmt && q.params.length > 0 ? p.stmt.bind(...q.params) : (d1.prepare(q.sql) as { bind(...x: unknown[]): unknown }).bind(...q.params);
+    });
+    const results = (await d1.batch(built)) as unknown[];
+    return results.map((r, i) => prepared[i]?.mapResult(r, true));
+  };
 }
 
 /** The part of the D1 binding's type we depend on (avoids pulling workers-types into Node code). */

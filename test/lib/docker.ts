@@ -1,0 +1,32 @@
+import Docker from 'dockerode';
+import { LABELS } from '../../shared/protocol.js';
+
+/** The engine tests use; fails with instructions when it is not running (never a silent skip). */
+export async function requireDocker(): Promise<Docker> {
+  const docker = new Docker({ socketPath: process.env.DOCKER_SOCKET ?? '/var/run/docker.sock' });
+  try {
+    await docker.version();
+  } catch (e) {
+    throw new Error(
+      `These tests need a Docker engine at /var/run/docker.sock and none answered (${(e as Error).message}). ` +
+        'Start one: apt-get install -y docker.io busybox-static docker-registry && (dockerd >/var/log/dockerd.log 2>&1 &) ' +
+        '&& bash test/images/build.sh — or run the whole suite with: bash .ci/run',
+    );
+  }
+  try {
+    await docker.getImage('local/busybox:1').inspect();
+  } catch {
+    throw new Error('test image local/busybox:1 is missing: run bash test/images/build.sh');
+  }
+  return docker;
+}
+
+/** Containers a node created, as the engine lists them. */
+export async function nodeContainers(docker: Docker, nodeId: string, all = true) {
+  return docker.listContainers({ all, filters: { label: [`${LABELS.node}=${nodeId}`] } });
+}
+
+/** Removes every container of the given nodes (test clean-up). */
+export async function removeNodeContainers(docker: Docker, nodeIds: readonly string[]): Promise<void> {
+  for (const id of nodeIds) for (const c of await nodeContainers(docker, id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+}
