@@ -1,0 +1,182 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { decodeJwt, generateKeyPair, SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../agent/agent.js';
+import { silentLogger } from '../../control-plane/config.js';
+import { type RunningServer, startServer } from '../../control-plane/entry/node.js';
+import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
+import { LABELS } from '../../shared/protocol.js';
+import { nodeContainers, removeNodeContainers, requireDocker } from '../lib/docker.js';
+import { deploymentManifest } from '../lib/fixtures.js';
+import { freePort, startRegistry } from '../lib/registry.js';
+import { waitFor } from '../lib/wait.js';
+
+const FAST = { reconcileMs: 300, restartBackoffMs: 500, retryBaseMs: 100, retryCapMs: 1000, stopTimeoutSec: 1 };
+let docker: Docker;
+let registry: Awaited<ReturnType<typeof startRegistry>>;
+let server: RunningServer;
+let admin: string;
+const dirs: string[] = [];
+const agents: Agent[] = [];
+const nodeIds: string[] = [];
+
+function tmp(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  dirs.push(d);
+  return d;
+}
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await fetch(new URL(path, server.url), { method, headers: { authorization: `Bearer ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+async function startAgent(name: string, dataDir: string, serverUrl = server.url, withToken = true): Promise<Agent> {
+  const token = withToken ? (await createEnrollmentToken(server.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token : undefined;
+  const a = await Agent.start({ server: serverUrl, dataDir, token, name, logger: silentLogger, ...FAST });
+  agents.push(a);
+  nodeIds.push(a.identity.nodeId);
+  return a;
+}
+
+async function podsOf(deployment: string) {
+  return ((await api('GET', '/v1/namespaces/default/pods')).body.items as any[]).filter((p) => p.metadata.ownerReferences[0].name === deployment);
+}
+
+beforeAll(async () => {
+  docker = await requireDocker();
+  registry = await startRegistry();
+  // Push the test image to the loopback registry, then drop the local copy so the agent must pull it.
+  const ref = `${registry.host}/flotilla-test/busybox:1`;
+  execFileSync('docker', ['tag', 'local/busybox:1', ref]);
+  execFileSync('docker', ['push', '-q', ref], { stdio: 'ignore' });
+  execFileSync('docker', ['rmi', ref], { stdio: 'ignore' });
+  server = await startServer({ host: '127.0.0.1', port: 0, dataDir: tmp('flotilla-cp-'), logger: silentLogger, env: { FLOTILLA_LEASE_TTL: '6s', FLOTILLA_POLL_WAIT: '5s', FLOTILLA_CLOCK_SKEW: '1s' } });
+  admin = (await import('node:fs')).readFileSync(server.adminTokenPath, 'utf8').trim();
+});
+
+afterAll(async () => {
+  for (const a of agents) await a.stop();
+  if (docker) await removeNodeContainers(docker, nodeIds);
+  await server?.close();
+  registry?.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('agent on a real Docker engine', () => {
+  let dataDir: string;
+  let agent: Agent;
+  let firstIds: string[] = [];
+
+  it('pulls from a private registry on loopback, runs labelled containers and publishes their ports on 127.0.0.1', async () => {
+    dataDir = tmp('flotilla-agent-');
+    agent = await startAgent('rt-1', dataDir);
+    const image = `${registry.host}/flotilla-test/busybox:1`;
+    const m = deploymentManifest('pulled', { replicas: 2, image, nodeSelector: { 'kubernetes.io/hostname': 'rt-1' } });
+    expect((await api('PUT', '/v1/namespaces/default/deployments/pulled', m)).status).toBe(201);
+    const pods = await waitFor('two running pods', async () => {
+      const p = await podsOf('pulled');
+      return p.length === 2 && p.every((x) => x.status.phase === 'Running' && x.status.hostPorts.length === 1) && p;
+    });
+    for (const p of pods) {
+      const hp = p.status.hostPorts[0];
+      expect(hp.hostIP).toBe('127.0.0.1');
+      expect(await (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text()).toBe('v1\n');
+      expect(p.spec.nodeName).toBe('rt-1');
+    }
+    const containers = await nodeContainers(docker, agent.identity.nodeId);
+    expect(containers).toHaveLength(2);
+    for (const c of containers) {
+      expect(c.Labels[LABELS.managed]).toBe('true');
+      expect(pods.map((p) => p.metadata.uid)).toContain(c.Labels[LABELS.pod]);
+      expect(c.Labels[LABELS.digest]).toMatch(/^[0-9a-f]{64}$/);
+      expect(c.Labels[LABELS.epoch]).toBe('1');
+    }
+    const events = (await api('GET', '/v1/namespaces/default/events')).body.items as any[];
+    expect(events.some((e) => e.reason === 'Pulled' && e.message.includes(image))).toBe(true);
+    firstIds = containers.map((c) => c.Id).sort();
+  });
+
+  it('adopts its containers after its own restart: no duplicate, no restart', async () => {
+    await agent.stop();
+    agents.splice(agents.indexOf(agent), 1);
+    agent = await Agent.start({ server: server.url, dataDir, logger: silentLogger, ...FAST });
+    agents.push(agent);
+    // let several reconcile passes and a poll happen
+    await new Promise((r) => setTimeout(r, 2000));
+    const now = await nodeContainers(docker, agent.identity.nodeId);
+    expect(now.map((c) => c.Id).sort()).toEqual(firstIds);
+    expect(now.every((c) => c.State === 'running')).toBe(true);
+    const pods = await podsOf('pulled');
+    expect(pods.every((p) => p.status.containerStatuses[0].restartCount === 0)).toBe(true);
+  });
+
+  it('never touches containers it did not create', async () => {
+    const foreign = await docker.createContainer({ Image: 'local/busybox:1', Cmd: ['sleep', '300'], Labels: { [LABELS.managed]: 'true', [LABELS.node]: 'some-other-node', [LABELS.pod]: 'x' } });
+    const plain = await docker.createContainer({ Image: 'local/busybox:1', Cmd: ['sleep', '300'] });
+    await foreign.start();
+    await plain.start();
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect((await foreign.inspect()).State.Running).toBe(true);
+      expect((await plain.inspect()).State.Running).toBe(true);
+    } finally {
+      await foreign.remove({ force: true });
+      await plain.remove({ force: true });
+    }
+  });
+
+  it('removes every container of a deleted deployment', async () => {
+    expect((await api('DELETE', '/v1/namespaces/default/deployments/pulled')).status).toBe(200);
+    await waitFor('containers to be removed', async () => (await nodeContainers(docker, agent.identity.nodeId)).length === 0, 30_000);
+    await waitFor('pods to be forgotten', async () => (await podsOf('pulled')).length === 0, 15_000);
+  });
+});
+
+describe('lease verification on the agent', () => {
+  let proxy: Server;
+
+  afterAll(() => proxy?.close());
+
+  it('refuses a lease that fails verification: logged as an event, container not started', async () => {
+    // A man in the middle that re-signs every lease with its own key under the real key id.
+    const attacker = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const port = await freePort();
+    proxy = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+      const up = await fetch(new URL(req.url ?? '/', server.url), { method: req.method, headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
+      let body = Buffer.from(await up.arrayBuffer());
+      if (req.url?.startsWith('/v1/agent/desired') && up.status === 200) {
+        const state = JSON.parse(body.toString());
+        for (const p of state.pods) {
+          const claims = decodeJwt(p.lease);
+          const kid = JSON.parse(Buffer.from(p.lease.split('.')[0], 'base64url').toString()).kid;
+          p.lease = await new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA', kid }).sign(attacker.privateKey);
+        }
+        body = Buffer.from(JSON.stringify(state));
+      }
+      res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(up.headers.get('etag') ? { etag: up.headers.get('etag') as string } : {}) });
+      res.end(body);
+    });
+    await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', () => r()));
+    const victim = await startAgent('mitm', tmp('flotilla-agent-'), `http://127.0.0.1:${port}`);
+    expect((await api('PUT', '/v1/namespaces/default/deployments/tampered', deploymentManifest('tampered', { nodeSelector: { 'kubernetes.io/hostname': 'mitm' } }))).status).toBe(201);
+    const events = await waitFor('a LeaseRejected event', async () => {
+      const evs = ((await api('GET', '/v1/namespaces/default/events')).body.items as any[]).filter((e) => e.reason === 'LeaseRejected');
+      return evs.length > 0 && evs;
+    });
+    expect(events[0].message).toMatch(/signature/);
+    const pod = (await podsOf('tampered'))[0];
+    await waitFor('the pod to report the refusal', async () => (await podsOf('tampered'))[0]?.status.reason === 'LeaseRejected');
+    expect(pod.status.phase).not.toBe('Running');
+    expect(await nodeContainers(docker, victim.identity.nodeId)).toHaveLength(0);
+    await api('DELETE', '/v1/namespaces/default/deployments/tampered');
+  });
+});
