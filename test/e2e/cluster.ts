@@ -1,0 +1,89 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { expect } from 'vitest';
+import { nodeContainers, removeNodeContainers } from '../lib/docker.js';
+import { deploymentManifest } from '../lib/fixtures.js';
+import { type Proc, runCli, startCli } from '../lib/proc.js';
+import { waitFor } from '../lib/wait.js';
+
+/** A control plane (any runtime) reached by URL and token, with agents started through the CLI. */
+export class Cluster {
+  readonly agents: Proc[] = [];
+  readonly nodeIds: string[] = [];
+  private readonly dirs: string[] = [];
+
+  constructor(
+    readonly url: string,
+    readonly token: string,
+    private readonly docker: Docker,
+  ) {}
+
+  env(): Record<string, string> {
+    return { FLOTILLA_SERVER: this.url, FLOTILLA_TOKEN: this.token };
+  }
+
+  /** Runs a CLI command that must succeed. */
+  cli(...args: string[]): string {
+    const r = runCli(args, this.env());
+    if (r.code !== 0) throw new Error(`flotilla ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  tmp(prefix: string): string {
+    const d = mkdtempSync(join(tmpdir(), prefix));
+    this.dirs.push(d);
+    return d;
+  }
+
+  /** Starts an agent process and waits until it has enrolled and runs. */
+  async startAgent(name: string, enrollToken: string): Promise<Proc> {
+    const p = startCli(['agent', '--server', this.url, '--token', enrollToken, '--name', name, '--data-dir', this.tmp(`flotilla-${name}-`)]);
+    this.agents.push(p);
+    await p.waitForOutput(new RegExp(`agent "${name}" running`), 30_000);
+    const nodes = JSON.parse(this.cli('get', 'nodes', '-o', 'json')) as { items: Array<{ metadata: { name: string; uid: string } }> };
+    const id = nodes.items.find((n) => n.metadata.name === name)?.metadata.uid;
+    if (!id) throw new Error(`node ${name} not listed`);
+    this.nodeIds.push(id);
+    return p;
+  }
+
+  /** Writes a manifest file for a busybox httpd Deployment. */
+  manifest(name: string, replicas: number): string {
+    const f = join(this.tmp('flotilla-manifest-'), `${name}.json`);
+    writeFileSync(f, JSON.stringify(deploymentManifest(name, { replicas })));
+    return f;
+  }
+
+  pods(): Array<any> {
+    return (JSON.parse(this.cli('get', 'pods', '-o', 'json')) as { items: any[] }).items;
+  }
+
+  /** Our containers across all agents of this cluster. */
+  async containers(running = false) {
+    const all = [];
+    for (const id of this.nodeIds) all.push(...(await nodeContainers(this.docker, id, !running)));
+    return all;
+  }
+
+  /** Waits until `n` pods run and answer HTTP on their 127.0.0.1 host ports; returns them. */
+  async waitRunning(n: number, timeoutMs = 60_000): Promise<any[]> {
+    const pods = await waitFor(`${n} running pods`, () => {
+      const p = this.pods().filter((x) => x.status.phase === 'Running' && x.status.hostPorts.length > 0);
+      return p.length === n && p;
+    }, timeoutMs, 300);
+    for (const p of pods) {
+      const hp = p.status.hostPorts[0];
+      expect(hp.hostIP).toBe('127.0.0.1');
+      expect(await (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text()).toBe('v1\n');
+    }
+    return pods;
+  }
+
+  async close(): Promise<void> {
+    for (const a of this.agents) await a.stop();
+    await removeNodeContainers(this.docker, this.nodeIds);
+    for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
+  }
+}

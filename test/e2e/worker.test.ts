@@ -1,0 +1,53 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireDocker } from '../lib/docker.js';
+import { type Proc, start } from '../lib/proc.js';
+import { freePort } from '../lib/registry.js';
+import { waitFor } from '../lib/wait.js';
+import { Cluster } from './cluster.js';
+
+// The same app under `wrangler dev` (workerd) with a local D1 database, and a real agent.
+const TOKEN = `flo_${'w'.repeat(40)}`;
+let docker: Docker;
+let worker: Proc;
+let cluster: Cluster;
+let state: string;
+
+beforeAll(async () => {
+  docker = await requireDocker();
+  state = mkdtempSync(join(tmpdir(), 'flotilla-wrangler-'));
+  const wrangler = join('node_modules', '.bin', 'wrangler');
+  execFileSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], { stdio: 'ignore', env: { ...process.env, CI: 'true' }, timeout: 120_000 });
+  const port = await freePort();
+  worker = start(wrangler, ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', `FLOTILLA_BOOTSTRAP_TOKEN:${TOKEN}`, '--var', 'FLOTILLA_LEASE_TTL:6s', '--var', 'FLOTILLA_CLOCK_SKEW:1s', '--var', 'FLOTILLA_TICK_INTERVAL:500ms'], { CI: 'true' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('wrangler dev to serve /healthz', async () => (await fetch(`${url}/healthz`)).ok, 90_000, 500);
+  cluster = new Cluster(url, TOKEN, docker);
+}, 180_000);
+
+afterAll(async () => {
+  await cluster?.close();
+  await worker?.stop();
+  if (state) rmSync(state, { recursive: true, force: true });
+});
+
+describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
+  it('enrolls an agent, runs a deployment, and removes it on delete', async () => {
+    const token = cluster.cli('token', 'create', '--uses', '1').trim();
+    await cluster.startAgent('worker-edge', token);
+    const web = cluster.manifest('wweb', 2);
+    expect(cluster.cli('apply', '-f', web).trim()).toBe('deployment.apps/wweb created');
+    const pods = await cluster.waitRunning(2);
+    expect(pods.every((p) => p.spec.nodeName === 'worker-edge')).toBe(true);
+    expect(cluster.cli('delete', 'deployment', 'wweb').trim()).toBe('deployment.apps/wweb deleted');
+    await waitFor('no containers left', async () => (await cluster.containers()).length === 0, 30_000);
+    await waitFor('no pods left', () => cluster.pods().length === 0, 15_000);
+    // The worker logs JSON lines, and the bootstrap token never appears in them.
+    expect(worker.out()).toMatch(/"runtime":"worker"/);
+    expect(worker.out()).not.toContain(TOKEN);
+  });
+});
