@@ -99,7 +99,11 @@ export class Agent {
     if (!identity) {
       if (!opts.token) throw new EnrollmentRefused('this agent is not enrolled yet: pass --token with an enrollment token');
       const keys = await generateNodeKeys();
-      const name = (opts.name ?? hostname()).toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+      const name = (opts.name ?? hostname())
+        .toLowerCase()
+        .replace(/[^a-z0-9-]/g, '-')
+        .replace(/^-+|-+$/g, '')
+        .slice(0, 63);
       let res: Awaited<ReturnType<typeof enroll>>;
       for (let attempt = 0; ; attempt++) {
         try {
@@ -120,7 +124,13 @@ export class Agent {
     const runtime = new DockerRuntime(docker, { nodeId: identity.nodeId, hostIp: opts.hostIp ?? '127.0.0.1', stopTimeoutSec: opts.stopTimeoutSec ?? 10 });
     const jwksPath = join(opts.dataDir, 'jwks.json');
     const cachedJwks = existsSync(jwksPath) ? (JSON.parse(readFileSync(jwksPath, 'utf8')) as { keys: unknown[] }) : undefined;
-    const verifier = new LeaseVerifier(() => client.jwks(), identity.issuer, identity.nodeId, (j) => writePrivate(jwksPath, JSON.stringify(j)), cachedJwks);
+    const verifier = new LeaseVerifier(
+      () => client.jwks(),
+      identity.issuer,
+      identity.nodeId,
+      (j) => writePrivate(jwksPath, JSON.stringify(j)),
+      cachedJwks,
+    );
     const log = opts.logger.child({ node: identity.name });
     const agent = new Agent(identity, client, runtime, verifier, opts, log);
     agent.factsJson = canonicalJson(facts);

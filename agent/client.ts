@@ -47,7 +47,14 @@ export class AgentClient {
     const now = Date.now();
     if (this.jwt && now - this.jwt.at < 30_000) return this.jwt.token;
     const iat = Math.floor(now / 1000);
-    const token = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' }).setSubject(this.nodeId).setIssuer(this.nodeId).setAudience(this.audience).setIssuedAt(iat).setExpirationTime(iat + 60).sign(this.key);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
+      .setSubject(this.nodeId)
+      .setIssuer(this.nodeId)
+      .setAudience(this.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + 60)
+      .sign(this.key);
     this.jwt = { token, at: now };
     return token;
   }

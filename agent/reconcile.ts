@@ -79,7 +79,9 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
     if (pod && pod.specDigest !== a.digest) replacing.add(a.podId);
     if (!pod || pod.specDigest !== a.digest) {
       // Not ours to run any more (deleted, moved, lease lapsed, or a different spec): stop, then remove.
-      steps.push(a.state === 'running' ? { action: 'stop', containerId: a.id, podId: a.podId, reason: pod ? 'spec changed' : 'no longer desired' } : { action: 'remove', containerId: a.id, podId: a.podId });
+      steps.push(
+        a.state === 'running' ? { action: 'stop', containerId: a.id, podId: a.podId, reason: pod ? 'spec changed' : 'no longer desired' } : { action: 'remove', containerId: a.id, podId: a.podId },
+      );
       continue;
     }
     const list = byPod.get(a.podId) ?? [];
@@ -100,13 +102,14 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
     if (missingImages.length > 0 || replacing.has(pod.id)) continue;
     const owner = spec.containers[0] as ContainerSpec;
     // Duplicates (e.g. two agents raced, or a crash between create and label read): keep the newest.
-    for (const dup of dedupe(have)) steps.push(dup.state === 'running' ? { action: 'stop', containerId: dup.id, podId: pod.id, reason: 'duplicate' } : { action: 'remove', containerId: dup.id, podId: pod.id });
+    for (const dup of dedupe(have))
+      steps.push(dup.state === 'running' ? { action: 'stop', containerId: dup.id, podId: pod.id, reason: 'duplicate' } : { action: 'remove', containerId: dup.id, podId: pod.id });
     const current = (name: string) => have.filter((a) => a.container === name).sort((x, y) => y.restarts - x.restarts)[0];
     spec.containers.forEach((c, index) => {
       const a = current(c.name);
       const ownerNow = current(owner.name);
       if (index > 0) {
-        if (!ownerNow || ownerNow.state !== 'running') return; // joins the owner's network: wait for it
+        if (ownerNow?.state !== 'running') return; // joins the owner's network: wait for it
         if (a && a.netnsOwner !== ownerNow.id) {
           steps.push(a.state === 'running' ? { action: 'stop', containerId: a.id, podId: pod.id, reason: 'pod network was recreated' } : { action: 'remove', containerId: a.id, podId: pod.id });
           return;
@@ -155,7 +158,8 @@ export function computePodStatus(pod: DesiredPod, epoch: number, actual: readonl
     const restartCount = Math.max(a?.restarts ?? 0, restartsCarried.get(`${pod.id}/${c.name}`) ?? 0);
     if (!a) return { name: c.name, image: c.image, state: 'waiting', reason: problem?.reason ?? 'ContainerCreating', restartCount, hostPorts: [] };
     if (a.state === 'running') return { name: c.name, image: c.image, containerId: a.id, state: 'running', restartCount, hostPorts: a.hostPorts, ...(a.startedAt ? { startedAt: a.startedAt } : {}) };
-    if (a.state === 'exited') return { name: c.name, image: c.image, containerId: a.id, state: 'terminated', reason: a.exitCode === 0 ? 'Completed' : 'Error', exitCode: a.exitCode ?? -1, restartCount, hostPorts: [] };
+    if (a.state === 'exited')
+      return { name: c.name, image: c.image, containerId: a.id, state: 'terminated', reason: a.exitCode === 0 ? 'Completed' : 'Error', exitCode: a.exitCode ?? -1, restartCount, hostPorts: [] };
     return { name: c.name, image: c.image, containerId: a.id, state: 'waiting', reason: 'ContainerCreating', restartCount, hostPorts: [] };
   });
   const running = containers.filter((c) => c.state === 'running').length;
@@ -163,7 +167,7 @@ export function computePodStatus(pod: DesiredPod, epoch: number, actual: readonl
   const crashing = containers.find((c) => c.state === 'terminated' || (c.state === 'waiting' && c.restartCount > 0));
   const phase = running === containers.length ? 'Running' : everStarted ? 'Running' : 'Pending';
   const ready = running === containers.length;
-  const reason = ready ? undefined : crashing ? 'CrashLoopBackOff' : problem?.reason ?? 'ContainerCreating';
+  const reason = ready ? undefined : crashing ? 'CrashLoopBackOff' : (problem?.reason ?? 'ContainerCreating');
   return {
     podId: pod.id,
     epoch,

@@ -55,7 +55,10 @@ export class DockerRuntime {
       };
       if (state === 'running' || state === 'exited') {
         // Exit codes, start times and published ports need an inspect; only for the few that matter.
-        const info = await this.docker.getContainer(c.Id).inspect().catch(() => null);
+        const info = await this.docker
+          .getContainer(c.Id)
+          .inspect()
+          .catch(() => null);
         if (info) {
           if (state === 'exited') {
             a.exitCode = info.State.ExitCode;
@@ -90,11 +93,13 @@ export class DockerRuntime {
   private readonly executors: { [A in keyof StepArgs]: (s: Extract<Step, { action: A }>) => Promise<void> } = {
     pull: async (s) => {
       const stream = await this.docker.pull(s.image);
-      await new Promise<void>((res, rej) => this.docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
-        const e = err ?? (out.find((o) => o.error) ? new Error(out.find((o) => o.error)?.error) : null);
-        if (e) rej(e);
-        else res();
-      }));
+      await new Promise<void>((res, rej) =>
+        this.docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
+          const e = err ?? (out.find((o) => o.error) ? new Error(out.find((o) => o.error)?.error) : null);
+          if (e) rej(e);
+          else res();
+        }),
+      );
     },
     create: async (s) => {
       const spec = s.pod.spec;
@@ -163,4 +168,3 @@ export class DockerRuntime {
     },
   };
 }
-

@@ -28,10 +28,19 @@ Operator commands take --server/--token or FLOTILLA_SERVER/FLOTILLA_TOKEN
 (the token defaults to the contents of ./.flotilla/admin.token when that file exists).`;
 
 const KIND_ALIASES: Record<string, string> = {
-  node: 'nodes', nodes: 'nodes', no: 'nodes',
-  deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', 'deployment.apps': 'deployments',
-  pod: 'pods', pods: 'pods', po: 'pods',
-  event: 'events', events: 'events', ev: 'events',
+  node: 'nodes',
+  nodes: 'nodes',
+  no: 'nodes',
+  deployment: 'deployments',
+  deployments: 'deployments',
+  deploy: 'deployments',
+  'deployment.apps': 'deployments',
+  pod: 'pods',
+  pods: 'pods',
+  po: 'pods',
+  event: 'events',
+  events: 'events',
+  ev: 'events',
 };
 
 function target(values: { server?: string; token?: string }): Target {
@@ -110,7 +119,14 @@ async function main(argv: string[]): Promise<number> {
       return runServer({ host: values.host ?? '127.0.0.1', port: Number(values.port ?? 8080), dataDir: values['data-dir'] ?? './.flotilla', agent: !values['no-agent'] });
     }
     case 'agent': {
-      const { values } = parse(rest, { 'data-dir': { type: 'string' }, name: { type: 'string' }, label: { type: 'string', multiple: true }, 'docker-host': { type: 'string' }, 'host-ip': { type: 'string' }, 'advertise-address': { type: 'string' } });
+      const { values } = parse(rest, {
+        'data-dir': { type: 'string' },
+        name: { type: 'string' },
+        label: { type: 'string', multiple: true },
+        'docker-host': { type: 'string' },
+        'host-ip': { type: 'string' },
+        'advertise-address': { type: 'string' },
+      });
       const server = values.server ?? process.env.FLOTILLA_SERVER;
       if (!server) throw new CliError('--server URL is required', 2);
       const { runAgent } = await import('./server.js');
@@ -144,7 +160,13 @@ async function main(argv: string[]): Promise<number> {
       if (sub === 'list') {
         const r = await call<{ items: Array<Record<string, unknown>> }>(t, 'GET', '/v1/enrollment-tokens');
         if (values.output === 'json') console.log(JSON.stringify(r.body, null, 2));
-        else console.log(tableOf(['ID', 'USES', 'STATE', 'LABELS', 'EXPIRES'], r.body.items.map((i) => [String(i.id), `${i.uses}/${i.maxUses}`, String(i.state), labelsText(i.labels), String(i.expiresAt)])));
+        else
+          console.log(
+            tableOf(
+              ['ID', 'USES', 'STATE', 'LABELS', 'EXPIRES'],
+              r.body.items.map((i) => [String(i.id), `${i.uses}/${i.maxUses}`, String(i.state), labelsText(i.labels), String(i.expiresAt)]),
+            ),
+          );
         return 0;
       }
       if (sub === 'revoke' && positionals[0]) {
@@ -160,14 +182,24 @@ async function main(argv: string[]): Promise<number> {
       const t = target(values);
       if (sub === 'create' && positionals[0]) {
         if (!values.scope) throw new CliError('--scope admin|deploy|read is required', 2);
-        const r = await call<{ token: string; id: string }>(t, 'POST', '/v1/api-tokens', { name: positionals[0], scope: values.scope, ...(values.namespace ? { namespaces: values.namespace } : {}), ...(values.ttl ? { ttl: values.ttl } : {}) });
+        const r = await call<{ token: string; id: string }>(t, 'POST', '/v1/api-tokens', {
+          name: positionals[0],
+          scope: values.scope,
+          ...(values.namespace ? { namespaces: values.namespace } : {}),
+          ...(values.ttl ? { ttl: values.ttl } : {}),
+        });
         console.log(r.body.token);
         console.error(`API token ${r.body.id} (${values.scope})`);
         return 0;
       }
       if (sub === 'list') {
         const r = await call<{ items: Array<Record<string, unknown>> }>(t, 'GET', '/v1/api-tokens');
-        console.log(tableOf(['ID', 'NAME', 'SCOPE', 'NAMESPACES', 'REVOKED'], r.body.items.map((i) => [String(i.id), String(i.name), String(i.scope), i.namespaces ? (i.namespaces as string[]).join(',') : '*', String(i.revoked)])));
+        console.log(
+          tableOf(
+            ['ID', 'NAME', 'SCOPE', 'NAMESPACES', 'REVOKED'],
+            r.body.items.map((i) => [String(i.id), String(i.name), String(i.scope), i.namespaces ? (i.namespaces as string[]).join(',') : '*', String(i.revoked)]),
+          ),
+        );
         return 0;
       }
       if (sub === 'revoke' && positionals[0]) {
@@ -213,7 +245,12 @@ async function main(argv: string[]): Promise<number> {
       const now = Date.now();
       if (kind === 'events') {
         const evs = items as Array<{ type: string; reason: string; message: string; lastTimestamp: string; involvedObject: { kind: string; name: string } }>;
-        console.log(tableOf(['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], evs.map((e) => [new Date(e.lastTimestamp).toISOString().slice(11, 19), e.type, e.reason, `${e.involvedObject.kind.toLowerCase()}/${e.involvedObject.name}`, e.message])));
+        console.log(
+          tableOf(
+            ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
+            evs.map((e) => [new Date(e.lastTimestamp).toISOString().slice(11, 19), e.type, e.reason, `${e.involvedObject.kind.toLowerCase()}/${e.involvedObject.name}`, e.message]),
+          ),
+        );
       } else if (items.length === 0) console.error(`No ${kind} found${kind === 'nodes' ? '' : ` in ${all ? 'any namespace' : `namespace ${decodeURIComponent(ns)}`}`}.`);
       else console.log(kind === 'nodes' ? nodeTable(items, now) : kind === 'deployments' ? deploymentTable(items, now, all) : podTable(items, now, all));
       return 0;
@@ -265,7 +302,11 @@ function parseLabels(args: string[]): Record<string, string> {
 }
 
 function labelsText(l: unknown): string {
-  return Object.entries((l ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(',') || '<none>';
+  return (
+    Object.entries((l ?? {}) as Record<string, string>)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '<none>'
+  );
 }
 
 main(process.argv.slice(2)).then(
@@ -283,4 +324,3 @@ main(process.argv.slice(2)).then(
     }
   },
 );
-

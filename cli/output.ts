@@ -5,7 +5,11 @@ type Obj = Record<string, unknown> & { metadata: { name: string; namespace?: str
 /** Renders rows as an aligned table with a header, like kubectl. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number))).join('   ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number)))
+      .join('   ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -19,8 +23,21 @@ export function nodeTable(items: Obj[], now: number): string {
       const st = n.status as { conditions: Array<{ status: string }>; capacity: { cpu: string; memory: string }; nodeInfo: { containerRuntimeVersion: string }; pods?: number };
       const spec = n.spec as { unschedulable?: boolean };
       const ready = st.conditions[0]?.status === 'True' ? 'Ready' : 'NotReady';
-      const labels = Object.entries(n.metadata.labels ?? {}).filter(([k]) => k !== 'kubernetes.io/hostname').map(([k, v]) => `${k}=${v}`).join(',') || '<none>';
-      return [n.metadata.name, spec.unschedulable ? `${ready},SchedulingDisabled` : ready, String(st.pods ?? ''), st.capacity.cpu, `${Math.round(Number(st.capacity.memory) / 2 ** 20)}Mi`, st.nodeInfo.containerRuntimeVersion.replace('docker://', ''), labels, age(n, now)];
+      const labels =
+        Object.entries(n.metadata.labels ?? {})
+          .filter(([k]) => k !== 'kubernetes.io/hostname')
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '<none>';
+      return [
+        n.metadata.name,
+        spec.unschedulable ? `${ready},SchedulingDisabled` : ready,
+        String(st.pods ?? ''),
+        st.capacity.cpu,
+        `${Math.round(Number(st.capacity.memory) / 2 ** 20)}Mi`,
+        st.nodeInfo.containerRuntimeVersion.replace('docker://', ''),
+        labels,
+        age(n, now),
+      ];
     }),
   );
 }
@@ -33,7 +50,15 @@ export function deploymentTable(items: Obj[], now: number, allNamespaces: boolea
       const st = d.status as { readyReplicas: number; updatedReplicas: number; availableReplicas: number };
       const spec = d.spec as { replicas: number };
       const meta = d.metadata as { annotations?: Record<string, string> };
-      return [...(allNamespaces ? [d.metadata.namespace ?? ''] : []), d.metadata.name, `${st.readyReplicas}/${spec.replicas}`, String(st.updatedReplicas), String(st.availableReplicas), meta.annotations?.['deployment.kubernetes.io/revision'] ?? '', age(d, now)];
+      return [
+        ...(allNamespaces ? [d.metadata.namespace ?? ''] : []),
+        d.metadata.name,
+        `${st.readyReplicas}/${spec.replicas}`,
+        String(st.updatedReplicas),
+        String(st.availableReplicas),
+        meta.annotations?.['deployment.kubernetes.io/revision'] ?? '',
+        age(d, now),
+      ];
     }),
   );
 }
@@ -43,7 +68,12 @@ export function podTable(items: Obj[], now: number, allNamespaces: boolean): str
   return table(
     [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'NODE', 'PORTS', 'AGE'],
     items.map((p) => {
-      const st = p.status as { phase: string; reason?: string; containerStatuses: Array<{ ready: boolean; restartCount: number }>; hostPorts: Array<{ hostIP: string; hostPort: number; containerPort: number; protocol: string }> };
+      const st = p.status as {
+        phase: string;
+        reason?: string;
+        containerStatuses: Array<{ ready: boolean; restartCount: number }>;
+        hostPorts: Array<{ hostIP: string; hostPort: number; containerPort: number; protocol: string }>;
+      };
       const spec = p.spec as { containers: unknown[]; nodeName: string | null };
       const ready = st.containerStatuses.filter((c) => c.ready).length;
       const restarts = st.containerStatuses.reduce((n, c) => n + c.restartCount, 0);

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { Agent, EnrollmentRefused } from '../agent/agent.js';
+import { loadIdentity } from '../agent/identity.js';
 import { connectDocker } from '../agent/runtime.js';
 import { nodeLogger, startServer } from '../control-plane/entry/node.js';
-import { loadIdentity } from '../agent/identity.js';
 import { createEnrollmentToken } from '../control-plane/store/tokens.js';
 import { CliError } from './api.js';
 
@@ -59,7 +59,16 @@ export async function runServer(o: { host: string; port: number; dataDir: string
 }
 
 /** `flotilla agent`: enroll (first run) and run until a signal. */
-export async function runAgent(o: { server: string; token?: string; dataDir: string; name?: string; labels: Record<string, string>; dockerHost?: string; hostIp?: string; advertiseAddress?: string }): Promise<number> {
+export async function runAgent(o: {
+  server: string;
+  token?: string;
+  dataDir: string;
+  name?: string;
+  labels: Record<string, string>;
+  dockerHost?: string;
+  hostIp?: string;
+  advertiseAddress?: string;
+}): Promise<number> {
   const logger = nodeLogger();
   let agent: Agent;
   try {

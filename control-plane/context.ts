@@ -25,9 +25,7 @@ export interface Deps {
 }
 
 /** Who is calling: an operator token, or an enrolled node. */
-export type Principal =
-  | { kind: 'operator'; tokenId: string; name: string; scope: 'admin' | 'deploy' | 'read'; namespaces: string[] | null }
-  | { kind: 'node'; nodeId: string; nodeName: string };
+export type Principal = { kind: 'operator'; tokenId: string; name: string; scope: 'admin' | 'deploy' | 'read'; namespaces: string[] | null } | { kind: 'node'; nodeId: string; nodeName: string };
 
 /** Hono environment of the app. */
 export interface AppEnv {

@@ -1,5 +1,5 @@
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import { desc, isNull } from 'drizzle-orm';
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import type { LeaseClaims } from '../shared/lease.js';
 import type { Db } from './store/db.js';
 import { signingKeys } from './store/schema.js';
@@ -60,10 +60,7 @@ export class Keyring {
   /** Starts signing with a new key; the old ones are retired but stay published. Returns the new kid. */
   async rotate(now: number): Promise<string> {
     const k = await generateSigningKey(now);
-    await this.db.batch([
-      this.db.update(signingKeys).set({ retiredAt: now }).where(isNull(signingKeys.retiredAt)),
-      this.db.insert(signingKeys).values(k),
-    ]);
+    await this.db.batch([this.db.update(signingKeys).set({ retiredAt: now }).where(isNull(signingKeys.retiredAt)), this.db.insert(signingKeys).values(k)]);
     this.cache = null;
     return k.kid;
   }

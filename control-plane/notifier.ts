@@ -15,7 +15,10 @@ export function createNotifier(): Notifier {
     wait(nodeId, ms, signal) {
       return new Promise<void>((resolve) => {
         let set = waiters.get(nodeId);
-        if (!set) waiters.set(nodeId, (set = new Set()));
+        if (!set) {
+          set = new Set();
+          waiters.set(nodeId, set);
+        }
         const done = () => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', done);

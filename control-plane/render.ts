@@ -43,9 +43,7 @@ export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: numb
 export function renderPod(p: PodRow, nodeName: string | undefined) {
   const status = (p.status ?? {}) as { containers?: Array<Record<string, unknown>>; message?: string };
   const containers = status.containers ?? [];
-  const hostPorts = containers.flatMap((c) =>
-    ((c.hostPorts as Array<Record<string, unknown>>) ?? []).map((h) => ({ container: c.name, ...h })),
-  );
+  const hostPorts = containers.flatMap((c) => ((c.hostPorts as Array<Record<string, unknown>>) ?? []).map((h) => ({ container: c.name, ...h })));
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -62,7 +60,10 @@ export function renderPod(p: PodRow, nodeName: string | undefined) {
     spec: { ...(p.spec as object), nodeName: nodeName ?? null },
     status: {
       phase: p.desired === 'stop' ? 'Terminating' : p.phase,
-      conditions: [{ type: 'Ready', status: p.ready ? 'True' : 'False' }, { type: 'PodScheduled', status: p.nodeId ? 'True' : 'False', ...(p.nodeId ? {} : { reason: 'Unschedulable', message: p.reason ?? undefined }) }],
+      conditions: [
+        { type: 'Ready', status: p.ready ? 'True' : 'False' },
+        { type: 'PodScheduled', status: p.nodeId ? 'True' : 'False', ...(p.nodeId ? {} : { reason: 'Unschedulable', message: p.reason ?? undefined }) },
+      ],
       ...(p.reason ? { reason: p.reason } : {}),
       ...(p.message ? { message: p.message } : {}),
       containerStatuses: containers.map((c) => ({
@@ -88,7 +89,15 @@ export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[]) {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: d.name, namespace: d.namespace, uid: d.id, labels: d.labels, annotations: { ...d.annotations, 'deployment.kubernetes.io/revision': String(d.revision) }, generation: d.generation, creationTimestamp: iso(d.createdAt) },
+    metadata: {
+      name: d.name,
+      namespace: d.namespace,
+      uid: d.id,
+      labels: d.labels,
+      annotations: { ...d.annotations, 'deployment.kubernetes.io/revision': String(d.revision) },
+      generation: d.generation,
+      creationTimestamp: iso(d.createdAt),
+    },
     spec,
     status: {
       observedGeneration: d.generation,

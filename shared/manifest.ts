@@ -6,23 +6,18 @@ import { DNS1123_LABEL, DNS1123_SUBDOMAIN, isLabelKey, isLabelValue } from './na
 // error naming its path, never silently dropped. Server-owned fields (status, uid, resourceVersion,
 // generation, creationTimestamp) are accepted and ignored so `get -o json | apply -f -` works.
 
-const labels = z
-  .record(z.string(), z.string())
-  .superRefine((m, ctx) => {
-    for (const [k, v] of Object.entries(m)) {
-      if (!isLabelKey(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid label key' });
-      else if (!isLabelValue(v)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid label value (at most 63 characters: letters, digits, -, _, .)' });
-    }
-  });
+const labels = z.record(z.string(), z.string()).superRefine((m, ctx) => {
+  for (const [k, v] of Object.entries(m)) {
+    if (!isLabelKey(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid label key' });
+    else if (!isLabelValue(v)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid label value (at most 63 characters: letters, digits, -, _, .)' });
+  }
+});
 
 const annotations = z.record(z.string(), z.string()).superRefine((m, ctx) => {
   for (const k of Object.keys(m)) if (!isLabelKey(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid annotation key' });
 });
 
-const objectName = z
-  .string()
-  .max(253)
-  .regex(DNS1123_SUBDOMAIN, 'must be a DNS-1123 subdomain: lower-case letters, digits, "-" and "."');
+const objectName = z.string().max(253).regex(DNS1123_SUBDOMAIN, 'must be a DNS-1123 subdomain: lower-case letters, digits, "-" and "."');
 const labelName = z.string().max(63).regex(DNS1123_LABEL, 'must be a DNS-1123 label: lower-case letters, digits and "-"');
 
 const metadata = z.strictObject({
@@ -38,7 +33,10 @@ const metadata = z.strictObject({
 });
 
 const envVar = z.strictObject({
-  name: z.string().min(1).regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'must be a valid environment variable name'),
+  name: z
+    .string()
+    .min(1)
+    .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'must be a valid environment variable name'),
   value: z.string().default(''),
 });
 
@@ -52,7 +50,11 @@ const containerPort = z.strictObject({
 
 const container = z.strictObject({
   name: labelName,
-  image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain white space'),
+  image: z
+    .string()
+    .min(1)
+    .max(512)
+    .regex(/^[^\s]+$/, 'must not contain white space'),
   imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).optional(),
   command: z.array(z.string()).optional(),
   args: z.array(z.string()).optional(),

@@ -21,7 +21,10 @@ const jwk = z.looseObject({ kty: z.string(), crv: z.string(), x: z.string() });
 /** POST /v1/agent/enroll body. */
 export const enrollRequestSchema = z.strictObject({
   token: z.string().min(16).max(256),
-  name: z.string().max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
+  name: z
+    .string()
+    .max(63)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a DNS-1123 label'),
   publicKey: jwk,
   encryptionKey: jwk.optional(),
   labels: z.record(z.string(), z.string()).optional(),

@@ -1,6 +1,6 @@
 import { eq } from 'drizzle-orm';
 import { createMiddleware } from 'hono/factory';
-import { type CryptoKey, decodeJwt, errors as joseErrors, importJWK, type JWK, jwtVerify } from 'jose';
+import { type CryptoKey, decodeJwt, importJWK, type JWK, errors as joseErrors, jwtVerify } from 'jose';
 import { unauthenticated } from '../../shared/errors.js';
 import type { AppEnv } from '../context.js';
 import { nodes } from '../store/schema.js';
@@ -52,7 +52,10 @@ export const agentAuth = createMiddleware<AppEnv>(async (c, next) => {
 
 async function nodeKey(scope: object, nodeId: string, jwk: Record<string, string>): Promise<CryptoKey> {
   let m = keyCache.get(scope);
-  if (!m) keyCache.set(scope, (m = new Map()));
+  if (!m) {
+    m = new Map();
+    keyCache.set(scope, m);
+  }
   const id = `${nodeId}:${jwk.x}`;
   let k = m.get(id);
   if (!k) {

@@ -28,8 +28,7 @@ export const operatorAuth = createMiddleware<AppEnv>(async (c, next) => {
 export function requireScope(p: Principal, scope: Scope, namespace?: string): void {
   if (p.kind !== 'operator') throw forbidden('operator credentials required');
   if (RANK[p.scope] < RANK[scope]) throw forbidden(`token scope "${p.scope}" does not allow this (needs "${scope}")`);
-  if (namespace !== undefined && p.namespaces !== null && !p.namespaces.includes(namespace))
-    throw forbidden(`token is not allowed in namespace "${namespace}"`);
+  if (namespace !== undefined && p.namespaces !== null && !p.namespaces.includes(namespace)) throw forbidden(`token is not allowed in namespace "${namespace}"`);
   if (namespace === undefined && p.namespaces !== null && scope === 'admin') throw forbidden('namespace-limited tokens cannot perform cluster-wide administration');
 }
 

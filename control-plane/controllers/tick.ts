@@ -43,11 +43,7 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
-  const [depRows, podRows, nodeRows] = await Promise.all([
-    db.select().from(deployments).all(),
-    db.select().from(pods).all(),
-    db.select().from(nodes).where(isNull(nodes.revokedAt)).all(),
-  ]);
+  const [depRows, podRows, nodeRows] = await Promise.all([db.select().from(deployments).all(), db.select().from(pods).all(), db.select().from(nodes).where(isNull(nodes.revokedAt)).all()]);
   const views = podRows.map(toPodView);
   const stmts: Stmt[] = [];
   const guards: { depId: string; index: number }[] = [];
@@ -89,15 +85,41 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
         updatedAt: now,
       };
       pendingInserts.push({ depId: d.id, stamp, row });
-      newPods.push({ id, deploymentId: d.id, revision: d.revision, nodeId: null, desired: 'run', phase: 'Pending', ready: false, createdAt: now, leaseExpiresAt: 0, nodeSelector: spec.template.spec.nodeSelector ?? {} });
+      newPods.push({
+        id,
+        deploymentId: d.id,
+        revision: d.revision,
+        nodeId: null,
+        desired: 'run',
+        phase: 'Pending',
+        ready: false,
+        createdAt: now,
+        leaseExpiresAt: 0,
+        nodeSelector: spec.template.spec.nodeSelector ?? {},
+      });
     }
     for (const s of plan.stop) {
       const p = nameOf.get(s.podId);
       stmts.push(stopPod(db, s.podId, now, { depId: d.id, stamp }));
       if (p?.nodeId) touched.add(p.nodeId);
-      if (p) stmts.push(insertEvent(db, { namespace: p.namespace, kind: 'Pod', name: p.name, type: 'Normal', reason: 'Killing', message: `stopping pod (${s.reason})`, source: 'deployment-controller', at: now }));
+      if (p)
+        stmts.push(
+          insertEvent(db, { namespace: p.namespace, kind: 'Pod', name: p.name, type: 'Normal', reason: 'Killing', message: `stopping pod (${s.reason})`, source: 'deployment-controller', at: now }),
+        );
     }
-    if (plan.create > 0) stmts.push(insertEvent(db, { namespace: d.namespace, kind: 'Deployment', name: d.name, type: 'Normal', reason: 'ScalingReplicaSet', message: `creating ${plan.create} pod(s) of revision ${d.revision}`, source: 'deployment-controller', at: now }));
+    if (plan.create > 0)
+      stmts.push(
+        insertEvent(db, {
+          namespace: d.namespace,
+          kind: 'Deployment',
+          name: d.name,
+          type: 'Normal',
+          reason: 'ScalingReplicaSet',
+          message: `creating ${plan.create} pod(s) of revision ${d.revision}`,
+          source: 'deployment-controller',
+          at: now,
+        }),
+      );
     result.stopped += plan.stop.length;
   }
 
@@ -111,18 +133,18 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // Finalize terminating pods that no agent will report on.
   const finalize = planFinalize(views, now, config.clockSkewMs);
   if (finalize.length > 0) {
-    stmts.push(
-      db
-        .delete(pods)
-        .where(and(inArray(pods.id, finalize), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lt(pods.leaseExpiresAt, now - config.clockSkewMs)))),
-    );
+    stmts.push(db.delete(pods).where(and(inArray(pods.id, finalize), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lt(pods.leaseExpiresAt, now - config.clockSkewMs)))));
     result.finalized += finalize.length;
   }
 
   // Placement of pending pods, including the ones this tick creates.
   const live = views.filter((p) => p.desired === 'run');
   const pending = [...live.filter((p) => p.nodeId === null), ...newPods];
-  const plan = planPlacement(pending, nodeViews, live.filter((p) => p.nodeId !== null));
+  const plan = planPlacement(
+    pending,
+    nodeViews,
+    live.filter((p) => p.nodeId !== null),
+  );
   const assigned = new Map(plan.assign.map((a) => [a.podId, a.nodeId]));
   const leaseExpiresAt = now + config.leaseTtlMs;
   const nodeName = new Map(nodeRows.map((n) => [n.id, n.name]));
@@ -131,10 +153,23 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     const nodeId = assigned.get(ins.row.id) ?? null;
     const digest = await podDigest(ins.row.spec);
     const reason = unschedulable.get(ins.row.id) ?? null;
-    stmts.push(insertPodGuarded(db, { ...ins.row, specDigest: digest, nodeId, epoch: nodeId ? 1 : 0, leaseExpiresAt: nodeId ? leaseExpiresAt : 0, reason, message: reason ? 'Unschedulable' : null }, ins.stamp));
+    stmts.push(
+      insertPodGuarded(db, { ...ins.row, specDigest: digest, nodeId, epoch: nodeId ? 1 : 0, leaseExpiresAt: nodeId ? leaseExpiresAt : 0, reason, message: reason ? 'Unschedulable' : null }, ins.stamp),
+    );
     if (nodeId) {
       touched.add(nodeId);
-      stmts.push(insertEvent(db, { namespace: ins.row.namespace, kind: 'Pod', name: ins.row.name, type: 'Normal', reason: 'Scheduled', message: `assigned to ${nodeName.get(nodeId)}`, source: 'scheduler', at: now }));
+      stmts.push(
+        insertEvent(db, {
+          namespace: ins.row.namespace,
+          kind: 'Pod',
+          name: ins.row.name,
+          type: 'Normal',
+          reason: 'Scheduled',
+          message: `assigned to ${nodeName.get(nodeId)}`,
+          source: 'scheduler',
+          at: now,
+        }),
+      );
     }
     result.created++;
   }
@@ -142,7 +177,18 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     const existing = nameOf.get(a.podId);
     if (!existing) continue; // created above
     stmts.push(assignPod(db, a.podId, a.nodeId, leaseExpiresAt, now));
-    stmts.push(insertEvent(db, { namespace: existing.namespace, kind: 'Pod', name: existing.name, type: 'Normal', reason: 'Scheduled', message: `assigned to ${nodeName.get(a.nodeId)}`, source: 'scheduler', at: now }));
+    stmts.push(
+      insertEvent(db, {
+        namespace: existing.namespace,
+        kind: 'Pod',
+        name: existing.name,
+        type: 'Normal',
+        reason: 'Scheduled',
+        message: `assigned to ${nodeName.get(a.nodeId)}`,
+        source: 'scheduler',
+        at: now,
+      }),
+    );
     touched.add(a.nodeId);
     result.assigned++;
   }
@@ -151,7 +197,13 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     const row = existing ?? pendingInserts.find((i) => i.row.id === u.podId)?.row;
     if (!row) continue;
     if (existing && existing.reason === u.reason) continue; // unchanged: no write, no duplicate event
-    if (existing) stmts.push(db.update(pods).set({ reason: u.reason, message: 'Unschedulable', updatedAt: now }).where(and(eq(pods.id, u.podId), isNull(pods.nodeId))));
+    if (existing)
+      stmts.push(
+        db
+          .update(pods)
+          .set({ reason: u.reason, message: 'Unschedulable', updatedAt: now })
+          .where(and(eq(pods.id, u.podId), isNull(pods.nodeId))),
+      );
     stmts.push(insertEvent(db, { namespace: row.namespace, kind: 'Pod', name: row.name, type: 'Warning', reason: 'FailedScheduling', message: u.reason, source: 'scheduler', at: now }));
   }
   if (touched.size > 0) stmts.push(bumpNodes(db, [...touched]));
@@ -174,8 +226,48 @@ function stopPod(db: Db, podId: string, now: number, guard?: { depId: string; st
 
 /** Inserts a pod only if the Deployment still carries this tick's stamp. */
 function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) {
-  const cols = ['id', 'namespace', 'name', 'deployment_id', 'workload', 'revision', 'spec', 'spec_digest', 'labels', 'node_id', 'epoch', 'lease_expires_at', 'desired', 'phase', 'ready', 'reason', 'message', 'created_at', 'updated_at'];
-  const vals = [row.id, row.namespace, row.name, row.deploymentId, row.workload, row.revision, JSON.stringify(row.spec), row.specDigest, JSON.stringify(row.labels ?? {}), row.nodeId ?? null, row.epoch ?? 0, row.leaseExpiresAt ?? 0, 'run', 'Pending', 0, row.reason ?? null, row.message ?? null, row.createdAt, row.updatedAt];
+  const cols = [
+    'id',
+    'namespace',
+    'name',
+    'deployment_id',
+    'workload',
+    'revision',
+    'spec',
+    'spec_digest',
+    'labels',
+    'node_id',
+    'epoch',
+    'lease_expires_at',
+    'desired',
+    'phase',
+    'ready',
+    'reason',
+    'message',
+    'created_at',
+    'updated_at',
+  ];
+  const vals = [
+    row.id,
+    row.namespace,
+    row.name,
+    row.deploymentId,
+    row.workload,
+    row.revision,
+    JSON.stringify(row.spec),
+    row.specDigest,
+    JSON.stringify(row.labels ?? {}),
+    row.nodeId ?? null,
+    row.epoch ?? 0,
+    row.leaseExpiresAt ?? 0,
+    'run',
+    'Pending',
+    0,
+    row.reason ?? null,
+    row.message ?? null,
+    row.createdAt,
+    row.updatedAt,
+  ];
   return db.run(
     sql`INSERT INTO pods (${sql.raw(cols.join(', '))}) SELECT ${sql.join(
       vals.map((v) => sql`${v}`),
@@ -208,4 +300,3 @@ export async function maybeTick(deps: Deps): Promise<TickResult | null> {
   if (won.length === 0) return null;
   return runTick(deps);
 }
-

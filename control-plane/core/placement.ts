@@ -59,11 +59,7 @@ export function planPlacement(pending: readonly PodView[], nodes: readonly NodeV
       }
     }
     if (!best) {
-      const parts = [
-        notReady > 0 ? `${notReady} not ready` : '',
-        cordoned > 0 ? `${cordoned} cordoned` : '',
-        mismatch > 0 ? `${mismatch} node selector mismatch` : '',
-      ].filter(Boolean);
+      const parts = [notReady > 0 ? `${notReady} not ready` : '', cordoned > 0 ? `${cordoned} cordoned` : '', mismatch > 0 ? `${mismatch} node selector mismatch` : ''].filter(Boolean);
       plan.unschedulable.push({ podId: pod.id, reason: `0/${nodes.length} nodes available${parts.length ? `: ${parts.join(', ')}` : ''}` });
       continue;
     }

@@ -107,15 +107,18 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
   // Time-based transitions (lease expiry, finalization) need a periodic tick on Node.
   let ticking = false;
-  const timer = setInterval(() => {
-    if (ticking) return;
-    ticking = true;
-    runTick(deps)
-      .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
-      .finally(() => {
-        ticking = false;
-      });
-  }, opts.tickEveryMs ?? Math.max(500, Math.min(5000, config.leaseTtlMs / 6)));
+  const timer = setInterval(
+    () => {
+      if (ticking) return;
+      ticking = true;
+      runTick(deps)
+        .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
+        .finally(() => {
+          ticking = false;
+        });
+    },
+    opts.tickEveryMs ?? Math.max(500, Math.min(5000, config.leaseTtlMs / 6)),
+  );
   timer.unref();
 
   logger.info({ url, dataDir, clusterId: cluster.clusterId }, 'control plane listening');

@@ -5,7 +5,7 @@ import { configFromEnv, consoleLogger } from '../config.js';
 import type { Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { Keyring, signingKeyFromJwk } from '../keys.js';
-import { type Db, type D1DatabaseLike, fromD1, schema } from '../store/db.js';
+import { type D1DatabaseLike, type Db, fromD1, schema } from '../store/db.js';
 import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
 
 /** Bindings and secrets of the Worker (wrangler.toml, `wrangler secret put`). */

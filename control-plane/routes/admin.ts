@@ -8,11 +8,11 @@ import { requireScope } from '../auth/operator.js';
 import { readJson } from '../body.js';
 import type { AppEnv } from '../context.js';
 import { runTick } from '../controllers/tick.js';
+import { renderNode } from '../render.js';
 import { listEvents } from '../store/events.js';
 import { getNodeByName, listNodes, revokeNode } from '../store/nodes.js';
 import { listPods } from '../store/pods.js';
 import { createApiToken, createEnrollmentToken, listApiTokens, listEnrollmentTokens, revokeApiToken, revokeEnrollmentToken } from '../store/tokens.js';
-import { renderNode } from '../render.js';
 
 const duration = z.string().refine((s) => parseDuration(s) !== null && (parseDuration(s) as number) > 0, 'must be a duration such as 30m, 1h or 7d');
 const labelMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
@@ -55,7 +55,15 @@ export const adminRoutes = new Hono<AppEnv>()
     const rows = await listEnrollmentTokens(c.var.deps.db);
     const now = c.var.deps.clock();
     return c.json({
-      items: rows.map((r) => ({ id: r.id, maxUses: r.maxUses, uses: r.uses, labels: r.labels, createdAt: new Date(r.createdAt).toISOString(), expiresAt: new Date(r.expiresAt).toISOString(), state: r.revokedAt ? 'revoked' : r.expiresAt <= now ? 'expired' : r.uses >= r.maxUses ? 'used' : 'active' })),
+      items: rows.map((r) => ({
+        id: r.id,
+        maxUses: r.maxUses,
+        uses: r.uses,
+        labels: r.labels,
+        createdAt: new Date(r.createdAt).toISOString(),
+        expiresAt: new Date(r.expiresAt).toISOString(),
+        state: r.revokedAt ? 'revoked' : r.expiresAt <= now ? 'expired' : r.uses >= r.maxUses ? 'used' : 'active',
+      })),
     });
   })
   .delete('/enrollment-tokens/:id', async (c) => {
@@ -66,7 +74,13 @@ export const adminRoutes = new Hono<AppEnv>()
   .post('/api-tokens', async (c) => {
     requireScope(c.var.principal, 'admin');
     const b = parse(apiTokenBody, await readJson(c), 'API token request');
-    const { token, row } = await createApiToken(c.var.deps.db, { name: b.name, scope: b.scope, namespaces: b.namespaces ?? null, ttlMs: b.ttl ? (parseDuration(b.ttl) as number) : null, now: c.var.deps.clock() });
+    const { token, row } = await createApiToken(c.var.deps.db, {
+      name: b.name,
+      scope: b.scope,
+      namespaces: b.namespaces ?? null,
+      ttlMs: b.ttl ? (parseDuration(b.ttl) as number) : null,
+      now: c.var.deps.clock(),
+    });
     c.var.log.info({ tokenId: row.id, scope: row.scope }, 'API token created');
     return c.json({ id: row.id, name: row.name, token, scope: row.scope, namespaces: row.namespaces }, 201);
   })

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { invalid } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
 import { fieldErrors } from '../../shared/manifest.js';
-import { type DesiredState, enrollRequestSchema, type EnrollResponse, heartbeatRequestSchema, type HeartbeatResponse } from '../../shared/protocol.js';
+import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatResponse, heartbeatRequestSchema } from '../../shared/protocol.js';
 import { agentAuth } from '../auth/agent.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
@@ -48,8 +48,14 @@ async function renewIfDue(deps: Deps, node: NodeRow, now: number): Promise<PodRo
   if (now - node.lastSeenAt < config.renewPeriodMs) return null;
   const exp = now + config.leaseTtlMs;
   await db.batch([
-    db.update(nodes).set({ lastSeenAt: now }).where(and(eq(nodes.id, node.id), lt(nodes.lastSeenAt, now))),
-    db.update(pods).set({ leaseExpiresAt: exp }).where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'), lt(pods.leaseExpiresAt, exp))),
+    db
+      .update(nodes)
+      .set({ lastSeenAt: now })
+      .where(and(eq(nodes.id, node.id), lt(nodes.lastSeenAt, now))),
+    db
+      .update(pods)
+      .set({ leaseExpiresAt: exp })
+      .where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'), lt(pods.leaseExpiresAt, exp))),
   ]);
   node.lastSeenAt = now;
   return desiredPodsOf(db, node.id);
@@ -135,7 +141,12 @@ const authed = new Hono<AppEnv>()
         continue;
       }
       const { podId: _p, epoch: _e, gone: _g, ...status } = s;
-      stmts.push(db.update(pods).set({ phase: s.phase, ready: s.ready, reason: s.reason ?? null, message: s.message ?? null, status, updatedAt: now }).where(mine));
+      stmts.push(
+        db
+          .update(pods)
+          .set({ phase: s.phase, ready: s.ready, reason: s.reason ?? null, message: s.message ?? null, status, updatedAt: now })
+          .where(mine),
+      );
     }
     for (const e of hb.events ?? []) {
       stmts.push(

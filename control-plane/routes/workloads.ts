@@ -10,8 +10,8 @@ import { renderDeployment, renderPod } from '../render.js';
 import { listEvents } from '../store/events.js';
 import { listNodes } from '../store/nodes.js';
 import { getPod, listPods } from '../store/pods.js';
-import { applyDeployment, deleteDeployment, ensureNamespace, getDeployment, listDeployments } from '../store/workloads.js';
 import { namespaces as namespacesTable } from '../store/schema.js';
+import { applyDeployment, deleteDeployment, ensureNamespace, getDeployment, listDeployments } from '../store/workloads.js';
 
 function ns(name: string): string {
   if (!DNS1123_LABEL.test(name) || name.length > 63) throw invalid(`invalid namespace "${name}"`, [{ path: 'metadata.namespace', message: 'must be a DNS-1123 label' }]);
@@ -47,7 +47,14 @@ export const workloadRoutes = new Hono<AppEnv>()
     return c.json({
       apiVersion: 'v1',
       kind: 'NamespaceList',
-      items: rows.filter((r) => canSeeNamespace(p, r.name)).map((r) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: r.name, uid: r.uid, labels: r.labels, creationTimestamp: new Date(r.createdAt).toISOString() }, status: { phase: 'Active' } })),
+      items: rows
+        .filter((r) => canSeeNamespace(p, r.name))
+        .map((r) => ({
+          apiVersion: 'v1',
+          kind: 'Namespace',
+          metadata: { name: r.name, uid: r.uid, labels: r.labels, creationTimestamp: new Date(r.createdAt).toISOString() },
+          status: { phase: 'Active' },
+        })),
     });
   })
   .put('/namespaces/:ns', async (c) => {
@@ -134,6 +141,16 @@ export const workloadRoutes = new Hono<AppEnv>()
     return c.json({
       apiVersion: 'v1',
       kind: 'EventList',
-      items: rows.map((e) => ({ apiVersion: 'v1', kind: 'Event', metadata: { name: String(e.id), namespace: e.namespace }, involvedObject: { kind: e.kind, name: e.name, namespace: e.namespace }, type: e.type, reason: e.reason, message: e.message, source: { component: e.source }, lastTimestamp: new Date(e.at).toISOString() })),
+      items: rows.map((e) => ({
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: String(e.id), namespace: e.namespace },
+        involvedObject: { kind: e.kind, name: e.name, namespace: e.namespace },
+        type: e.type,
+        reason: e.reason,
+        message: e.message,
+        source: { component: e.source },
+        lastTimestamp: new Date(e.at).toISOString(),
+      })),
     });
   });

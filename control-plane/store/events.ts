@@ -26,7 +26,13 @@ export async function listEvents(db: Db, q: { namespace?: string; kind?: string;
   if (q.kind !== undefined) conds.push(eq(events.kind, q.kind));
   if (q.name !== undefined) conds.push(eq(events.name, q.name));
   if (q.afterId !== undefined) conds.push(gt(events.id, q.afterId));
-  const rows = await db.select().from(events).where(and(...conds)).orderBy(desc(events.id)).limit(q.limit).all();
+  const rows = await db
+    .select()
+    .from(events)
+    .where(and(...conds))
+    .orderBy(desc(events.id))
+    .limit(q.limit)
+    .all();
   return rows.reverse();
 }
 

@@ -52,7 +52,11 @@ export function listNodes(db: Db, includeRevoked = false): Promise<NodeRow[]> {
 
 /** A live node by name. */
 export function getNodeByName(db: Db, name: string): Promise<NodeRow | undefined> {
-  return db.select().from(nodes).where(and(eq(nodes.name, name), isNull(nodes.revokedAt))).get();
+  return db
+    .select()
+    .from(nodes)
+    .where(and(eq(nodes.name, name), isNull(nodes.revokedAt)))
+    .get();
 }
 
 /** A node by id. */
@@ -67,7 +71,10 @@ export function getNode(db: Db, id: string): Promise<NodeRow | undefined> {
 export async function revokeNode(db: Db, node: NodeRow, now: number, source: string): Promise<void> {
   await db.batch([
     db.update(nodes).set({ revokedAt: now }).where(eq(nodes.id, node.id)),
-    db.update(pods).set({ desired: 'stop', deletionRequestedAt: now, updatedAt: now }).where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'))),
+    db
+      .update(pods)
+      .set({ desired: 'stop', deletionRequestedAt: now, updatedAt: now })
+      .where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'))),
     insertEvent(db, { namespace: '', kind: 'Node', name: node.name, type: 'Warning', reason: 'Revoked', message: `revoked by ${source}`, source: 'api', at: now }),
   ]);
 }

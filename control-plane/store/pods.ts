@@ -28,22 +28,39 @@ export function listPods(db: Db, q: { namespace?: string; nodeId?: string } = {}
   const conds = [];
   if (q.namespace !== undefined) conds.push(eq(pods.namespace, q.namespace));
   if (q.nodeId !== undefined) conds.push(eq(pods.nodeId, q.nodeId));
-  return db.select().from(pods).where(and(...conds)).orderBy(pods.namespace, pods.name).all();
+  return db
+    .select()
+    .from(pods)
+    .where(and(...conds))
+    .orderBy(pods.namespace, pods.name)
+    .all();
 }
 
 /** One pod by namespace and name. */
 export function getPod(db: Db, namespace: string, name: string): Promise<PodRow | undefined> {
-  return db.select().from(pods).where(and(eq(pods.namespace, namespace), eq(pods.name, name))).get();
+  return db
+    .select()
+    .from(pods)
+    .where(and(eq(pods.namespace, namespace), eq(pods.name, name)))
+    .get();
 }
 
 /** Pods a node should run now: assigned to it and not terminating. */
 export function desiredPodsOf(db: Db, nodeId: string): Promise<PodRow[]> {
-  return db.select().from(pods).where(and(eq(pods.nodeId, nodeId), eq(pods.desired, 'run'))).orderBy(pods.name).all();
+  return db
+    .select()
+    .from(pods)
+    .where(and(eq(pods.nodeId, nodeId), eq(pods.desired, 'run')))
+    .orderBy(pods.name)
+    .all();
 }
 
 /** Bumps the desired-state version (the agent's ETag) of nodes. */
 export function bumpNodes(db: Db, nodeIds: readonly string[]) {
-  return db.update(nodes).set({ desiredVersion: sql`${nodes.desiredVersion} + 1` }).where(inArray(nodes.id, [...nodeIds]));
+  return db
+    .update(nodes)
+    .set({ desiredVersion: sql`${nodes.desiredVersion} + 1` })
+    .where(inArray(nodes.id, [...nodeIds]));
 }
 
 /** Assigns a pending pod to a node with a fresh epoch and lease; a no-op if someone else placed it. */

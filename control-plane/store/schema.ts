@@ -124,7 +124,9 @@ export const pods = sqliteTable(
     epoch: integer('epoch').notNull().default(0),
     leaseExpiresAt: integer('lease_expires_at').notNull().default(0),
     /** 'run' or 'stop' (terminating). */
-    desired: text('desired', { enum: ['run', 'stop'] }).notNull().default('run'),
+    desired: text('desired', { enum: ['run', 'stop'] })
+      .notNull()
+      .default('run'),
     phase: text('phase').notNull().default('Pending'),
     ready: integer('ready', { mode: 'boolean' }).notNull().default(false),
     reason: text('reason'),
@@ -134,11 +136,7 @@ export const pods = sqliteTable(
     updatedAt: integer('updated_at').notNull(),
     deletionRequestedAt: integer('deletion_requested_at'),
   },
-  (t) => [
-    uniqueIndex('pods_ns_name').on(t.namespace, t.name),
-    index('pods_node').on(t.nodeId),
-    index('pods_deployment').on(t.deploymentId),
-  ],
+  (t) => [uniqueIndex('pods_ns_name').on(t.namespace, t.name), index('pods_node').on(t.nodeId), index('pods_deployment').on(t.deploymentId)],
 );
 
 export const events = sqliteTable(

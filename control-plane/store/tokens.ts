@@ -13,7 +13,16 @@ export type EnrollmentTokenRow = typeof enrollmentTokens.$inferSelect;
 /** Creates an enrollment token; the clear value is returned once and only its hash is stored. */
 export async function createEnrollmentToken(db: Db, opts: { maxUses: number; ttlMs: number; labels: Record<string, string>; now: number }) {
   const token = ENROLL_PREFIX + randomToken(32);
-  const row = { id: `et-${crypto.randomUUID().slice(0, 13)}`, hash: await sha256Hex(token), maxUses: opts.maxUses, uses: 0, labels: opts.labels, expiresAt: opts.now + opts.ttlMs, createdAt: opts.now, revokedAt: null };
+  const row = {
+    id: `et-${crypto.randomUUID().slice(0, 13)}`,
+    hash: await sha256Hex(token),
+    maxUses: opts.maxUses,
+    uses: 0,
+    labels: opts.labels,
+    expiresAt: opts.now + opts.ttlMs,
+    createdAt: opts.now,
+    revokedAt: null,
+  };
   await db.insert(enrollmentTokens).values(row);
   return { token, row };
 }
@@ -25,7 +34,11 @@ export function listEnrollmentTokens(db: Db) {
 
 /** Revokes an enrollment token; false if there is none by that id. */
 export async function revokeEnrollmentToken(db: Db, id: string, now: number): Promise<boolean> {
-  const r = await db.update(enrollmentTokens).set({ revokedAt: now }).where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt))).returning({ id: enrollmentTokens.id });
+  const r = await db
+    .update(enrollmentTokens)
+    .set({ revokedAt: now })
+    .where(and(eq(enrollmentTokens.id, id), isNull(enrollmentTokens.revokedAt)))
+    .returning({ id: enrollmentTokens.id });
   return r.length === 1;
 }
 
@@ -48,7 +61,16 @@ export type ApiTokenRow = typeof apiTokens.$inferSelect;
 /** Creates an operator API token; the clear value is returned once. */
 export async function createApiToken(db: Db, opts: { name: string; scope: 'admin' | 'deploy' | 'read'; namespaces: string[] | null; ttlMs: number | null; now: number }) {
   const token = API_PREFIX + randomToken(32);
-  const row = { id: `tok-${crypto.randomUUID().slice(0, 13)}`, name: opts.name, hash: await sha256Hex(token), scope: opts.scope, namespaces: opts.namespaces, createdAt: opts.now, expiresAt: opts.ttlMs === null ? null : opts.now + opts.ttlMs, revokedAt: null };
+  const row = {
+    id: `tok-${crypto.randomUUID().slice(0, 13)}`,
+    name: opts.name,
+    hash: await sha256Hex(token),
+    scope: opts.scope,
+    namespaces: opts.namespaces,
+    createdAt: opts.now,
+    expiresAt: opts.ttlMs === null ? null : opts.now + opts.ttlMs,
+    revokedAt: null,
+  };
   await db.insert(apiTokens).values(row);
   return { token, row };
 }
@@ -60,6 +82,10 @@ export function listApiTokens(db: Db) {
 
 /** Revokes an API token; false if there is none by that id. */
 export async function revokeApiToken(db: Db, id: string, now: number): Promise<boolean> {
-  const r = await db.update(apiTokens).set({ revokedAt: now }).where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt))).returning({ id: apiTokens.id });
+  const r = await db
+    .update(apiTokens)
+    .set({ revokedAt: now })
+    .where(and(eq(apiTokens.id, id), isNull(apiTokens.revokedAt)))
+    .returning({ id: apiTokens.id });
   return r.length === 1;
 }

@@ -34,7 +34,21 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
     const existing = await getDeployment(db, namespace, d.metadata.name);
     if (!existing) {
       const id = crypto.randomUUID();
-      const row: DeploymentRow = { id, namespace, name: d.metadata.name, labels, annotations, spec, generation: 1, revision: 1, templateDigest, planVersion: 0, planStamp: null, createdAt: now, updatedAt: now };
+      const row: DeploymentRow = {
+        id,
+        namespace,
+        name: d.metadata.name,
+        labels,
+        annotations,
+        spec,
+        generation: 1,
+        revision: 1,
+        templateDigest,
+        planVersion: 0,
+        planStamp: null,
+        createdAt: now,
+        updatedAt: now,
+      };
       try {
         await db.batch([
           ensureNamespace(db, namespace, now),
@@ -53,10 +67,7 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
     if (selectorChanged) throw conflict(`spec.selector of deployment ${namespace}/${existing.name} is immutable; delete and re-create it to change the selector`);
     const templateChanged = existing.templateDigest !== templateDigest;
     const same =
-      !templateChanged &&
-      oldSpec.replicas === d.spec.replicas &&
-      JSON.stringify(existing.labels) === JSON.stringify(labels) &&
-      JSON.stringify(existing.annotations) === JSON.stringify(annotations);
+      !templateChanged && oldSpec.replicas === d.spec.replicas && JSON.stringify(existing.labels) === JSON.stringify(labels) && JSON.stringify(existing.annotations) === JSON.stringify(annotations);
     if (same) return { row: existing, outcome: 'unchanged' };
     const revision = templateChanged ? existing.revision + 1 : existing.revision;
     const updated = { labels, annotations, spec, generation: existing.generation + 1, revision, templateDigest, updatedAt: now };
@@ -69,11 +80,25 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
     ] as const;
     const extra = templateChanged
       ? [
-          db.insert(revisions).values({ deploymentId: existing.id, revision, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now }).onConflictDoNothing(),
+          db
+            .insert(revisions)
+            .values({ deploymentId: existing.id, revision, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now })
+            .onConflictDoNothing(),
           insertEvent(db, { namespace, kind: 'Deployment', name: existing.name, type: 'Normal', reason: 'NewRevision', message: `revision ${revision} by ${source}`, source: 'api', at: now }),
         ]
       : oldSpec.replicas !== d.spec.replicas
-        ? [insertEvent(db, { namespace, kind: 'Deployment', name: existing.name, type: 'Normal', reason: 'Scaled', message: `replicas ${oldSpec.replicas} -> ${d.spec.replicas} by ${source}`, source: 'api', at: now })]
+        ? [
+            insertEvent(db, {
+              namespace,
+              kind: 'Deployment',
+              name: existing.name,
+              type: 'Normal',
+              reason: 'Scaled',
+              message: `replicas ${oldSpec.replicas} -> ${d.spec.replicas} by ${source}`,
+              source: 'api',
+              at: now,
+            }),
+          ]
         : [];
     const [res] = await db.batch([...stmts, ...extra]);
     if ((res as unknown[]).length === 1) return { row: { ...existing, ...updated }, outcome: 'configured' };
@@ -83,7 +108,11 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
 
 /** One Deployment by namespace and name. */
 export function getDeployment(db: Db, namespace: string, name: string): Promise<DeploymentRow | undefined> {
-  return db.select().from(deployments).where(and(eq(deployments.namespace, namespace), eq(deployments.name, name))).get();
+  return db
+    .select()
+    .from(deployments)
+    .where(and(eq(deployments.namespace, namespace), eq(deployments.name, name)))
+    .get();
 }
 
 /** Deployments of one namespace, or of all when `namespace` is undefined. */

@@ -69,10 +69,15 @@ export class Cluster {
 
   /** Waits until `n` pods run and answer HTTP on their 127.0.0.1 host ports; returns them. */
   async waitRunning(n: number, timeoutMs = 60_000): Promise<any[]> {
-    const pods = await waitFor(`${n} running pods`, () => {
-      const p = this.pods().filter((x) => x.status.phase === 'Running' && x.status.hostPorts.length > 0);
-      return p.length === n && p;
-    }, timeoutMs, 300);
+    const pods = await waitFor(
+      `${n} running pods`,
+      () => {
+        const p = this.pods().filter((x) => x.status.phase === 'Running' && x.status.hostPorts.length > 0);
+        return p.length === n && p;
+      },
+      timeoutMs,
+      300,
+    );
     for (const p of pods) {
       const hp = p.status.hostPorts[0];
       expect(hp.hostIP).toBe('127.0.0.1');

@@ -77,7 +77,10 @@ describe('Node control plane with two agents on real Docker', () => {
 
   it('bad input: the CLI exits non-zero with one readable line and nothing changes', () => {
     const bad = `${cluster.tmp('flotilla-bad-')}/bad.yaml`;
-    writeFileSync(bad, 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: x, bogus: 1}]\n');
+    writeFileSync(
+      bad,
+      'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: x, bogus: 1}]\n',
+    );
     const r = runCli(['apply', '-f', bad], cluster.env());
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);

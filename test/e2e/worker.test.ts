@@ -23,7 +23,27 @@ beforeAll(async () => {
   const wrangler = join('node_modules', '.bin', 'wrangler');
   execFileSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], { stdio: 'ignore', env: { ...process.env, CI: 'true' }, timeout: 120_000 });
   const port = await freePort();
-  worker = start(wrangler, ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--var', `FLOTILLA_BOOTSTRAP_TOKEN:${TOKEN}`, '--var', 'FLOTILLA_LEASE_TTL:6s', '--var', 'FLOTILLA_CLOCK_SKEW:1s', '--var', 'FLOTILLA_TICK_INTERVAL:500ms'], { CI: 'true' });
+  worker = start(
+    wrangler,
+    [
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--persist-to',
+      state,
+      '--var',
+      `FLOTILLA_BOOTSTRAP_TOKEN:${TOKEN}`,
+      '--var',
+      'FLOTILLA_LEASE_TTL:6s',
+      '--var',
+      'FLOTILLA_CLOCK_SKEW:1s',
+      '--var',
+      'FLOTILLA_TICK_INTERVAL:500ms',
+    ],
+    { CI: 'true' },
+  );
   const url = `http://127.0.0.1:${port}`;
   await waitFor('wrangler dev to serve /healthz', async () => (await fetch(`${url}/healthz`)).ok, 90_000, 500);
   cluster = new Cluster(url, TOKEN, docker);

@@ -32,7 +32,11 @@ function tmp(prefix: string): string {
 }
 
 async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(new URL(path, server.url), { method, headers: { authorization: `Bearer ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+  const res = await fetch(new URL(path, server.url), {
+    method,
+    headers: { authorization: `Bearer ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
   return { status: res.status, body: (await res.json()) as any };
 }
 
@@ -56,7 +60,13 @@ beforeAll(async () => {
   execFileSync('docker', ['tag', 'local/busybox:1', ref]);
   execFileSync('docker', ['push', '-q', ref], { stdio: 'ignore' });
   execFileSync('docker', ['rmi', ref], { stdio: 'ignore' });
-  server = await startServer({ host: '127.0.0.1', port: 0, dataDir: tmp('flotilla-cp-'), logger: silentLogger, env: { FLOTILLA_LEASE_TTL: '6s', FLOTILLA_POLL_WAIT: '5s', FLOTILLA_CLOCK_SKEW: '1s' } });
+  server = await startServer({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir: tmp('flotilla-cp-'),
+    logger: silentLogger,
+    env: { FLOTILLA_LEASE_TTL: '6s', FLOTILLA_POLL_WAIT: '5s', FLOTILLA_CLOCK_SKEW: '1s' },
+  });
   admin = (await import('node:fs')).readFileSync(server.adminTokenPath, 'utf8').trim();
 });
 

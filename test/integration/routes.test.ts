@@ -1,8 +1,8 @@
 import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FACTS, nodeKeys, testControlPlane } from '../lib/cp.js';
 import { libsqlTestDb, type TestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
-import { FACTS, nodeKeys, testControlPlane } from '../lib/cp.js';
 
 let t: TestDb;
 let cp: Awaited<ReturnType<typeof testControlPlane>>;
@@ -31,7 +31,11 @@ async function enrollmentToken(uses = 1, ttl = '1h'): Promise<string> {
 
 async function enroll(name: string, token: string) {
   const keys = await nodeKeys();
-  const res = await cp.app.request('/v1/agent/enroll', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, name, publicKey: keys.publicKey, facts: FACTS }) });
+  const res = await cp.app.request('/v1/agent/enroll', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token, name, publicKey: keys.publicKey, facts: FACTS }),
+  });
   return { res, keys };
 }
 
@@ -41,7 +45,11 @@ async function enrolledNode(name: string) {
   const body = (await res.json()) as { nodeId: string; audience: string; issuer: string };
   const jwt = (o: { iat?: number; exp?: number } = {}) => keys.sign({ sub: body.nodeId, aud: body.audience, ...o });
   const agent = async (method: string, path: string, token?: string, body2?: unknown) =>
-    cp.app.request(path, { method, headers: { authorization: `Bearer ${token ?? (await jwt())}`, ...(body2 ? { 'content-type': 'application/json' } : {}) }, ...(body2 ? { body: JSON.stringify(body2) } : {}) });
+    cp.app.request(path, {
+      method,
+      headers: { authorization: `Bearer ${token ?? (await jwt())}`, ...(body2 ? { 'content-type': 'application/json' } : {}) },
+      ...(body2 ? { body: JSON.stringify(body2) } : {}),
+    });
   return { ...body, keys, jwt, agent };
 }
 
@@ -56,7 +64,7 @@ describe('operator authentication and authorisation', () => {
   });
 
   it('enforces scopes and namespace limits, and a revoked token stops working', async () => {
-    const mk = async (body: unknown) => ((await (await cp.req('POST', '/v1/api-tokens', body)).json()) as { token: string; id: string });
+    const mk = async (body: unknown) => (await (await cp.req('POST', '/v1/api-tokens', body)).json()) as { token: string; id: string };
     const read = await mk({ name: 'viewer', scope: 'read' });
     const deployer = await mk({ name: 'team-a', scope: 'deploy', namespaces: ['team-a'] });
     expect((await cp.req('GET', '/v1/namespaces/default/pods', undefined, { token: read.token })).status).toBe(200);
@@ -150,8 +158,19 @@ describe('agent authentication', () => {
     const other = await enrolledNode('other');
     const nowS = Math.floor(cp.now() / 1000);
     const attacker = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setSubject(n.nodeId).setAudience(n.audience).setIssuedAt(nowS).setExpirationTime(nowS + 60).sign(attacker.privateKey);
-    const none = new UnsecuredJWT({}).setSubject(n.nodeId).setAudience(n.audience).setIssuedAt(nowS).setExpirationTime(nowS + 60).encode();
+    const forged = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA' })
+      .setSubject(n.nodeId)
+      .setAudience(n.audience)
+      .setIssuedAt(nowS)
+      .setExpirationTime(nowS + 60)
+      .sign(attacker.privateKey);
+    const none = new UnsecuredJWT({})
+      .setSubject(n.nodeId)
+      .setAudience(n.audience)
+      .setIssuedAt(nowS)
+      .setExpirationTime(nowS + 60)
+      .encode();
     const expired = await n.jwt({ iat: nowS - 200, exp: nowS - 100 });
     const wrongAud = await n.keys.sign({ sub: n.nodeId, aud: 'flotilla:someone-else:agents' });
     const tooLong = await n.jwt({ iat: nowS, exp: nowS + 3600 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger, configFromEnv } from '../../control-plane/config.js';
+import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { runTick } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
@@ -9,9 +9,9 @@ import { listPods } from '../../control-plane/store/pods.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
 import { applyDeployment, deleteDeployment, getDeployment } from '../../control-plane/store/workloads.js';
 import { parseDeployment } from '../../shared/manifest.js';
+import { FACTS, nodeKeys } from '../lib/cp.js';
 import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
-import { FACTS, nodeKeys } from '../lib/cp.js';
 
 // The same store behaviour on an embedded libSQL file and on a local D1 inside workerd.
 describe.each([
@@ -37,9 +37,7 @@ describe.each([
 
   it('lets exactly as many nodes enroll as the token allows, even concurrently', async () => {
     const { token } = await createEnrollmentToken(t.db, { maxUses: 2, ttlMs: 60_000, labels: { site: 'lab' }, now });
-    const attempts = await Promise.allSettled(
-      ['n1', 'n2', 'n3'].map(async (name) => enrollNode(t.db, { token, name, publicKey: (await nodeKeys()).publicKey, facts: FACTS }, now)),
-    );
+    const attempts = await Promise.allSettled(['n1', 'n2', 'n3'].map(async (name) => enrollNode(t.db, { token, name, publicKey: (await nodeKeys()).publicKey, facts: FACTS }, now)));
     const ok = attempts.filter((a) => a.status === 'fulfilled');
     expect(ok).toHaveLength(2);
     const failed = attempts.find((a) => a.status === 'rejected') as PromiseRejectedResult;

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import { createApp } from '../../control-plane/app.js';
-import { configFromEnv, silentLogger, type Config } from '../../control-plane/config.js';
+import { type Config, configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { Keyring } from '../../control-plane/keys.js';
 import type { Db } from '../../control-plane/store/db.js';
@@ -47,7 +47,13 @@ export async function nodeKeys() {
     publicKey: pub,
     sign(claims: { sub: string; aud: string; iat?: number; exp?: number }) {
       const iat = claims.iat ?? Math.floor(Date.now() / 1000);
-      return new SignJWT({}).setProtectedHeader({ alg: 'EdDSA' }).setSubject(claims.sub).setAudience(claims.aud).setIssuedAt(iat).setExpirationTime(claims.exp ?? iat + 60).sign(privateKey);
+      return new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setSubject(claims.sub)
+        .setAudience(claims.aud)
+        .setIssuedAt(iat)
+        .setExpirationTime(claims.exp ?? iat + 60)
+        .sign(privateKey);
     },
   };
 }

@@ -35,8 +35,13 @@ export async function d1TestDb(): Promise<TestDb> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-d1-'));
   const proxy = await getPlatformProxy<{ DB: D1DatabaseLike & { exec(sql: string): Promise<unknown> } }>({ configPath: 'wrangler.toml', persist: { path: dir } });
   const d1 = proxy.env.DB;
-  for (const f of readdirSync('migrations').filter((x) => x.endsWith('.sql')).sort()) {
-    const statements = readFileSync(join('migrations', f), 'utf8').split('--> statement-breakpoint').map((s) => s.trim()).filter(Boolean);
+  for (const f of readdirSync('migrations')
+    .filter((x) => x.endsWith('.sql'))
+    .sort()) {
+    const statements = readFileSync(join('migrations', f), 'utf8')
+      .split('--> statement-breakpoint')
+      .map((s) => s.trim())
+      .filter(Boolean);
     await d1.batch(statements.map((s) => (d1.prepare(s) as { bind(): unknown }).bind()));
   }
   return {

@@ -28,5 +28,10 @@ export async function nodeContainers(docker: Docker, nodeId: string, all = true)
 
 /** Removes every container of the given nodes (test clean-up). */
 export async function removeNodeContainers(docker: Docker, nodeIds: readonly string[]): Promise<void> {
-  for (const id of nodeIds) for (const c of await nodeContainers(docker, id)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const id of nodeIds)
+    for (const c of await nodeContainers(docker, id))
+      await docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined);
 }

@@ -1,7 +1,7 @@
-import type { PodSpec } from '../../shared/manifest.js';
-import type { DesiredPod } from '../../shared/protocol.js';
 import type { ActualContainer } from '../../agent/reconcile.js';
 import type { NodeView, PodView } from '../../control-plane/core/types.js';
+import type { PodSpec } from '../../shared/manifest.js';
+import type { DesiredPod } from '../../shared/protocol.js';
 
 /** A Deployment manifest for tests (busybox httpd serving /www). */
 export function deploymentManifest(name: string, o: { replicas?: number; image?: string; namespace?: string; nodeSelector?: Record<string, string>; hostPort?: number } = {}) {
@@ -16,7 +16,9 @@ export function deploymentManifest(name: string, o: { replicas?: number; image?:
         metadata: { labels: { app: name } },
         spec: {
           ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
-          containers: [{ name: 'web', image: o.image ?? 'local/busybox:1', command: ['httpd', '-f', '-p', '80', '-h', '/www'], ports: [{ containerPort: 80, ...(o.hostPort ? { hostPort: o.hostPort } : {}) }] }],
+          containers: [
+            { name: 'web', image: o.image ?? 'local/busybox:1', command: ['httpd', '-f', '-p', '80', '-h', '/www'], ports: [{ containerPort: 80, ...(o.hostPort ? { hostPort: o.hostPort } : {}) }] },
+          ],
         },
       },
     },
@@ -52,5 +54,18 @@ export function desiredPod(id: string, spec: Partial<PodSpec> = {}, o: Partial<D
 
 /** An actual container for agent planner tests. */
 export function actual(id: string, podId: string, o: Partial<ActualContainer> = {}): ActualContainer {
-  return { id, podId, podName: `pod-${podId}`, namespace: 'default', container: 'web', digest: `digest-${podId}`, epoch: 1, image: 'local/busybox:1', state: 'running', restarts: 0, hostPorts: [], ...o };
+  return {
+    id,
+    podId,
+    podName: `pod-${podId}`,
+    namespace: 'default',
+    container: 'web',
+    digest: `digest-${podId}`,
+    epoch: 1,
+    image: 'local/busybox:1',
+    state: 'running',
+    restarts: 0,
+    hostPorts: [],
+    ...o,
+  };
 }

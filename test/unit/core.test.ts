@@ -36,7 +36,11 @@ describe('planOrphans and planFinalize', () => {
   });
 
   it('forgets terminating pods never placed or whose lease lapsed past the skew', () => {
-    const pods = [podView('never', { desired: 'stop' }), podView('live', { desired: 'stop', nodeId: 'n', leaseExpiresAt: 10_000 }), podView('lapsed', { desired: 'stop', nodeId: 'n', leaseExpiresAt: 1_000 })];
+    const pods = [
+      podView('never', { desired: 'stop' }),
+      podView('live', { desired: 'stop', nodeId: 'n', leaseExpiresAt: 10_000 }),
+      podView('lapsed', { desired: 'stop', nodeId: 'n', leaseExpiresAt: 1_000 }),
+    ];
     expect(planFinalize(pods, 7_000, 5_000)).toEqual(['never', 'lapsed']);
   });
 });

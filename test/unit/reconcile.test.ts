@@ -6,7 +6,12 @@ const ctx = (o: Partial<PlanContext> = {}): PlanContext => ({ now: 1_000_000, im
 
 describe('planSteps', () => {
   it('creates the containers of a new pod, owner first', () => {
-    const pod = desiredPod('a', { containers: [{ name: 'web', image: 'local/busybox:1' }, { name: 'side', image: 'local/busybox:1' }] as never });
+    const pod = desiredPod('a', {
+      containers: [
+        { name: 'web', image: 'local/busybox:1' },
+        { name: 'side', image: 'local/busybox:1' },
+      ] as never,
+    });
     expect(planSteps([], [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 0, restarts: 0 }]);
     const withOwner = [actual('c1', 'a')];
     expect(planSteps(withOwner, [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 1, restarts: 0, netnsOwner: 'c1' }]);
@@ -53,7 +58,12 @@ describe('planSteps', () => {
   });
 
   it('recreates sidecars whose network owner was replaced', () => {
-    const pod = desiredPod('a', { containers: [{ name: 'web', image: 'local/busybox:1' }, { name: 'side', image: 'local/busybox:1' }] as never });
+    const pod = desiredPod('a', {
+      containers: [
+        { name: 'web', image: 'local/busybox:1' },
+        { name: 'side', image: 'local/busybox:1' },
+      ] as never,
+    });
     const steps = planSteps([actual('new-owner', 'a'), actual('s1', 'a', { container: 'side', netnsOwner: 'old-owner' })], [pod], ctx());
     expect(steps).toEqual([{ action: 'stop', containerId: 's1', podId: 'a', reason: 'pod network was recreated' }]);
   });
