@@ -40,7 +40,7 @@ export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: numb
 }
 
 /** A Pod object; host ports the agent reported are in status.hostPorts. */
-export function renderPod(p: PodRow, nodeName: string | undefined) {
+export function renderPod(p: PodRow, node: { name: string; leaseExpiresAt: number } | undefined) {
   const status = (p.status ?? {}) as { containers?: Array<Record<string, unknown>>; message?: string };
   const containers = status.containers ?? [];
   const hostPorts = containers.flatMap((c) => ((c.hostPorts as Array<Record<string, unknown>>) ?? []).map((h) => ({ container: c.name, ...h })));
@@ -57,7 +57,7 @@ export function renderPod(p: PodRow, nodeName: string | undefined) {
       ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: p.workload, uid: p.deploymentId }],
       annotations: { 'flotilla.dev/revision': String(p.revision), 'flotilla.dev/epoch': String(p.epoch) },
     },
-    spec: { ...(p.spec as object), nodeName: nodeName ?? null },
+    spec: { ...(p.spec as object), nodeName: node?.name ?? null },
     status: {
       phase: p.desired === 'stop' ? 'Terminating' : p.phase,
       conditions: [
@@ -75,7 +75,7 @@ export function renderPod(p: PodRow, nodeName: string | undefined) {
         state: { [String(c.state)]: { ...(c.reason ? { reason: c.reason } : {}), ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}), ...(c.startedAt ? { startedAt: c.startedAt } : {}) } },
       })),
       hostPorts,
-      leaseExpiresAt: p.nodeId ? iso(p.leaseExpiresAt) : undefined,
+      ...(node ? { leaseExpiresAt: iso(node.leaseExpiresAt) } : {}),
     },
   };
 }

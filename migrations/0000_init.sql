@@ -80,6 +80,7 @@ CREATE TABLE `nodes` (
 	`enrollment_token_id` text,
 	`enrolled_at` integer NOT NULL,
 	`last_seen_at` integer NOT NULL,
+	`lease_expires_at` integer NOT NULL,
 	`revoked_at` integer,
 	`cordoned` integer DEFAULT false NOT NULL,
 	`desired_version` integer DEFAULT 1 NOT NULL
@@ -98,7 +99,6 @@ CREATE TABLE `pods` (
 	`labels` text DEFAULT '{}' NOT NULL,
 	`node_id` text,
 	`epoch` integer DEFAULT 0 NOT NULL,
-	`lease_expires_at` integer DEFAULT 0 NOT NULL,
 	`desired` text DEFAULT 'run' NOT NULL,
 	`phase` text DEFAULT 'Pending' NOT NULL,
 	`ready` integer DEFAULT false NOT NULL,

@@ -44,7 +44,8 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
   const [depRows, podRows, nodeRows] = await Promise.all([db.select().from(deployments).all(), db.select().from(pods).all(), db.select().from(nodes).where(isNull(nodes.revokedAt)).all()]);
-  const views = podRows.map(toPodView);
+  const nodeLease = new Map(nodeRows.map((n) => [n.id, n.leaseExpiresAt]));
+  const views = podRows.map((p) => toPodView(p, nodeLease));
   const stmts: Stmt[] = [];
   const guards: { depId: string; index: number }[] = [];
   const touched = new Set<string>();
@@ -133,7 +134,9 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // Finalize terminating pods that no agent will report on.
   const finalize = planFinalize(views, now, config.clockSkewMs);
   if (finalize.length > 0) {
-    stmts.push(db.delete(pods).where(and(inArray(pods.id, finalize), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lt(pods.leaseExpiresAt, now - config.clockSkewMs)))));
+    // Re-checked in SQL: the node's lease may have been renewed since the snapshot.
+    const lapsed = sql`NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = ${pods.nodeId} AND nodes.revoked_at IS NULL AND nodes.lease_expires_at >= ${now - config.clockSkewMs})`;
+    stmts.push(db.delete(pods).where(and(inArray(pods.id, finalize), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lapsed))));
     result.finalized += finalize.length;
   }
 
@@ -146,16 +149,13 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     live.filter((p) => p.nodeId !== null),
   );
   const assigned = new Map(plan.assign.map((a) => [a.podId, a.nodeId]));
-  const leaseExpiresAt = now + config.leaseTtlMs;
   const nodeName = new Map(nodeRows.map((n) => [n.id, n.name]));
   const unschedulable = new Map(plan.unschedulable.map((u) => [u.podId, u.reason]));
   for (const ins of pendingInserts) {
     const nodeId = assigned.get(ins.row.id) ?? null;
     const digest = await podDigest(ins.row.spec);
     const reason = unschedulable.get(ins.row.id) ?? null;
-    stmts.push(
-      insertPodGuarded(db, { ...ins.row, specDigest: digest, nodeId, epoch: nodeId ? 1 : 0, leaseExpiresAt: nodeId ? leaseExpiresAt : 0, reason, message: reason ? 'Unschedulable' : null }, ins.stamp),
-    );
+    stmts.push(insertPodGuarded(db, { ...ins.row, specDigest: digest, nodeId, epoch: nodeId ? 1 : 0, reason, message: reason ? 'Unschedulable' : null }, ins.stamp));
     if (nodeId) {
       touched.add(nodeId);
       stmts.push(
@@ -176,7 +176,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   for (const a of plan.assign) {
     const existing = nameOf.get(a.podId);
     if (!existing) continue; // created above
-    stmts.push(assignPod(db, a.podId, a.nodeId, leaseExpiresAt, now));
+    stmts.push(assignPod(db, a.podId, a.nodeId, now));
     stmts.push(
       insertEvent(db, {
         namespace: existing.namespace,
@@ -238,7 +238,6 @@ function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) 
     'labels',
     'node_id',
     'epoch',
-    'lease_expires_at',
     'desired',
     'phase',
     'ready',
@@ -259,7 +258,6 @@ function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) 
     JSON.stringify(row.labels ?? {}),
     row.nodeId ?? null,
     row.epoch ?? 0,
-    row.leaseExpiresAt ?? 0,
     'run',
     'Pending',
     0,

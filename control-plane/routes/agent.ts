@@ -1,4 +1,4 @@
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { and, eq, isNull, lt, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { invalid } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
@@ -32,7 +32,7 @@ async function signLeases(deps: Deps, node: NodeRow, rows: readonly PodRow[], no
       epoch: p.epoch,
       policy: 'stop',
       iat: Math.floor(now / 1000),
-      exp: Math.floor(p.leaseExpiresAt / 1000),
+      exp: Math.floor(node.leaseExpiresAt / 1000),
     };
     out.set(p.id, await deps.keys.signLease(claims, now));
   }
@@ -40,24 +40,21 @@ async function signLeases(deps: Deps, node: NodeRow, rows: readonly PodRow[], no
 }
 
 /**
- * Renews a node's liveness and all its live leases in one batch, at most once per renewal period:
- * the heartbeat economy. Returns the node's pods with their new expiry, or null if not due.
+ * Renews a node's liveness and every lease it holds with one statement, at most once per renewal
+ * period: the heartbeat economy. Returns the node's pods (to re-sign their leases), or null if not due.
  */
 async function renewIfDue(deps: Deps, node: NodeRow, now: number): Promise<PodRow[] | null> {
   const { db, config } = deps;
   if (now - node.lastSeenAt < config.renewPeriodMs) return null;
   const exp = now + config.leaseTtlMs;
-  await db.batch([
-    db
-      .update(nodes)
-      .set({ lastSeenAt: now })
-      .where(and(eq(nodes.id, node.id), lt(nodes.lastSeenAt, now))),
-    db
-      .update(pods)
-      .set({ leaseExpiresAt: exp })
-      .where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'), lt(pods.leaseExpiresAt, exp))),
-  ]);
+  const done = await db
+    .update(nodes)
+    .set({ lastSeenAt: now, leaseExpiresAt: exp })
+    .where(and(eq(nodes.id, node.id), isNull(nodes.revokedAt), lt(nodes.lastSeenAt, now)))
+    .returning({ id: nodes.id });
+  if (done.length === 0) return null; // renewed concurrently (or revoked): nothing new to sign
   node.lastSeenAt = now;
+  node.leaseExpiresAt = exp;
   return desiredPodsOf(db, node.id);
 }
 
@@ -73,7 +70,7 @@ const enroll = new Hono<AppEnv>().post('/enroll', async (c) => {
     const errors = fieldErrors(parsed.error).map((e) => (e.path === 'token' ? { ...e, message: 'invalid token format' } : e));
     throw invalid(`invalid enrollment request: ${errors[0]?.path}: ${errors[0]?.message}`, errors);
   }
-  const node = await enrollNode(deps.db, parsed.data, deps.clock());
+  const node = await enrollNode(deps.db, parsed.data, deps.clock(), deps.config.leaseTtlMs);
   c.var.log.info({ node: node.name, nodeId: node.id }, 'node enrolled');
   deps.defer?.(runTick(deps));
   const body: EnrollResponse = { nodeId: node.id, name: node.name, clusterId: deps.cluster.clusterId, audience: deps.cluster.audience, issuer: deps.cluster.issuer, labels: node.labels };

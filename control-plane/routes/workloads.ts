@@ -22,8 +22,8 @@ function who(p: Principal): string {
   return p.kind === 'operator' ? `token ${p.name}` : `node ${p.nodeName}`;
 }
 
-async function nodeNames(deps: Deps): Promise<Map<string, string>> {
-  return new Map((await listNodes(deps.db, true)).map((n) => [n.id, n.name]));
+async function nodeNames(deps: Deps): Promise<Map<string, { name: string; leaseExpiresAt: number }>> {
+  return new Map((await listNodes(deps.db, true)).map((n) => [n.id, { name: n.name, leaseExpiresAt: n.leaseExpiresAt }]));
 }
 
 /** Applies a validated Deployment and runs the controllers right away, so pods are placed within the request. */

@@ -16,17 +16,28 @@ export type NodeRow = typeof nodes.$inferSelect;
  * usable, and the token's use is counted only if the node row now exists. Concurrent enrollments
  * against a token with one use left: exactly one wins (SQLite serialises the batches).
  */
-export async function enrollNode(db: Db, req: EnrollRequest, now: number): Promise<NodeRow> {
+export async function enrollNode(db: Db, req: EnrollRequest, now: number, leaseTtlMs: number): Promise<NodeRow> {
   const hash = await sha256Hex(req.token);
   const token = await db.select().from(enrollmentTokens).where(usableEnrollmentToken(hash, now)).get();
   if (!token) throw unauthenticated('enrollment token is invalid, expired, revoked or used up');
   const id = crypto.randomUUID();
   const labels = { ...(req.labels ?? {}), ...token.labels, 'kubernetes.io/hostname': req.name };
   const facts = req.facts as Record<string, unknown>;
-  const values = [id, req.name, JSON.stringify(req.publicKey), req.encryptionKey ? JSON.stringify(req.encryptionKey) : null, JSON.stringify(labels), JSON.stringify(facts), token.id, now, now];
+  const values = [
+    id,
+    req.name,
+    JSON.stringify(req.publicKey),
+    req.encryptionKey ? JSON.stringify(req.encryptionKey) : null,
+    JSON.stringify(labels),
+    JSON.stringify(facts),
+    token.id,
+    now,
+    now,
+    now + leaseTtlMs,
+  ];
   try {
     await db.batch([
-      db.run(sql`INSERT INTO nodes (id, name, public_key, encryption_key, labels, facts, enrollment_token_id, enrolled_at, last_seen_at)
+      db.run(sql`INSERT INTO nodes (id, name, public_key, encryption_key, labels, facts, enrollment_token_id, enrolled_at, last_seen_at, lease_expires_at)
         SELECT ${sql.join(
           values.map((v) => sql`${v}`),
           sql`, `,

@@ -7,8 +7,8 @@ import { nodes, pods } from './schema.js';
 /** A stored pod row. */
 export type PodRow = typeof pods.$inferSelect;
 
-/** Projects a pod row to the view the pure core uses. */
-export function toPodView(r: PodRow): PodView {
+/** Projects a pod row to the view the pure core uses; its lease expiry is its node's. */
+export function toPodView(r: PodRow, nodeLease: ReadonlyMap<string, number>): PodView {
   return {
     id: r.id,
     deploymentId: r.deploymentId,
@@ -18,7 +18,7 @@ export function toPodView(r: PodRow): PodView {
     phase: r.phase,
     ready: r.ready,
     createdAt: r.createdAt,
-    leaseExpiresAt: r.leaseExpiresAt,
+    leaseExpiresAt: r.nodeId ? (nodeLease.get(r.nodeId) ?? 0) : 0,
     nodeSelector: (r.spec as PodSpec).nodeSelector ?? {},
   };
 }
@@ -63,11 +63,11 @@ export function bumpNodes(db: Db, nodeIds: readonly string[]) {
     .where(inArray(nodes.id, [...nodeIds]));
 }
 
-/** Assigns a pending pod to a node with a fresh epoch and lease; a no-op if someone else placed it. */
-export function assignPod(db: Db, podId: string, nodeId: string, leaseExpiresAt: number, now: number) {
+/** Assigns a pending pod to a node with a fresh epoch; a no-op if someone else placed it. */
+export function assignPod(db: Db, podId: string, nodeId: string, now: number) {
   return db
     .update(pods)
-    .set({ nodeId, epoch: sql`${pods.epoch} + 1`, leaseExpiresAt, reason: null, message: null, updatedAt: now })
+    .set({ nodeId, epoch: sql`${pods.epoch} + 1`, reason: null, message: null, updatedAt: now })
     .where(and(eq(pods.id, podId), isNull(pods.nodeId), eq(pods.desired, 'run')))
     .returning({ id: pods.id, nodeId: pods.nodeId });
 }

@@ -55,6 +55,11 @@ export const nodes = sqliteTable(
     enrolledAt: integer('enrolled_at').notNull(),
     /** Written at most once per renewal period (heartbeat economy), not on every heartbeat. */
     lastSeenAt: integer('last_seen_at').notNull(),
+    /**
+     * Expiry of every lease this node holds. All of a node's leases are renewed together, so one
+     * column (one statement per renewal) carries them all; a pod's lease is its node's.
+     */
+    leaseExpiresAt: integer('lease_expires_at').notNull(),
     revokedAt: integer('revoked_at'),
     cordoned: integer('cordoned', { mode: 'boolean' }).notNull().default(false),
     /** Bumped whenever what this node should run changes; the agent's ETag. */
@@ -122,7 +127,6 @@ export const pods = sqliteTable(
     nodeId: text('node_id'),
     /** Fencing epoch: only increases, bumped whenever the slot is (re)assigned. */
     epoch: integer('epoch').notNull().default(0),
-    leaseExpiresAt: integer('lease_expires_at').notNull().default(0),
     /** 'run' or 'stop' (terminating). */
     desired: text('desired', { enum: ['run', 'stop'] })
       .notNull()

@@ -148,6 +148,22 @@ describe('agent on a real Docker engine', () => {
   });
 });
 
+describe('node revocation', () => {
+  it('a revoked node loses its credentials at once and stops its containers when its leases lapse', async () => {
+    const a = await startAgent('rev-1', tmp('flotilla-agent-'));
+    expect((await api('PUT', '/v1/namespaces/default/deployments/revoked', deploymentManifest('revoked', { nodeSelector: { 'kubernetes.io/hostname': 'rev-1' } }))).status).toBe(201);
+    await waitFor('the pod to run', async () => (await podsOf('revoked'))[0]?.status.phase === 'Running');
+    const revokedAt = Date.now();
+    expect((await api('POST', '/v1/nodes/rev-1/revoke')).status).toBe(200);
+    // lease TTL is 6 s here: the agent, refused by the control plane, stops the container when the lease lapses
+    await waitFor('the container to stop', async () => (await nodeContainers(docker, a.identity.nodeId, false)).length === 0, 20_000);
+    expect(Date.now() - revokedAt).toBeLessThan(6000 + 5000);
+    const nodes = (await api('GET', '/v1/nodes')).body.items as any[];
+    expect(nodes.map((n) => n.metadata.name)).not.toContain('rev-1');
+    await api('DELETE', '/v1/namespaces/default/deployments/revoked');
+  });
+});
+
 describe('lease verification on the agent', () => {
   let proxy: Server;
 
