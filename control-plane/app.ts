@@ -1,8 +1,10 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import { isFlotillaError, type Problem, tooLarge } from '../shared/errors.js';
-import { operatorAuth } from './auth/operator.js';
+import { isFlotillaError, type Problem } from '../shared/errors.js';
+import { NodeDirectory } from './auth/node-directory.js';
+import { operatorAuth, requireScope } from './auth/operator.js';
+import { bodyLimit } from './body-limit.js';
+import type { Logger } from './config.js';
 import type { AppEnv, Deps } from './context.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agent.js';
@@ -16,28 +18,51 @@ function problem(status: number, type: string, detail: string, requestId: string
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/problem+json' } });
 }
 
+/** A child logger made only when something is logged (most requests log once, at debug level). */
+function lazyChild(parent: Logger, bindings: object): Logger {
+  let child: Logger | null = null;
+  const get = () => {
+    child ??= parent.child(bindings);
+    return child;
+  };
+  return {
+    debug: (o, m) => {
+      if (parent.isLevelEnabled?.('debug') !== false) get().debug(o, m);
+    },
+    info: (o, m) => get().info(o, m),
+    warn: (o, m) => get().warn(o, m),
+    error: (o, m) => get().error(o, m),
+    child: (b) => get().child(b),
+  };
+}
+
 /**
  * Builds the control plane's HTTP app. The same factory serves Node (entry/node.ts) and Workers
  * (entry/worker.ts); everything stateful comes in through `deps`.
  */
-export function createApp(deps: Deps): Hono<AppEnv> {
+export function createApp(given: Deps): Hono<AppEnv> {
+  const deps: Deps = { ...given, directory: given.directory ?? new NodeDirectory() };
   const app = new Hono<AppEnv>();
 
   app.use(async (c, next) => {
     const requestId = c.req.header('x-request-id')?.slice(0, 64) || crypto.randomUUID();
-    const log = deps.logger.child({ requestId });
+    const log = lazyChild(deps.logger, { requestId });
     // On Workers, work after the response must go to waitUntil; Node passes its own `defer`.
+    // (Probing c.executionCtx throws an Error on Node, which is costly per request: only probe without `defer`.)
     let ctx: { waitUntil(p: Promise<unknown>): void } | undefined;
-    try {
-      ctx = c.executionCtx;
-    } catch {
-      ctx = undefined;
+    if (!deps.defer) {
+      try {
+        ctx = c.executionCtx;
+      } catch {
+        ctx = undefined;
+      }
     }
     c.set('deps', ctx ? { ...deps, defer: (p) => ctx.waitUntil(p.catch((e: Error) => log.error({ err: { message: e.message } }, 'background work failed'))) } : deps);
     c.set('requestId', requestId);
     c.set('log', log);
     const started = Date.now();
     await next();
+    deps.metrics?.inc('flotilla_http_requests_total');
     c.header('X-Request-Id', requestId);
     const path = c.req.path;
     // Agent polls and heartbeats are the bulk of traffic: log them at debug level only.
@@ -45,14 +70,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     log[level]({ method: c.req.method, path, status: c.res.status, ms: Date.now() - started }, 'request');
   });
 
-  app.use(
-    bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: () => {
-        throw tooLarge(`request body exceeds ${deps.config.maxBodyBytes} bytes`);
-      },
-    }),
-  );
+  app.use(bodyLimit(deps.config.maxBodyBytes));
 
   app.onError((err, c) => {
     const requestId = c.get('requestId') ?? 'none';
@@ -72,6 +90,10 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     return c.json(await deps.keys.jwks(deps.clock()));
   });
 
+  app.get('/metrics', operatorAuth, (c) => {
+    requireScope(c.var.principal, 'read');
+    return c.text(deps.metrics?.render() ?? '', 200, { 'content-type': 'text/plain; version=0.0.4' });
+  });
   app.route('/v1/agent', agentRoutes);
   const v1 = new Hono<AppEnv>().use(operatorAuth).route('/', adminRoutes).route('/', workloadRoutes);
   app.route('/v1', v1);

@@ -79,6 +79,8 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: object): Logger;
+  /** Whether entries of `level` are written (pino's method); absent means yes. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 /** A logger writing one JSON line per entry to the console: for Workers. */
@@ -87,8 +89,15 @@ export function consoleLogger(bindings: object = {}, minLevel: 'debug' | 'info' 
     if (level === 'debug' && minLevel !== 'debug') return;
     console.log(JSON.stringify({ level, time: Date.now(), ...bindings, ...obj, msg }));
   };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), child: (b) => consoleLogger({ ...bindings, ...b }, minLevel) };
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (b) => consoleLogger({ ...bindings, ...b }, minLevel),
+    isLevelEnabled: (level) => level !== 'debug' || minLevel === 'debug',
+  };
 }
 
 /** A logger that drops everything (tests that do not look at logs). */
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger };
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger, isLevelEnabled: () => false };

@@ -1,8 +1,10 @@
+import type { AgentNode, NodeDirectory } from './auth/node-directory.js';
 import type { Config, Logger } from './config.js';
 import type { Keyring } from './keys.js';
+import type { Metrics } from './metrics.js';
+import type { RenewalGroup } from './renewals.js';
 import type { Db } from './store/db.js';
 import type { ClusterInfo } from './store/meta.js';
-import type { NodeRow } from './store/nodes.js';
 
 /** Wakes long-polls waiting on a node's desired state (in-process; Node only). */
 export interface Notifier {
@@ -20,6 +22,12 @@ export interface Deps {
   keys: Keyring;
   cluster: ClusterInfo;
   notifier?: Notifier;
+  /** The agent hot path's node cache; createApp makes one when none is passed. */
+  directory?: NodeDirectory;
+  /** Group commit of lease renewals (Node); without it each renewal is its own statement. */
+  renewals?: RenewalGroup;
+  /** Process-local counters (requests, heartbeats, DB writes). */
+  metrics?: Metrics;
   /** Runs work after the response (Workers: ctx.waitUntil; Node: fire and forget with logging). */
   defer?: (p: Promise<unknown>) => void;
 }
@@ -34,7 +42,7 @@ export interface AppEnv {
     requestId: string;
     log: Logger;
     principal: Principal;
-    /** The calling node's row, on agent routes. */
-    node: NodeRow;
+    /** The calling node, on agent routes. */
+    node: AgentNode;
   };
 }

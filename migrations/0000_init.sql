@@ -70,6 +70,12 @@ CREATE TABLE `namespaces` (
 	`created_at` integer NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE `node_leases` (
+	`node_id` text PRIMARY KEY NOT NULL,
+	`last_seen_at` integer NOT NULL,
+	`lease_expires_at` integer NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE `nodes` (
 	`id` text PRIMARY KEY NOT NULL,
 	`name` text NOT NULL,
@@ -79,14 +85,13 @@ CREATE TABLE `nodes` (
 	`facts` text NOT NULL,
 	`enrollment_token_id` text,
 	`enrolled_at` integer NOT NULL,
-	`last_seen_at` integer NOT NULL,
-	`lease_expires_at` integer NOT NULL,
 	`revoked_at` integer,
 	`cordoned` integer DEFAULT false NOT NULL,
 	`desired_version` integer DEFAULT 1 NOT NULL
 );
 --> statement-breakpoint
 CREATE UNIQUE INDEX `nodes_live_name` ON `nodes` (`name`) WHERE revoked_at IS NULL;--> statement-breakpoint
+CREATE INDEX `nodes_revoked` ON `nodes` (`revoked_at`);--> statement-breakpoint
 CREATE TABLE `pods` (
 	`id` text PRIMARY KEY NOT NULL,
 	`namespace` text NOT NULL,

@@ -7,8 +7,8 @@ import { planPlacement } from '../core/placement.js';
 import type { DeploymentView, NodeView } from '../core/types.js';
 import type { Db } from '../store/db.js';
 import { insertEvent, pruneEvents } from '../store/events.js';
-import { assignPod, bumpNodes, toPodView } from '../store/pods.js';
-import { controllerLocks, deployments, nodes, pods } from '../store/schema.js';
+import { assignPod, bumpNodes, podSnapshotColumns, toPodView } from '../store/pods.js';
+import { controllerLocks, deployments, nodeLeases, nodes, pods } from '../store/schema.js';
 
 /** What one tick did, for logs and tests. */
 export interface TickResult {
@@ -43,9 +43,31 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
-  const [depRows, podRows, nodeRows] = await Promise.all([db.select().from(deployments).all(), db.select().from(pods).all(), db.select().from(nodes).where(isNull(nodes.revokedAt)).all()]);
+  // A narrow snapshot: wide columns (pod specs and statuses, node facts and keys) are what made
+  // a tick expensive, and libSQL's native calls block the event loop while rows are read.
+  const [depRows, podRows, nodeRows] = await Promise.all([
+    db.select().from(deployments).all(),
+    db.select(podSnapshotColumns).from(pods).all(),
+    db
+      .select({ id: nodes.id, name: nodes.name, labels: nodes.labels, lastSeenAt: nodeLeases.lastSeenAt, leaseExpiresAt: nodeLeases.leaseExpiresAt, cordoned: nodes.cordoned })
+      .from(nodes)
+      .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
+      .where(isNull(nodes.revokedAt))
+      .all(),
+  ]);
+  // Specs only for the pods placement needs them for (pending ones).
+  const pendingIds = podRows.filter((p) => p.nodeId === null && p.desired === 'run').map((p) => p.id);
+  const specs = new Map<string, Record<string, unknown>>();
+  for (let i = 0; i < pendingIds.length; i += 500) {
+    const rows = await db
+      .select({ id: pods.id, spec: pods.spec })
+      .from(pods)
+      .where(inArray(pods.id, pendingIds.slice(i, i + 500)))
+      .all();
+    for (const r of rows) specs.set(r.id, r.spec);
+  }
   const nodeLease = new Map(nodeRows.map((n) => [n.id, n.leaseExpiresAt]));
-  const views = podRows.map((p) => toPodView(p, nodeLease));
+  const views = podRows.map((p) => toPodView({ ...p, spec: specs.get(p.id) }, nodeLease));
   const stmts: Stmt[] = [];
   const guards: { depId: string; index: number }[] = [];
   const touched = new Set<string>();
@@ -135,7 +157,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const finalize = planFinalize(views, now, config.clockSkewMs);
   if (finalize.length > 0) {
     // Re-checked in SQL: the node's lease may have been renewed since the snapshot.
-    const lapsed = sql`NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = ${pods.nodeId} AND nodes.revoked_at IS NULL AND nodes.lease_expires_at >= ${now - config.clockSkewMs})`;
+    const lapsed = sql`NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = ${pods.nodeId} AND nodes.revoked_at IS NULL AND EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = nodes.id AND l.lease_expires_at >= ${now - config.clockSkewMs}))`;
     stmts.push(db.delete(pods).where(and(inArray(pods.id, finalize), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lapsed))));
     result.finalized += finalize.length;
   }
@@ -207,14 +229,21 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     stmts.push(insertEvent(db, { namespace: row.namespace, kind: 'Pod', name: row.name, type: 'Warning', reason: 'FailedScheduling', message: u.reason, source: 'scheduler', at: now }));
   }
   if (touched.size > 0) stmts.push(bumpNodes(db, [...touched]));
-  stmts.push(pruneEvents(db, now - config.eventRetentionMs));
+  // Pruning old events is housekeeping: at most once a minute per instance, in a batch with real work.
+  if (stmts.length > 0 && now - (lastPrune.get(deps.cluster) ?? 0) > 60_000) {
+    stmts.push(pruneEvents(db, now - config.eventRetentionMs));
+    lastPrune.set(deps.cluster, now);
+  }
 
-  const res = stmts.length > 1 ? await db.batch(stmts as [Stmt, ...Stmt[]]) : [];
+  const res = stmts.length > 0 ? await db.batch(stmts as [Stmt, ...Stmt[]]) : [];
   let conflicts = 0;
   for (const g of guards) if (((res[g.index] as unknown[]) ?? []).length !== 1) conflicts++;
   if (touched.size > 0) deps.notifier?.notify(touched);
   return conflicts;
 }
+
+/** When this instance last pruned events, per cluster. */
+const lastPrune = new WeakMap<object, number>();
 
 /** Marks a pod terminating; with a guard, only if the Deployment still carries this tick's stamp. */
 function stopPod(db: Db, podId: string, now: number, guard?: { depId: string; stamp: string }) {

@@ -10,7 +10,9 @@ import { type Config, configFromEnv, type Logger } from '../config.js';
 import type { Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { Keyring } from '../keys.js';
+import { Metrics } from '../metrics.js';
 import { createNotifier } from '../notifier.js';
+import { RenewalGroup } from '../renewals.js';
 import { migrateLibsql, openLibsql } from '../store/libsql.js';
 import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
 import { API_PREFIX } from '../store/tokens.js';
@@ -63,7 +65,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const logger = opts.logger ?? nodeLogger();
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const { db, close: closeDb } = openLibsql(opts.databaseUrl ?? `file:${join(dataDir, 'flotilla.db')}`, opts.databaseAuthToken);
+  const metrics = new Metrics();
+  const sync = env.FLOTILLA_DB_SYNC === 'normal' ? 'normal' : 'full';
+  const { db, close: closeDb } = await openLibsql(opts.databaseUrl ?? `file:${join(dataDir, 'flotilla.db')}`, {
+    authToken: opts.databaseAuthToken,
+    metrics,
+    sync,
+  });
   await migrateLibsql(db, migrationsDir());
   const now = Date.now();
   const cluster = await ensureCluster(db, now);
@@ -90,6 +98,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     keys,
     cluster,
     notifier: createNotifier(),
+    metrics,
+    renewals: new RenewalGroup(db, Date.now, config.renewPeriodMs, config.leaseTtlMs),
     defer: (p) => {
       const tracked = p.catch((e: Error) => logger.error({ err: { message: e.message } }, 'background work failed')).finally(() => pendingWork.delete(tracked));
       pendingWork.add(tracked);
@@ -134,7 +144,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await Promise.allSettled([...pendingWork]);
-      closeDb();
+      await closeDb();
     },
   };
 }

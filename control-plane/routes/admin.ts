@@ -117,6 +117,7 @@ export const adminRoutes = new Hono<AppEnv>()
     if (!n) throw notFound(`node ${c.req.param('name')} not found`);
     const p = c.var.principal;
     await revokeNode(deps.db, n, deps.clock(), p.kind === 'operator' ? p.name : 'unknown');
+    deps.directory?.markRevoked(n.id);
     c.var.log.warn({ node: n.name, nodeId: n.id }, 'node revoked');
     deps.defer?.(runTick(deps));
     return c.json({ name: n.name, revoked: true });

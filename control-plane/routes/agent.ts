@@ -1,22 +1,22 @@
-import { and, eq, isNull, lt, sql } from 'drizzle-orm';
+import { and, eq, lte, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { invalid } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
 import { fieldErrors } from '../../shared/manifest.js';
 import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatResponse, heartbeatRequestSchema } from '../../shared/protocol.js';
 import { agentAuth } from '../auth/agent.js';
+import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick, runTick } from '../controllers/tick.js';
-import type { NodeRow } from '../store/nodes.js';
-import { enrollNode } from '../store/nodes.js';
-import { desiredPodsOf, type PodRow } from '../store/pods.js';
-import { nodes, pods } from '../store/schema.js';
+import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
+import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf } from '../store/pods.js';
+import { nodeLeases, nodes, pods } from '../store/schema.js';
 
 type Stmt = Parameters<Deps['db']['batch']>[0][number];
 
 /** Signs the leases of a node's pods; a lease never outlives the expiry recorded in the database. */
-async function signLeases(deps: Deps, node: NodeRow, rows: readonly PodRow[], now: number): Promise<Map<string, string>> {
+async function signLeases(deps: Deps, node: AgentNode, rows: readonly LeaseSubject[], now: number): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const p of rows) {
     const claims: LeaseClaims = {
@@ -42,20 +42,49 @@ async function signLeases(deps: Deps, node: NodeRow, rows: readonly PodRow[], no
 /**
  * Renews a node's liveness and every lease it holds with one statement, at most once per renewal
  * period: the heartbeat economy. Returns the node's pods (to re-sign their leases), or null if not due.
+ * The write is conditional on the stored renewal being old enough and the node not revoked, so
+ * concurrent instances renew once, and a revoked node never renews.
  */
-async function renewIfDue(deps: Deps, node: NodeRow, now: number): Promise<PodRow[] | null> {
+async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<LeaseSubject[] | null> {
   const { db, config } = deps;
   if (now - node.lastSeenAt < config.renewPeriodMs) return null;
-  const exp = now + config.leaseTtlMs;
-  const done = await db
-    .update(nodes)
-    .set({ lastSeenAt: now, leaseExpiresAt: exp })
-    .where(and(eq(nodes.id, node.id), isNull(nodes.revokedAt), lt(nodes.lastSeenAt, now)))
-    .returning({ id: nodes.id });
-  if (done.length === 0) return null; // renewed concurrently (or revoked): nothing new to sign
-  node.lastSeenAt = now;
+  let at = now;
+  let exp = now + config.leaseTtlMs;
+  let renewed: boolean;
+  let subjects: LeaseSubject[] | null = null;
+  if (deps.renewals) {
+    const r = await deps.renewals.renew(node.id);
+    ({ renewed, at, exp } = r);
+    subjects = r.pods;
+  } else {
+    const done = await db
+      .update(nodeLeases)
+      .set({ lastSeenAt: now, leaseExpiresAt: exp })
+      .where(and(eq(nodeLeases.nodeId, node.id), lte(nodeLeases.lastSeenAt, now - config.renewPeriodMs), leaseNotRevoked))
+      .returning({ id: nodeLeases.nodeId });
+    renewed = done.length === 1;
+  }
+  if (!renewed) {
+    // Renewed by another instance, or revoked: take the stored state and sign nothing new.
+    const row = await db
+      .select({ lastSeenAt: nodeLeases.lastSeenAt, leaseExpiresAt: nodeLeases.leaseExpiresAt, revokedAt: nodes.revokedAt })
+      .from(nodes)
+      .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
+      .where(eq(nodes.id, node.id))
+      .get();
+    if (!row || row.revokedAt !== null) deps.directory?.markRevoked(node.id);
+    else Object.assign(node, { lastSeenAt: row.lastSeenAt, leaseExpiresAt: row.leaseExpiresAt });
+    return null;
+  }
+  node.lastSeenAt = at;
   node.leaseExpiresAt = exp;
-  return desiredPodsOf(db, node.id);
+  return subjects ?? (await leaseSubjectsOf(db, [node.id])).get(node.id) ?? [];
+}
+
+async function freshDesiredVersion(deps: Deps, node: AgentNode): Promise<number> {
+  const row = await deps.db.select({ v: nodes.desiredVersion }).from(nodes).where(eq(nodes.id, node.id)).get();
+  if (row) node.desiredVersion = row.v;
+  return node.desiredVersion;
 }
 
 function nextHeartbeat(deps: Deps): number {
@@ -81,18 +110,18 @@ const authed = new Hono<AppEnv>()
   .use(agentAuth)
   .get('/desired', async (c) => {
     const deps = c.var.deps;
-    let node = c.var.node;
+    const node = c.var.node;
     const now = deps.clock();
     await renewIfDue(deps, node, now);
     const tag = (v: number) => `"${v}"`;
     const inm = c.req.header('if-none-match');
-    if (inm === tag(node.desiredVersion) && deps.notifier && deps.config.pollWaitMs > 0) {
+    let version = await freshDesiredVersion(deps, node);
+    if (inm === tag(version) && deps.notifier && deps.config.pollWaitMs > 0) {
       // Long-poll: wait for a change to this node's desired state (woken in-process), or time out.
       await deps.notifier.wait(node.id, deps.config.pollWaitMs, c.req.raw.signal);
-      const fresh = await deps.db.select().from(nodes).where(eq(nodes.id, node.id)).get();
-      if (fresh) node = fresh;
+      version = await freshDesiredVersion(deps, node);
     }
-    if (inm === tag(node.desiredVersion)) {
+    if (inm === tag(version)) {
       c.header('ETag', tag(node.desiredVersion));
       return c.body(null, 304);
     }
@@ -127,6 +156,8 @@ const authed = new Hono<AppEnv>()
     if (!parsed.success) throw invalid('invalid heartbeat', fieldErrors(parsed.error));
     const hb = parsed.data;
     const now = deps.clock();
+    deps.metrics?.inc('flotilla_heartbeats_total');
+    const wasReady = now - node.lastSeenAt <= deps.config.nodeGraceMs;
     const renewed = await renewIfDue(deps, node, now);
     const stmts: Stmt[] = [];
     if (hb.facts) stmts.push(db.update(nodes).set({ facts: hb.facts }).where(eq(nodes.id, node.id)));
@@ -155,7 +186,8 @@ const authed = new Hono<AppEnv>()
     if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
     const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
     const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
-    if (stmts.length > 0 || renewed) deps.defer?.(maybeTick(deps));
+    // Controllers care about status changes and a node coming back, not about routine renewals.
+    if (stmts.length > 0 || (renewed && !wasReady)) deps.defer?.(maybeTick(deps));
     return c.json(body);
   });
 

@@ -1,16 +1,65 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createClient } from '@libsql/client';
+import { type Client, createClient, type InStatement } from '@libsql/client';
 import { drizzle } from 'drizzle-orm/libsql';
 import { migrate } from 'drizzle-orm/libsql/migrator';
+import { isWriteStatement, type Metrics } from '../metrics.js';
 import type { Db } from './db.js';
 import * as schema from './schema.js';
 
-/** Opens (creating if needed) a libSQL database: a `file:` path on disk, or a remote Turso URL. */
-export function openLibsql(url: string, authToken?: string): { db: Db; close: () => void } {
-  if (url.startsWith('file:')) mkdirSync(dirname(url.slice('file:'.length)) || '.', { recursive: true });
-  const client = createClient({ url, authToken });
-  return { db: drizzle(client, { schema }), close: () => client.close() };
+/** How an embedded database file syncs: FULL survives power loss at every commit; NORMAL may lose the last commits on power loss (not on a crash). */
+export type SyncMode = 'full' | 'normal';
+
+/**
+ * Opens (creating if needed) a libSQL database: a `file:` path on disk, or a remote Turso URL.
+ * Files run in WAL mode: a commit appends to the log (one fsync with `full`) instead of rewriting a
+ * rollback journal, which matters because libSQL's native calls block the event loop while they sync.
+ */
+export async function openLibsql(url: string, o: { authToken?: string; metrics?: Metrics; sync?: SyncMode } = {}): Promise<{ db: Db; close: () => Promise<void> }> {
+  const file = url.startsWith('file:');
+  if (file) mkdirSync(dirname(url.slice('file:'.length)) || '.', { recursive: true });
+  const client = createClient({ url, authToken: o.authToken });
+  if (file) {
+    await client.execute('PRAGMA journal_mode = WAL');
+    await client.execute(`PRAGMA synchronous = ${o.sync === 'normal' ? 'NORMAL' : 'FULL'}`);
+    await client.execute('PRAGMA busy_timeout = 5000');
+  }
+  return {
+    db: drizzle(o.metrics ? counting(client, o.metrics) : client, { schema }),
+    close: async () => {
+      client.close();
+    },
+  };
+}
+
+const sqlOf = (s: InStatement) => (typeof s === 'string' ? s : s.sql);
+
+/** Counts write statements and write transactions (a batch is one transaction). */
+function counting(client: Client, m: Metrics): Client {
+  return new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'execute')
+        return (stmt: InStatement, ...rest: unknown[]) => {
+          if (isWriteStatement(sqlOf(stmt))) {
+            m.inc('flotilla_db_write_statements_total');
+            m.inc('flotilla_db_write_transactions_total');
+          }
+          return (target.execute as (...a: unknown[]) => unknown)(stmt, ...rest);
+        };
+      if (prop === 'batch')
+        return (stmts: InStatement[], ...rest: unknown[]) => {
+          const writes = stmts.filter((s) => isWriteStatement(sqlOf(s))).length;
+          if (writes > 0) {
+            m.inc('flotilla_db_write_statements_total', writes);
+            m.inc('flotilla_db_write_transactions_total');
+          }
+          return (target.batch as (...a: unknown[]) => unknown)(stmts, ...rest);
+        };
+      // Bind to the real client: its methods use private fields a proxy receiver cannot reach.
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
 
 /** Applies the committed migrations in `migrationsFolder` (idempotent). */

@@ -1,15 +1,25 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, isNull, sql } from 'drizzle-orm';
 import { sha256Hex } from '../../shared/digest.js';
 import { conflict, unauthenticated } from '../../shared/errors.js';
 import type { EnrollRequest } from '../../shared/protocol.js';
 import type { Db } from './db.js';
 import { insertEvent } from './events.js';
-import { enrollmentTokens, nodes, pods } from './schema.js';
+import { enrollmentTokens, nodeLeases, nodes, pods } from './schema.js';
 import { consumeEnrollmentToken, usableEnrollmentToken } from './tokens.js';
 import { isUniqueViolation } from './workloads.js';
 
-/** A stored node row. */
-export type NodeRow = typeof nodes.$inferSelect;
+/** A stored node with its liveness. */
+export type NodeRow = typeof nodes.$inferSelect & { lastSeenAt: number; leaseExpiresAt: number };
+
+/** Columns of a node joined with its liveness row. */
+const nodeColumns = { ...getTableColumns(nodes), lastSeenAt: nodeLeases.lastSeenAt, leaseExpiresAt: nodeLeases.leaseExpiresAt };
+
+function selectNodes(db: Db) {
+  return db.select(nodeColumns).from(nodes).innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id));
+}
+
+/** SQL condition on node_leases: the node is not revoked (a revoked node never renews). */
+export const leaseNotRevoked = sql`${nodeLeases.nodeId} NOT IN (SELECT id FROM nodes WHERE revoked_at IS NOT NULL)`;
 
 /**
  * Enrolls a node with a one-batch compare-and-set: the node row is inserted only if the token is
@@ -23,26 +33,16 @@ export async function enrollNode(db: Db, req: EnrollRequest, now: number, leaseT
   const id = crypto.randomUUID();
   const labels = { ...(req.labels ?? {}), ...token.labels, 'kubernetes.io/hostname': req.name };
   const facts = req.facts as Record<string, unknown>;
-  const values = [
-    id,
-    req.name,
-    JSON.stringify(req.publicKey),
-    req.encryptionKey ? JSON.stringify(req.encryptionKey) : null,
-    JSON.stringify(labels),
-    JSON.stringify(facts),
-    token.id,
-    now,
-    now,
-    now + leaseTtlMs,
-  ];
+  const values = [id, req.name, JSON.stringify(req.publicKey), req.encryptionKey ? JSON.stringify(req.encryptionKey) : null, JSON.stringify(labels), JSON.stringify(facts), token.id, now];
   try {
     await db.batch([
-      db.run(sql`INSERT INTO nodes (id, name, public_key, encryption_key, labels, facts, enrollment_token_id, enrolled_at, last_seen_at, lease_expires_at)
+      db.run(sql`INSERT INTO nodes (id, name, public_key, encryption_key, labels, facts, enrollment_token_id, enrolled_at)
         SELECT ${sql.join(
           values.map((v) => sql`${v}`),
           sql`, `,
         )} WHERE EXISTS (SELECT 1 FROM enrollment_tokens WHERE ${usableEnrollmentToken(hash, now)})`),
       consumeEnrollmentToken(db, hash, now, id),
+      db.run(sql`INSERT INTO node_leases (node_id, last_seen_at, lease_expires_at) SELECT ${id}, ${now}, ${now + leaseTtlMs} WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ${id})`),
       db.run(sql`INSERT INTO events (namespace, kind, name, type, reason, message, source, at)
         SELECT '', 'Node', ${req.name}, 'Normal', 'Enrolled', ${`enrolled with token ${token.id}`}, 'api', ${now} WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ${id})`),
     ]);
@@ -50,29 +50,27 @@ export async function enrollNode(db: Db, req: EnrollRequest, now: number, leaseT
     if (isUniqueViolation(e)) throw conflict(`a node named "${req.name}" is already enrolled; choose another --name or revoke the old node`);
     throw e;
   }
-  const row = await db.select().from(nodes).where(eq(nodes.id, id)).get();
+  const row = await selectNodes(db).where(eq(nodes.id, id)).get();
   if (!row) throw unauthenticated('enrollment token is invalid, expired, revoked or used up');
   return row;
 }
 
 /** All nodes that are not revoked (or all, with `includeRevoked`). */
 export function listNodes(db: Db, includeRevoked = false): Promise<NodeRow[]> {
-  const q = db.select().from(nodes);
+  const q = selectNodes(db);
   return (includeRevoked ? q : q.where(isNull(nodes.revokedAt))).orderBy(nodes.name).all();
 }
 
 /** A live node by name. */
 export function getNodeByName(db: Db, name: string): Promise<NodeRow | undefined> {
-  return db
-    .select()
-    .from(nodes)
+  return selectNodes(db)
     .where(and(eq(nodes.name, name), isNull(nodes.revokedAt)))
     .get();
 }
 
 /** A node by id. */
 export function getNode(db: Db, id: string): Promise<NodeRow | undefined> {
-  return db.select().from(nodes).where(eq(nodes.id, id)).get();
+  return selectNodes(db).where(eq(nodes.id, id)).get();
 }
 
 /**

@@ -7,8 +7,25 @@ import { nodes, pods } from './schema.js';
 /** A stored pod row. */
 export type PodRow = typeof pods.$inferSelect;
 
-/** Projects a pod row to the view the pure core uses; its lease expiry is its node's. */
-export function toPodView(r: PodRow, nodeLease: ReadonlyMap<string, number>): PodView {
+/** The pod columns controllers need (no spec or status: those are large and rarely needed). */
+export const podSnapshotColumns = {
+  id: pods.id,
+  namespace: pods.namespace,
+  name: pods.name,
+  deploymentId: pods.deploymentId,
+  revision: pods.revision,
+  nodeId: pods.nodeId,
+  desired: pods.desired,
+  phase: pods.phase,
+  ready: pods.ready,
+  reason: pods.reason,
+  createdAt: pods.createdAt,
+};
+/** A pod as the controllers' snapshot holds it. */
+export type PodSnapshot = { [K in keyof typeof podSnapshotColumns]: PodRow[K] };
+
+/** Projects a pod to the view the pure core uses; its lease expiry is its node's. */
+export function toPodView(r: PodSnapshot & { spec?: Record<string, unknown> }, nodeLease: ReadonlyMap<string, number>): PodView {
   return {
     id: r.id,
     deploymentId: r.deploymentId,
@@ -19,7 +36,7 @@ export function toPodView(r: PodRow, nodeLease: ReadonlyMap<string, number>): Po
     ready: r.ready,
     createdAt: r.createdAt,
     leaseExpiresAt: r.nodeId ? (nodeLease.get(r.nodeId) ?? 0) : 0,
-    nodeSelector: (r.spec as PodSpec).nodeSelector ?? {},
+    nodeSelector: (r.spec as PodSpec | undefined)?.nodeSelector ?? {},
   };
 }
 
@@ -43,6 +60,25 @@ export function getPod(db: Db, namespace: string, name: string): Promise<PodRow 
     .from(pods)
     .where(and(eq(pods.namespace, namespace), eq(pods.name, name)))
     .get();
+}
+
+/** What a lease is signed over. */
+export const leaseSubjectColumns = { id: pods.id, nodeId: pods.nodeId, namespace: pods.namespace, workload: pods.workload, revision: pods.revision, specDigest: pods.specDigest, epoch: pods.epoch };
+/** A pod as lease signing needs it. */
+export type LeaseSubject = { [K in keyof typeof leaseSubjectColumns]: PodRow[K] };
+
+/** Lease subjects of the pods the given nodes should run, grouped by node (one query per 500 nodes). */
+export async function leaseSubjectsOf(db: Db, nodeIds: readonly string[]): Promise<Map<string, LeaseSubject[]>> {
+  const out = new Map<string, LeaseSubject[]>(nodeIds.map((id) => [id, []]));
+  for (let i = 0; i < nodeIds.length; i += 500) {
+    const rows = await db
+      .select(leaseSubjectColumns)
+      .from(pods)
+      .where(and(inArray(pods.nodeId, nodeIds.slice(i, i + 500) as string[]), eq(pods.desired, 'run')))
+      .all();
+    for (const r of rows) out.get(r.nodeId as string)?.push(r);
+  }
+  return out;
 }
 
 /** Pods a node should run now: assigned to it and not terminating. */

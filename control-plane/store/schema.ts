@@ -53,20 +53,25 @@ export const nodes = sqliteTable(
     facts: text('facts', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
     enrollmentTokenId: text('enrollment_token_id'),
     enrolledAt: integer('enrolled_at').notNull(),
-    /** Written at most once per renewal period (heartbeat economy), not on every heartbeat. */
-    lastSeenAt: integer('last_seen_at').notNull(),
-    /**
-     * Expiry of every lease this node holds. All of a node's leases are renewed together, so one
-     * column (one statement per renewal) carries them all; a pod's lease is its node's.
-     */
-    leaseExpiresAt: integer('lease_expires_at').notNull(),
     revokedAt: integer('revoked_at'),
     cordoned: integer('cordoned', { mode: 'boolean' }).notNull().default(false),
     /** Bumped whenever what this node should run changes; the agent's ETag. */
     desiredVersion: integer('desired_version').notNull().default(1),
   },
-  (t) => [uniqueIndex('nodes_live_name').on(t.name).where(sql`revoked_at IS NULL`)],
+  (t) => [uniqueIndex('nodes_live_name').on(t.name).where(sql`revoked_at IS NULL`), index('nodes_revoked').on(t.revokedAt)],
 );
+
+/**
+ * Liveness and lease expiry of each node: the hot, narrow half of a node (hot/cold split). Renewals
+ * rewrite only these small rows, so a burst of renewals touches a few pages and WAL checkpoints stay
+ * cheap. All of a node's leases are renewed together, so one row carries them all: a pod's lease
+ * is its node's. Written at most once per renewal period per node (the heartbeat economy).
+ */
+export const nodeLeases = sqliteTable('node_leases', {
+  nodeId: text('node_id').primaryKey(),
+  lastSeenAt: integer('last_seen_at').notNull(),
+  leaseExpiresAt: integer('lease_expires_at').notNull(),
+});
 
 /** Ed25519 lease-signing keys. The newest unretired key signs; all keys not yet expired are in the JWKS. */
 export const signingKeys = sqliteTable('signing_keys', {

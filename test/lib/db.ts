@@ -14,13 +14,13 @@ export interface TestDb {
 /** A fresh embedded libSQL file with the migrations applied. */
 export async function libsqlTestDb(): Promise<TestDb> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-db-'));
-  const { db, close } = openLibsql(`file:${join(dir, 'test.db')}`);
+  const { db, close } = await openLibsql(`file:${join(dir, 'test.db')}`);
   await migrateLibsql(db, 'migrations');
   return {
     kind: 'libsql',
     db,
     async close() {
-      close();
+      await close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,123 @@
+import http from 'node:http';
+
+/** Percentile of sorted samples (nearest rank). */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] as number;
+}
+
+/** A request the generators send: method, path, headers, body. */
+export interface Req {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/** A keep-alive HTTP client to one loopback server. */
+export class Client {
+  private readonly agent: http.Agent;
+  constructor(
+    private readonly port: number,
+    maxSockets = 256,
+  ) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+  }
+
+  /** Sends one request; resolves with status and latency in ms. */
+  send(r: Req): Promise<{ status: number; ms: number }> {
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: this.port,
+          method: r.method,
+          path: r.path,
+          headers: { ...(r.headers ?? {}), ...(r.body ? { 'content-length': Buffer.byteLength(r.body) } : {}) },
+          agent: this.agent,
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0 }));
+        },
+      );
+      req.on('error', () => resolve({ status: 0, ms: performance.now() - t0 }));
+      req.setTimeout(10_000, () => req.destroy());
+      if (r.body) req.write(r.body);
+      req.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+/** Result of a load step. */
+export interface StepResult {
+  offered: number;
+  achieved: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  dropped: number;
+}
+
+/** Closed loop: `concurrency` requests always in flight for `seconds`; the highest rate the server gives. */
+export async function closedLoop(c: Client, next: () => Req | Promise<Req>, concurrency: number, seconds: number): Promise<StepResult> {
+  const lat: number[] = [];
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < end) {
+      const r = await c.send(await next());
+      if (r.status >= 200 && r.status < 300) lat.push(r.ms);
+      else errors++;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { offered: NaN, achieved: lat.length / elapsed, p50: percentile(lat, 50), p99: percentile(lat, 99), errors, dropped: 0 };
+}
+
+/**
+ * Open loop: sends at a fixed `rate` for `seconds` whatever the latency (no coordinated omission),
+ * with at most `maxOutstanding` in flight; what cannot be sent counts as dropped.
+ */
+export async function openLoop(c: Client, next: () => Req | Promise<Req>, rate: number, seconds: number, maxOutstanding = 2000): Promise<StepResult> {
+  const lat: number[] = [];
+  let errors = 0;
+  let dropped = 0;
+  let sent = 0;
+  let outstanding = 0;
+  const inflight: Promise<void>[] = [];
+  const t0 = performance.now();
+  const total = Math.round(rate * seconds);
+  while (sent + dropped < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
+    while (sent + dropped < due) {
+      if (outstanding >= maxOutstanding) {
+        dropped++;
+        continue;
+      }
+      outstanding++;
+      sent++;
+      const req = await next();
+      inflight.push(
+        c.send(req).then((r) => {
+          outstanding--;
+          if (r.status >= 200 && r.status < 300) lat.push(r.ms);
+          else errors++;
+        }),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await Promise.all(inflight);
+  const elapsed = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { offered: rate, achieved: lat.length / elapsed, p50: percentile(lat, 50), p99: percentile(lat, 99), errors, dropped };
+}

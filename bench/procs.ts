@@ -1,0 +1,47 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import os from 'node:os';
+
+/** Whether `taskset` can pin processes to cores here. */
+export function canPin(): boolean {
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' });
+    return os.cpus().length >= 2;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts `node --import tsx bench/serve.mjs ...args`, pinned to `core` when possible; resolves when it prints `ready`. */
+export async function startServe(args: string[], core: number | null): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
+  const cmd = core === null ? process.execPath : 'taskset';
+  const argv = core === null ? ['bench/serve.mjs', ...args] : ['-c', String(core), process.execPath, 'bench/serve.mjs', ...args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`server ${args[0]} did not start`)), 60_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('ready')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`server ${args[0]} exited ${code}`)));
+  });
+  return {
+    child,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
+
+/** Facts about the machine, printed with every result. */
+export function machineFacts(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${os.platform()} ${os.release()}`;
+}

@@ -1,0 +1,31 @@
+// Servers the benchmarks measure, started as separate (CPU-pinned) processes, from compiled JS
+// (dist/, what `npm start` runs; bench/run.ts builds it first):
+//   serve.mjs hello PORT          hello world on the same Hono + @hono/node-server stack (the baseline)
+//   serve.mjs cp PORT DATA_DIR    the Flotilla control plane on Node with the embedded libSQL file
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { silentLogger } from '../dist/control-plane/config.js';
+import { startServer } from '../dist/control-plane/entry/node.js';
+
+const [mode, port, dataDir] = process.argv.slice(2);
+if (mode === 'hello') {
+  const app = new Hono();
+  app.get('/', (c) => c.text('hello'));
+  serve({ fetch: app.fetch, hostname: '127.0.0.1', port: Number(port) }, () => console.log('ready'));
+} else if (mode === 'cp') {
+  const s = await startServer({ host: '127.0.0.1', port: Number(port), dataDir, logger: silentLogger });
+  // Event-loop stalls, reported once a second when over 50 ms: what shows up as tail latency.
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  setInterval(() => {
+    const max = h.max / 1e6;
+    if (max > 50) console.error(`event loop stalled up to ${max.toFixed(0)} ms in the last second`);
+    h.reset();
+  }, 1000).unref();
+  console.log(`ready ${s.url}`);
+  process.on('SIGTERM', () => void s.close().then(() => process.exit(0)));
+} else {
+  console.error('usage: serve.mjs hello PORT | cp PORT DATA_DIR');
+  process.exit(2);
+}

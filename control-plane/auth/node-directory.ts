@@ -1,0 +1,106 @@
+import { and, eq, gte, isNotNull } from 'drizzle-orm';
+import type { Db } from '../store/db.js';
+import { nodeLeases, nodes } from '../store/schema.js';
+
+/** What the agent hot path needs to know about a node. */
+export interface AgentNode {
+  id: string;
+  name: string;
+  publicKey: Record<string, string>;
+  lastSeenAt: number;
+  leaseExpiresAt: number;
+  desiredVersion: number;
+}
+
+/**
+ * The agent hot path's view of enrolled nodes, per control-plane instance, so that a heartbeat
+ * between renewals costs no SQL at all (the heartbeat economy).
+ *
+ * Invariants:
+ * - Identity (id, name, public key) never changes after enrollment: cached without expiry (bounded).
+ * - Revocation: this instance marks a node revoked at once; revocations made by other instances are
+ *   picked up by a refresh of the revoked set at most `refreshMs` old. Whatever the cache says, a
+ *   lease renewal is a conditional write (`revoked_at IS NULL`), so a revoked node's leases lapse.
+ * - lastSeenAt/leaseExpiresAt are what this instance last wrote or read; a renewal conditional on
+ *   the stored value being old enough tells us when another instance renewed first.
+ * - desiredVersion is a hint here; the desired-state endpoint always reads it fresh.
+ */
+export class NodeDirectory {
+  private readonly known = new Map<string, AgentNode>();
+  private readonly revoked = new Set<string>();
+  private revokedSince = 0;
+  private refreshedAt = -Infinity;
+  private refreshing: Promise<void> | null = null;
+
+  constructor(
+    private readonly refreshMs = 1000,
+    private readonly max = 200_000,
+  ) {}
+
+  /** The node, or null if unknown or revoked. */
+  async lookup(db: Db, id: string, now: number): Promise<AgentNode | null> {
+    await this.refreshRevocations(db, now);
+    if (this.revoked.has(id)) return null;
+    const hit = this.known.get(id);
+    if (hit) return hit;
+    const row = await db
+      .select({
+        id: nodes.id,
+        name: nodes.name,
+        publicKey: nodes.publicKey,
+        lastSeenAt: nodeLeases.lastSeenAt,
+        leaseExpiresAt: nodeLeases.leaseExpiresAt,
+        desiredVersion: nodes.desiredVersion,
+        revokedAt: nodes.revokedAt,
+      })
+      .from(nodes)
+      .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
+      .where(eq(nodes.id, id))
+      .get();
+    if (!row) return null;
+    if (row.revokedAt !== null) {
+      this.revoked.add(id);
+      return null;
+    }
+    const { revokedAt: _r, ...n } = row;
+    if (this.known.size >= this.max) this.known.clear();
+    this.known.set(id, n);
+    return n;
+  }
+
+  /** Records a revocation made by this instance: effective at the node's next request. */
+  markRevoked(id: string): void {
+    this.revoked.add(id);
+    this.known.delete(id);
+  }
+
+  /** Forgets what is cached about a node (it will be read again). */
+  forget(id: string): void {
+    this.known.delete(id);
+  }
+
+  private refreshRevocations(db: Db, now: number): Promise<void> {
+    if (now - this.refreshedAt < this.refreshMs) return Promise.resolve();
+    if (!this.refreshing) {
+      // Look back a minute past the newest revocation seen, for clock skew between instances.
+      const since = Math.max(0, this.revokedSince - 60_000);
+      this.refreshing = db
+        .select({ id: nodes.id, revokedAt: nodes.revokedAt })
+        .from(nodes)
+        .where(and(isNotNull(nodes.revokedAt), gte(nodes.revokedAt, since)))
+        .all()
+        .then((rows) => {
+          for (const r of rows) {
+            this.revoked.add(r.id);
+            this.known.delete(r.id);
+            this.revokedSince = Math.max(this.revokedSince, r.revokedAt ?? 0);
+          }
+          this.refreshedAt = now;
+        })
+        .finally(() => {
+          this.refreshing = null;
+        });
+    }
+    return this.refreshing;
+  }
+}

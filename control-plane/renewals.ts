@@ -1,0 +1,75 @@
+import { and, inArray, lte } from 'drizzle-orm';
+import type { Db } from './store/db.js';
+import { leaseNotRevoked } from './store/nodes.js';
+import { type LeaseSubject, leaseSubjectsOf } from './store/pods.js';
+import { nodeLeases } from './store/schema.js';
+
+/** Outcome of a renewal for one node: its new expiry and the pods to re-sign leases for. */
+export interface RenewalResult {
+  renewed: boolean;
+  at: number;
+  exp: number;
+  pods: LeaseSubject[];
+}
+
+interface Waiting {
+  nodeId: string;
+  resolve: (r: RenewalResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Group commit for lease renewals (Node): renewals that arrive while a renewal write is in flight
+ * are merged into the next single statement (`UPDATE nodes ... WHERE id IN (...)`), so a burst of
+ * heartbeats costs a handful of transactions instead of one each.
+ *
+ * Invariants: each caller learns whether *its* node was renewed (the statement returns the ids it
+ * updated); the write keeps the same conditions as a single renewal (not revoked, stored renewal
+ * older than the renewal period); at most one group statement is in flight at a time.
+ */
+export class RenewalGroup {
+  private queue: Waiting[] = [];
+  private running = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: () => number,
+    private readonly renewPeriodMs: number,
+    private readonly leaseTtlMs: number,
+    private readonly maxGroup = 500,
+  ) {}
+
+  /** Renews one node's leases (with whatever else is queued). */
+  renew(nodeId: string): Promise<RenewalResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ nodeId, resolve, reject });
+      if (!this.running) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, this.maxGroup);
+        const at = this.clock();
+        const exp = at + this.leaseTtlMs;
+        try {
+          const ids = [...new Set(group.map((g) => g.nodeId))];
+          const done = await this.db
+            .update(nodeLeases)
+            .set({ lastSeenAt: at, leaseExpiresAt: exp })
+            .where(and(inArray(nodeLeases.nodeId, ids), lte(nodeLeases.lastSeenAt, at - this.renewPeriodMs), leaseNotRevoked))
+            .returning({ id: nodeLeases.nodeId });
+          const ok = new Set(done.map((d) => d.id));
+          const subjects = await leaseSubjectsOf(this.db, [...ok]);
+          for (const g of group) g.resolve({ renewed: ok.has(g.nodeId), at, exp, pods: subjects.get(g.nodeId) ?? [] });
+        } catch (e) {
+          for (const g of group) g.reject(e);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
