@@ -12,6 +12,8 @@ import { type ActualContainer, computePodStatus, type PodProblem, planSteps, typ
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { backoffMs, Waker } from './waker.js';
 
+const FIRST_POLL_WAIT_MS = 10_000;
+
 /** Options of an agent. Every duration tests depend on is here. */
 export interface AgentOptions {
   server: string;
@@ -75,6 +77,11 @@ export class Agent {
   private readonly loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
   private lastActual: ActualContainer[] = [];
+  private firstPollDone!: () => void;
+  /** Settles after the first poll attempt (answered or failed). */
+  private readonly firstPoll = new Promise<void>((resolve) => {
+    this.firstPollDone = resolve;
+  });
 
   private constructor(
     readonly identity: Identity,
@@ -235,8 +242,10 @@ export class Agent {
           await this.acceptDesired(parsed.data, r.etag, true);
         }
         // With long-poll the server already waited; without it, poll once per heartbeat (or when woken).
+        this.firstPollDone();
         if (!r && (this.desired?.pollWaitMs ?? 0) === 0) await this.pollWaker.sleep(this.desired?.heartbeatMs ?? 5000);
       } catch (e) {
+        this.firstPollDone();
         if (!this.running) return;
         this.logFailure('poll', e, failures);
         await this.pollWaker.sleep(backoffMs(failures++, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000));
@@ -286,6 +295,10 @@ export class Agent {
   }
 
   private async reconcileLoop(): Promise<void> {
+    // After a restart, fresh leases from the control plane beat the cached ones (which may have
+    // lapsed while the agent was down): wait briefly for the first poll so healthy containers are
+    // adopted, not stopped and recreated. Offline, the cache decides after the wait.
+    await Promise.race([this.firstPoll, new Promise((r) => setTimeout(r, FIRST_POLL_WAIT_MS))]);
     while (this.running) {
       try {
         if (this.desired) await this.reconcileOnce();

@@ -5,8 +5,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { silentLogger } from '../dist/control-plane/config.js';
-import { startServer } from '../dist/control-plane/entry/node.js';
+import { nodeLogger, startServer } from '../dist/control-plane/entry/node.js';
 
 const [mode, port, dataDir] = process.argv.slice(2);
 if (mode === 'hello') {
@@ -14,7 +13,7 @@ if (mode === 'hello') {
   app.get('/', (c) => c.text('hello'));
   serve({ fetch: app.fetch, hostname: '127.0.0.1', port: Number(port) }, () => console.log('ready'));
 } else if (mode === 'cp') {
-  const s = await startServer({ host: '127.0.0.1', port: Number(port), dataDir, logger: silentLogger });
+  const s = await startServer({ host: '127.0.0.1', port: Number(port), dataDir, logger: nodeLogger('warn') });
   // Event-loop stalls, reported once a second when over 50 ms: what shows up as tail latency.
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();

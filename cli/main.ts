@@ -21,7 +21,7 @@ Usage:
   flotilla get nodes|deployments|pods|events [NAME] [-n NS] [-A] [-o table|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]
   flotilla node revoke NAME
-  flotilla keys rotate
+  flotilla keys rotate | new-signing-key | new-admin-token
   flotilla version
 
 Operator commands take --server/--token or FLOTILLA_SERVER/FLOTILLA_TOKEN
@@ -283,7 +283,18 @@ async function main(argv: string[]): Promise<number> {
     case 'keys': {
       const [sub, ...more] = rest;
       const { values } = parse(more, {});
-      if (sub !== 'rotate') throw new CliError('usage: flotilla keys rotate', 2);
+      if (sub === 'new-signing-key') {
+        // For `wrangler secret put FLOTILLA_SIGNING_KEY`: generated here, never sent anywhere.
+        const { generateSigningKey } = await import('../control-plane/keys.js');
+        console.log(JSON.stringify((await generateSigningKey(Date.now())).privateJwk));
+        return 0;
+      }
+      if (sub === 'new-admin-token') {
+        const { randomToken } = await import('../shared/digest.js');
+        console.log(`flo_${randomToken(32)}`);
+        return 0;
+      }
+      if (sub !== 'rotate') throw new CliError('usage: flotilla keys rotate | new-signing-key | new-admin-token', 2);
       const r = await call<{ kid: string }>(target(values), 'POST', '/v1/keys/rotate');
       console.log(`lease-signing key rotated: now signing with ${r.body.kid}; previous keys stay published until their leases expire`);
       return 0;

@@ -40,9 +40,30 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
   return result;
 }
 
+/**
+ * Whether any controller has work, decided inside SQLite with one aggregate query (no rows come back
+ * to JavaScript): pods to place, terminating pods to forget, orphans, or a Deployment whose pods do
+ * not match its replicas and revision. An idle cluster then costs one cheap query per tick instead of
+ * a full snapshot, which at thousands of nodes took long enough to stall the event loop.
+ */
+export async function hasWork(db: Db, now: number, skewMs: number): Promise<boolean> {
+  const row = await db.get<{ work: number }>(sql`SELECT
+    EXISTS (SELECT 1 FROM pods WHERE desired = 'run' AND node_id IS NULL)
+    OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'stop' AND (p.node_id IS NULL OR NOT EXISTS (
+         SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id
+         WHERE n.id = p.node_id AND n.revoked_at IS NULL AND l.lease_expires_at >= ${now - skewMs})))
+    OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id))
+    OR EXISTS (SELECT 1 FROM deployments d WHERE
+         json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
+         OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision))
+    AS work`);
+  return Boolean(row?.work);
+}
+
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
+  if (!(await hasWork(db, now, config.clockSkewMs))) return 0;
   // A narrow snapshot: wide columns (pod specs and statuses, node facts and keys) are what made
   // a tick expensive, and libSQL's native calls block the event loop while rows are read.
   const [depRows, podRows, nodeRows] = await Promise.all([

@@ -8,7 +8,7 @@ import { agentAuth } from '../auth/agent.js';
 import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
-import { maybeTick, runTick } from '../controllers/tick.js';
+import { maybeTick } from '../controllers/tick.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
@@ -47,7 +47,7 @@ async function signLeases(deps: Deps, node: AgentNode, rows: readonly LeaseSubje
  */
 async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<LeaseSubject[] | null> {
   const { db, config } = deps;
-  if (now - node.lastSeenAt < config.renewPeriodMs) return null;
+  if (now - node.lastSeenAt < config.renewPeriodMs * (1 + renewSpread(node.id))) return null;
   let at = now;
   let exp = now + config.leaseTtlMs;
   let renewed: boolean;
@@ -81,6 +81,18 @@ async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<Lea
   return subjects ?? (await leaseSubjectsOf(db, [node.id])).get(node.id) ?? [];
 }
 
+/**
+ * A fixed per-node fraction in [0, 0.5): a node renews between TTL/3 and TTL/2 after its last renewal
+ * (plus at most one heartbeat interval, TTL/6: still well inside the TTL). A fleet that renews in
+ * lock-step (after a control-plane restart, or a partition that healed) thereby drifts apart
+ * instead of landing every renewal, and every lease signature, in the same second.
+ */
+export function renewSpread(nodeId: string): number {
+  let h = 0;
+  for (let i = 0; i < nodeId.length; i++) h = (h * 31 + nodeId.charCodeAt(i)) >>> 0;
+  return (h % 1000) / 2000;
+}
+
 async function freshDesiredVersion(deps: Deps, node: AgentNode): Promise<number> {
   const row = await deps.db.select({ v: nodes.desiredVersion }).from(nodes).where(eq(nodes.id, node.id)).get();
   if (row) node.desiredVersion = row.v;
@@ -101,7 +113,8 @@ const enroll = new Hono<AppEnv>().post('/enroll', async (c) => {
   }
   const node = await enrollNode(deps.db, parsed.data, deps.clock(), deps.config.leaseTtlMs);
   c.var.log.info({ node: node.name, nodeId: node.id }, 'node enrolled');
-  deps.defer?.(runTick(deps));
+  // Rate-limited: a fleet enrolling at once must not run a full tick per enrollment.
+  deps.defer?.(maybeTick(deps));
   const body: EnrollResponse = { nodeId: node.id, name: node.name, clusterId: deps.cluster.clusterId, audience: deps.cluster.audience, issuer: deps.cluster.issuer, labels: node.labels };
   return c.json(body, 201);
 });

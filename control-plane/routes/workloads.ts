@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { conflict, invalid, notFound } from '../../shared/errors.js';
 import { type Deployment, parseManifest } from '../../shared/manifest.js';
 import { DNS1123_LABEL } from '../../shared/names.js';
@@ -33,9 +33,15 @@ async function apply(deps: Deps, p: Principal, d: Deployment, namespace: string)
   return { row, outcome };
 }
 
-function checkNamespaceMatch(doc: { metadata: { namespace?: string } }, namespace: string) {
-  if (doc.metadata.namespace !== undefined && doc.metadata.namespace !== namespace)
-    throw invalid(`metadata.namespace "${doc.metadata.namespace}" does not match the namespace in the URL "${namespace}"`, [{ path: 'metadata.namespace', message: 'does not match the URL' }]);
+/** Authorises a write to the URL's namespace and reads a Deployment body that belongs there. */
+async function deploymentBody(c: Context<AppEnv>): Promise<{ namespace: string; m: Deployment }> {
+  const namespace = ns(c.req.param('ns') ?? '');
+  requireScope(c.var.principal, 'deploy', namespace);
+  const m = parseManifest(await readDocument(c));
+  if (m.kind !== 'Deployment') throw invalid(`expected kind Deployment, got ${m.kind}`, [{ path: 'kind', message: 'expected Deployment' }]);
+  if (m.metadata.namespace !== undefined && m.metadata.namespace !== namespace)
+    throw invalid(`metadata.namespace "${m.metadata.namespace}" does not match the namespace in the URL "${namespace}"`, [{ path: 'metadata.namespace', message: 'does not match the URL' }]);
+  return { namespace, m };
 }
 
 /** Namespaced objects under /v1/namespaces/{ns}/..., plus cross-namespace lists. */
@@ -84,21 +90,13 @@ export const workloadRoutes = new Hono<AppEnv>()
     return c.json({ apiVersion: 'apps/v1', kind: 'DeploymentList', items: rows.map((r) => renderDeployment(r, pods)) });
   })
   .post('/namespaces/:ns/deployments', async (c) => {
-    const namespace = ns(c.req.param('ns'));
-    requireScope(c.var.principal, 'deploy', namespace);
-    const m = parseManifest(await readDocument(c));
-    if (m.kind !== 'Deployment') throw invalid(`expected kind Deployment, got ${m.kind}`, [{ path: 'kind', message: 'expected Deployment' }]);
-    checkNamespaceMatch(m, namespace);
+    const { namespace, m } = await deploymentBody(c);
     if (await getDeployment(c.var.deps.db, namespace, m.metadata.name)) throw conflict(`deployment ${namespace}/${m.metadata.name} already exists`);
     const { row } = await apply(c.var.deps, c.var.principal, m, namespace);
     return c.json(renderDeployment(row, await listPods(c.var.deps.db, { namespace })), 201);
   })
   .put('/namespaces/:ns/deployments/:name', async (c) => {
-    const namespace = ns(c.req.param('ns'));
-    requireScope(c.var.principal, 'deploy', namespace);
-    const m = parseManifest(await readDocument(c));
-    if (m.kind !== 'Deployment') throw invalid(`expected kind Deployment, got ${m.kind}`, [{ path: 'kind', message: 'expected Deployment' }]);
-    checkNamespaceMatch(m, namespace);
+    const { namespace, m } = await deploymentBody(c);
     if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
     const { row, outcome } = await apply(c.var.deps, c.var.principal, m, namespace);
     c.header('Flotilla-Outcome', outcome);

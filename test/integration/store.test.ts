@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
-import { runTick } from '../../control-plane/controllers/tick.js';
+import { hasWork, runTick } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
 import { enrollNode } from '../../control-plane/store/nodes.js';
@@ -72,6 +72,16 @@ describe.each([
     // Spread over the two enrolled nodes, each with a fresh epoch and a lease.
     expect(new Set(pods.map((p) => p.nodeId)).size).toBe(2);
     expect(pods.every((p) => p.epoch === 1)).toBe(true);
+  });
+
+  it('an idle cluster has no controller work; a change to replicas has', async () => {
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs)).toBe(false);
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 2 })), 'default', now, 'test');
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs)).toBe(true);
+    await runTick(deps);
+    // the surplus pod is terminating on a live node: its agent reports it gone, no controller work meanwhile
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs)).toBe(false);
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 3 })), 'default', now, 'test');
   });
 
   it('deleting a deployment marks its pods terminating, then forgets them once their leases lapse', async () => {
