@@ -2,12 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../control-plane/config.js';
-import { canonicalJson } from '../shared/digest.js';
 import { type AgentEvent, type DesiredPod, type DesiredState, desiredStateSchema, type PodStatusReport } from '../shared/protocol.js';
 import { AgentClient, ApiFailure, enroll } from './client.js';
 import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
+import { Outbox } from './outbox.js';
 import { type ActualContainer, computePodStatus, type PodProblem, planSteps, type Step } from './reconcile.js';
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { backoffMs, Waker } from './waker.js';
@@ -65,12 +65,9 @@ export class Agent {
   private readonly problems = new Map<string, PodProblem>();
   private readonly pullRetryAt = new Map<string, number>();
   private readonly restarts = new Map<string, number>();
-  private readonly pendingStatus = new Map<string, PodStatusReport>();
-  private readonly acked = new Map<string, string>();
+  private readonly outbox = new Outbox();
+  /** Pods this agent knows of (seen desired, or found by label), by id -> epoch: reported `gone` once removed. */
   private readonly knownPods = new Map<string, number>();
-  private events: AgentEvent[] = [];
-  private factsJson = '';
-  private factsAcked = '';
   private readonly pollWaker = new Waker();
   private readonly hbWaker = new Waker();
   private readonly reconcileWaker = new Waker();
@@ -140,7 +137,7 @@ export class Agent {
     );
     const log = opts.logger.child({ node: identity.name });
     const agent = new Agent(identity, client, runtime, verifier, opts, log);
-    agent.factsJson = canonicalJson(facts);
+    agent.outbox.setFacts(facts);
     await agent.loadCachedDesired();
     agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop());
     return agent;
@@ -259,27 +256,12 @@ export class Agent {
     while (this.running) {
       await this.hbWaker.sleep(next);
       if (!this.running) return;
-      const statuses = [...this.pendingStatus.values()];
-      const events = this.events.slice(0, 200);
-      const sendFacts = this.factsJson !== this.factsAcked;
+      const { body, ack } = this.outbox.next();
       try {
-        const res = await this.client.heartbeat({
-          ...(sendFacts ? { facts: JSON.parse(this.factsJson) } : {}),
-          ...(statuses.length ? { pods: statuses } : {}),
-          ...(events.length ? { events } : {}),
-        });
+        const res = await this.client.heartbeat(body);
         failures = 0;
         // Acknowledged: only now forget what was sent (nothing acknowledged is lost, nothing unacknowledged is dropped).
-        if (sendFacts) this.factsAcked = this.factsJson;
-        for (const s of statuses) {
-          if (this.pendingStatus.get(s.podId) === s) this.pendingStatus.delete(s.podId);
-          this.acked.set(s.podId, canonicalJson(s));
-          if (s.gone) {
-            this.knownPods.delete(s.podId);
-            this.acked.delete(s.podId);
-          }
-        }
-        this.events = this.events.slice(events.length);
+        for (const gone of ack()) this.knownPods.delete(gone.podId);
         if (Object.keys(res.leases).length > 0) {
           await this.renewLeases(res.leases);
           this.reconcileWaker.wake();
@@ -392,15 +374,11 @@ export class Agent {
   }
 
   private queueStatus(s: PodStatusReport): boolean {
-    const key = canonicalJson(s);
-    if (this.acked.get(s.podId) === key || (this.pendingStatus.has(s.podId) && canonicalJson(this.pendingStatus.get(s.podId)) === key)) return false;
-    this.pendingStatus.set(s.podId, s);
-    return true;
+    return this.outbox.status(s);
   }
 
   private queueEvent(e: AgentEvent): void {
-    this.events.push(e);
-    if (this.events.length > 500) this.events = this.events.slice(-500); // bounded while the control plane is away
+    this.outbox.event(e);
   }
 
   private logFailure(what: string, e: unknown, failures: number): void {

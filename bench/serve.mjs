@@ -2,6 +2,8 @@
 // (dist/, what `npm start` runs; bench/run.ts builds it first):
 //   serve.mjs hello PORT          hello world on the same Hono + @hono/node-server stack (the baseline)
 //   serve.mjs cp PORT DATA_DIR    the Flotilla control plane on Node with the embedded libSQL file
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
@@ -22,6 +24,21 @@ if (mode === 'hello') {
     if (max > 50) console.error(`event loop stalled up to ${max.toFixed(0)} ms in the last second`);
     h.reset();
   }, 1000).unref();
+  // SIGUSR2 starts a CPU profile, the next SIGUSR2 writes it to $BENCH_PROFILE (steady state only).
+  let session = null;
+  process.on('SIGUSR2', async () => {
+    if (!session) {
+      session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    } else {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(process.env.BENCH_PROFILE ?? 'bench.cpuprofile', JSON.stringify(profile));
+      session.disconnect();
+      session = null;
+    }
+  });
   console.log(`ready ${s.url}`);
   process.on('SIGTERM', () => void s.close().then(() => process.exit(0)));
 } else {

@@ -118,6 +118,8 @@ CREATE TABLE `pods` (
 CREATE UNIQUE INDEX `pods_ns_name` ON `pods` (`namespace`,`name`);--> statement-breakpoint
 CREATE INDEX `pods_node` ON `pods` (`node_id`);--> statement-breakpoint
 CREATE INDEX `pods_deployment` ON `pods` (`deployment_id`);--> statement-breakpoint
+CREATE INDEX `pods_pending` ON `pods` (`created_at`) WHERE node_id IS NULL AND desired = 'run';--> statement-breakpoint
+CREATE INDEX `pods_stopping` ON `pods` (`node_id`) WHERE desired = 'stop';--> statement-breakpoint
 CREATE TABLE `revisions` (
 	`deployment_id` text NOT NULL,
 	`revision` integer NOT NULL,

@@ -18,8 +18,12 @@ function selectNodes(db: Db) {
   return db.select(nodeColumns).from(nodes).innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id));
 }
 
-/** SQL condition on node_leases: the node is not revoked (a revoked node never renews). */
-export const leaseNotRevoked = sql`${nodeLeases.nodeId} NOT IN (SELECT id FROM nodes WHERE revoked_at IS NOT NULL)`;
+/**
+ * SQL condition on node_leases: the node is not revoked (a revoked node never renews). Correlated on
+ * the primary key: a `NOT IN (SELECT ... WHERE revoked_at IS NOT NULL)` made SQLite scan every node
+ * row on each renewal, a fifth of the control plane's CPU at a thousand nodes.
+ */
+export const leaseNotRevoked = sql`NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = ${nodeLeases.nodeId} AND nodes.revoked_at IS NOT NULL)`;
 
 /**
  * Enrolls a node with a one-batch compare-and-set: the node row is inserted only if the token is

@@ -145,7 +145,14 @@ export const pods = sqliteTable(
     updatedAt: integer('updated_at').notNull(),
     deletionRequestedAt: integer('deletion_requested_at'),
   },
-  (t) => [uniqueIndex('pods_ns_name').on(t.namespace, t.name), index('pods_node').on(t.nodeId), index('pods_deployment').on(t.deploymentId)],
+  (t) => [
+    uniqueIndex('pods_ns_name').on(t.namespace, t.name),
+    index('pods_node').on(t.nodeId),
+    index('pods_deployment').on(t.deploymentId),
+    // What the controllers look for on every tick: pods to place, pods terminating.
+    index('pods_pending').on(t.createdAt).where(sql`node_id IS NULL AND desired = 'run'`),
+    index('pods_stopping').on(t.nodeId).where(sql`desired = 'stop'`),
+  ],
 );
 
 export const events = sqliteTable(
