@@ -43,6 +43,9 @@ async function enrollHollow(port: number, token: string, name: string): Promise<
   });
   if (res.status !== 201) throw new Error(`enroll ${name}: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { nodeId: string; audience: string };
+  // Like a real agent, a JWT is reused for 30 s; the phase is random, as in a fleet whose agents
+  // started at different times (otherwise every token of the fleet expires in the same second).
+  const phase = Math.random() * 30_000;
   let cached: { token: string; at: number } | null = null;
   return {
     ...body,
@@ -57,7 +60,7 @@ async function enrollHollow(port: number, token: string, name: string): Promise<
         .setIssuedAt(iat)
         .setExpirationTime(iat + 60)
         .sign(privateKey);
-      cached = { token: t, at: now };
+      cached = { token: t, at: cached ? now : now - phase };
       return t;
     },
   };

@@ -81,7 +81,10 @@ export class Cluster {
     for (const p of pods) {
       const hp = p.status.hostPorts[0];
       expect(hp.hostIP).toBe('127.0.0.1');
-      expect(await (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text()).toBe('v1\n');
+      // Running means the process runs; the server inside may need a moment to bind (readiness
+      // probes, a later issue, are what will mean "serving").
+      const body = await waitFor(`HTTP on 127.0.0.1:${hp.hostPort}`, async () => (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text(), 10_000, 100);
+      expect(body).toBe('v1\n');
     }
     return pods;
   }

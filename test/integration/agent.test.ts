@@ -96,7 +96,7 @@ describe('agent on a real Docker engine', () => {
     for (const p of pods) {
       const hp = p.status.hostPorts[0];
       expect(hp.hostIP).toBe('127.0.0.1');
-      expect(await (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text()).toBe('v1\n');
+      expect(await waitFor('HTTP', async () => (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text(), 10_000, 100)).toBe('v1\n');
       expect(p.spec.nodeName).toBe('rt-1');
     }
     const containers = await nodeContainers(docker, agent.identity.nodeId);
@@ -124,6 +124,19 @@ describe('agent on a real Docker engine', () => {
     expect(now.every((c) => c.State === 'running')).toBe(true);
     const pods = await podsOf('pulled');
     expect(pods.every((p) => p.status.containerStatuses[0].restartCount === 0)).toBe(true);
+  });
+
+  it('after a key rotation, fetches the new key and runs pods under leases it signed', async () => {
+    const rotated = await api('POST', '/v1/keys/rotate');
+    expect(rotated.status).toBe(200);
+    expect((await api('PUT', '/v1/namespaces/default/deployments/after-rotation', deploymentManifest('after-rotation', { nodeSelector: { 'kubernetes.io/hostname': 'rt-1' } }))).status).toBe(201);
+    await waitFor('the pod to run under the new key', async () => (await podsOf('after-rotation'))[0]?.status.phase === 'Running');
+    const jwks = JSON.parse((await import('node:fs')).readFileSync(join(dataDir, 'jwks.json'), 'utf8')) as { keys: Array<{ kid: string }> };
+    expect(jwks.keys.map((k) => k.kid)).toContain(rotated.body.kid);
+    // pods started under the old key keep running: the old key stays published
+    expect((await podsOf('pulled')).every((p) => p.status.phase === 'Running')).toBe(true);
+    expect((await api('DELETE', '/v1/namespaces/default/deployments/after-rotation')).status).toBe(200);
+    await waitFor('its container to go', async () => (await nodeContainers(docker, agent.identity.nodeId)).length === 2, 30_000);
   });
 
   it('never touches containers it did not create', async () => {
