@@ -6,8 +6,9 @@ import { machineFacts } from './procs.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const renderOnly = args.includes('--render-only'); // rewrite docs/benchmarks.md from the stored results
 const names = args.filter((a) => !a.startsWith('--'));
-const selected = names.length ? names : ['heartbeat'];
+const selected = renderOnly ? [] : names.length ? names : ['heartbeat'];
 const RESULTS = 'docs/bench-results.json';
 
 interface Stored {
@@ -15,7 +16,7 @@ interface Stored {
 }
 
 // The control plane is measured as it ships: compiled JS from dist/.
-execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
+if (!renderOnly) execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' });
 
 const stored: Stored = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Stored) : {};
 const log = (s: string) => console.log(s);
@@ -42,7 +43,8 @@ for (const name of selected) {
   }
 }
 
-if (!quick || !existsSync('docs/benchmarks.md') || process.env.BENCH_WRITE_DOCS) {
+// Quick runs (CI) only print; full runs and --render-only rewrite the docs.
+if (!quick || renderOnly || !existsSync('docs/benchmarks.md')) {
   writeFileSync(RESULTS, `${JSON.stringify(stored, null, 2)}\n`);
   writeFileSync('docs/benchmarks.md', renderDocs(stored));
   console.log('wrote docs/benchmarks.md');
@@ -81,5 +83,7 @@ function renderDocs(s: Stored): string {
       '',
     );
   }
+  // Hand-written findings (what changed the numbers, known limits) follow the generated tables.
+  if (existsSync('bench/FINDINGS.md')) lines.push(readFileSync('bench/FINDINGS.md', 'utf8'));
   return `${lines.join('\n')}\n`;
 }
