@@ -12,8 +12,6 @@ import { type ActualContainer, computePodStatus, type PodProblem, planSteps, typ
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { backoffMs, Waker } from './waker.js';
 
-const FIRST_POLL_WAIT_MS = 10_000;
-
 /** Options of an agent. Every duration tests depend on is here. */
 export interface AgentOptions {
   server: string;
@@ -35,6 +33,8 @@ export interface AgentOptions {
   retryBaseMs?: number;
   retryCapMs?: number;
   stopTimeoutSec?: number;
+  /** After a restart, how long reconciling waits for the first poll before trusting the cache. */
+  firstPollWaitMs?: number;
 }
 
 /** Enrollment was refused (bad, used or expired token; name taken): not retried. */
@@ -280,7 +280,7 @@ export class Agent {
     // After a restart, fresh leases from the control plane beat the cached ones (which may have
     // lapsed while the agent was down): wait briefly for the first poll so healthy containers are
     // adopted, not stopped and recreated. Offline, the cache decides after the wait.
-    await Promise.race([this.firstPoll, new Promise((r) => setTimeout(r, FIRST_POLL_WAIT_MS))]);
+    await Promise.race([this.firstPoll, new Promise((r) => setTimeout(r, this.opts.firstPollWaitMs ?? 10_000))]);
     while (this.running) {
       try {
         if (this.desired) await this.reconcileOnce();
