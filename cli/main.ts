@@ -1,11 +1,8 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { parseAllDocuments } from 'yaml';
 import { parseDuration } from '../shared/duration.js';
-import { parseLabelArgs } from '../shared/names.js';
-import { CliError, call, type Target } from './api.js';
+import { CliError, call } from './api.js';
+import { parse, parseLabelsFlag, target } from './args.js';
+import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
 import { deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
 
 const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
@@ -26,79 +23,6 @@ Usage:
 
 Operator commands take --server/--token or FLOTILLA_SERVER/FLOTILLA_TOKEN
 (the token defaults to the contents of ./.flotilla/admin.token when that file exists).`;
-
-const KIND_ALIASES: Record<string, string> = {
-  node: 'nodes',
-  nodes: 'nodes',
-  no: 'nodes',
-  deployment: 'deployments',
-  deployments: 'deployments',
-  deploy: 'deployments',
-  'deployment.apps': 'deployments',
-  pod: 'pods',
-  pods: 'pods',
-  po: 'pods',
-  event: 'events',
-  events: 'events',
-  ev: 'events',
-};
-
-function target(values: { server?: string; token?: string }): Target {
-  const server = values.server ?? process.env.FLOTILLA_SERVER ?? 'http://127.0.0.1:8080';
-  let token = values.token ?? process.env.FLOTILLA_TOKEN;
-  if (!token) {
-    try {
-      token = readFileSync(join('.flotilla', 'admin.token'), 'utf8').trim();
-    } catch {
-      throw new CliError('no API token: pass --token or set FLOTILLA_TOKEN', 2);
-    }
-  }
-  return { server, token };
-}
-
-const common = { server: { type: 'string' }, token: { type: 'string' }, namespace: { type: 'string', short: 'n' }, output: { type: 'string', short: 'o' } } as const;
-
-function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
-  try {
-    const config = { args, options: { ...common, ...options } as typeof common & O, allowPositionals: true as const, strict: true as const };
-    return parseArgs(config);
-  } catch (e) {
-    throw new CliError(`${(e as Error).message.split('\n')[0]} (see flotilla --help)`, 2);
-  }
-}
-
-function readManifests(file: string): Array<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  const docs = parseAllDocuments(text);
-  const out: Array<Record<string, unknown>> = [];
-  for (const [i, d] of (Array.isArray(docs) ? docs : [docs]).entries()) {
-    if (d.errors.length > 0) throw new CliError(`${file}: document ${i + 1}: ${d.errors[0]?.message.split('\n')[0]}`);
-    const v = d.toJS({ maxAliasCount: 50 }) as unknown;
-    if (v === null || v === undefined) continue;
-    const items = typeof v === 'object' && !Array.isArray(v) && (v as { kind?: string }).kind === 'List' ? ((v as { items?: unknown[] }).items ?? []) : [v];
-    for (const it of items) {
-      if (typeof it !== 'object' || it === null || Array.isArray(it)) throw new CliError(`${file}: document ${i + 1} is not an object`);
-      out.push(it as Record<string, unknown>);
-    }
-  }
-  if (out.length === 0) throw new CliError(`${file}: no manifests found`);
-  return out;
-}
-
-function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined): { path: string; label: string } {
-  const kind = String(doc.kind ?? '');
-  const meta = (doc.metadata ?? {}) as { name?: string; namespace?: string };
-  const name = encodeURIComponent(String(meta.name ?? ''));
-  const ns = encodeURIComponent(meta.namespace ?? nsFlag ?? 'default');
-  if (kind === 'Deployment') return { path: `/v1/namespaces/${ns}/deployments/${name}`, label: `deployment.apps/${meta.name}` };
-  if (kind === 'Namespace') return { path: `/v1/namespaces/${name}`, label: `namespace/${meta.name}` };
-  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, Namespace)`);
-}
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -135,7 +59,7 @@ async function main(argv: string[]): Promise<number> {
         token: values.token ?? process.env.FLOTILLA_ENROLL_TOKEN,
         dataDir: values['data-dir'] ?? '/var/lib/flotilla-agent',
         name: values.name,
-        labels: parseLabels(values.label ?? []),
+        labels: parseLabelsFlag(values.label ?? []),
         dockerHost: values['docker-host'] ?? process.env.DOCKER_HOST,
         hostIp: values['host-ip'],
         advertiseAddress: values['advertise-address'],
@@ -149,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
         const uses = Number(values.uses ?? 1);
         if (!Number.isInteger(uses) || uses < 1) throw new CliError('--uses must be a whole number of at least 1', 2);
         if (values.ttl !== undefined && parseDuration(values.ttl) === null) throw new CliError(`--ttl: not a duration: ${values.ttl} (try 30m, 1h, 7d)`, 2);
-        const r = await call<{ token: string; id: string; expiresAt: string }>(t, 'POST', '/v1/enrollment-tokens', { uses, ttl: values.ttl ?? '1h', labels: parseLabels(values.label ?? []) });
+        const r = await call<{ token: string; id: string; expiresAt: string }>(t, 'POST', '/v1/enrollment-tokens', { uses, ttl: values.ttl ?? '1h', labels: parseLabelsFlag(values.label ?? []) });
         if (values.output === 'json') console.log(JSON.stringify(r.body, null, 2));
         else {
           console.log(r.body.token);
@@ -301,14 +225,6 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       throw new CliError(`unknown command "${cmd}" (see flotilla --help)`, 2);
-  }
-}
-
-function parseLabels(args: string[]): Record<string, string> {
-  try {
-    return parseLabelArgs(args);
-  } catch (e) {
-    throw new CliError((e as Error).message, 2);
   }
 }
 

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import { CliError } from './api.js';
+
+/** Kind names and short forms the CLI accepts, as API plurals. */
+export const KIND_ALIASES: Record<string, string> = {
+  node: 'nodes',
+  nodes: 'nodes',
+  no: 'nodes',
+  deployment: 'deployments',
+  deployments: 'deployments',
+  deploy: 'deployments',
+  'deployment.apps': 'deployments',
+  pod: 'pods',
+  pods: 'pods',
+  po: 'pods',
+  event: 'events',
+  events: 'events',
+  ev: 'events',
+};
+
+/** Reads a file (or standard input for `-`) of YAML or JSON documents, unwrapping `kind: List`. */
+export function readManifests(file: string): Array<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const docs = parseAllDocuments(text);
+  const out: Array<Record<string, unknown>> = [];
+  for (const [i, d] of (Array.isArray(docs) ? docs : [docs]).entries()) {
+    if (d.errors.length > 0) throw new CliError(`${file}: document ${i + 1}: ${d.errors[0]?.message.split('\n')[0]}`);
+    const v = d.toJS({ maxAliasCount: 50 }) as unknown;
+    if (v === null || v === undefined) continue;
+    const items = typeof v === 'object' && !Array.isArray(v) && (v as { kind?: string }).kind === 'List' ? ((v as { items?: unknown[] }).items ?? []) : [v];
+    for (const it of items) {
+      if (typeof it !== 'object' || it === null || Array.isArray(it)) throw new CliError(`${file}: document ${i + 1} is not an object`);
+      out.push(it as Record<string, unknown>);
+    }
+  }
+  if (out.length === 0) throw new CliError(`${file}: no manifests found`);
+  return out;
+}
+
+/** The API path a manifest is applied to, and how the CLI names it (`deployment.apps/web`). */
+export function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined): { path: string; label: string } {
+  const kind = String(doc.kind ?? '');
+  const meta = (doc.metadata ?? {}) as { name?: string; namespace?: string };
+  const name = encodeURIComponent(String(meta.name ?? ''));
+  const ns = encodeURIComponent(meta.namespace ?? nsFlag ?? 'default');
+  if (kind === 'Deployment') return { path: `/v1/namespaces/${ns}/deployments/${name}`, label: `deployment.apps/${meta.name}` };
+  if (kind === 'Namespace') return { path: `/v1/namespaces/${name}`, label: `namespace/${meta.name}` };
+  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, Namespace)`);
+}
