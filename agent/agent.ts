@@ -263,6 +263,7 @@ export class Agent {
         // Acknowledged: only now forget what was sent (nothing acknowledged is lost, nothing unacknowledged is dropped).
         for (const gone of ack()) this.knownPods.delete(gone.podId);
         if (Object.keys(res.leases).length > 0) {
+          this.log.debug({ renewed: Object.keys(res.leases).length }, 'leases renewed');
           await this.renewLeases(res.leases);
           this.reconcileWaker.wake();
         }
@@ -299,7 +300,15 @@ export class Agent {
       this.lastActual = actual;
       const images = await this.runtime.images();
       const steps = planSteps(actual, this.runnable(now), { now, images, pullRetryAt: this.pullRetryAt, restarts: this.restarts }, this.opts.restartBackoffMs ?? 10_000);
-      this.log.debug({ layer, actual: actual.length, steps: steps.map((s) => s.action) }, 'reconcile');
+      this.log.debug(
+        {
+          layer,
+          actual: actual.length,
+          steps: steps.map((s) => (s.action === 'stop' ? `stop(${s.reason})` : s.action)),
+          leases: (this.desired?.pods ?? []).map((p) => `${p.name}:${this.leases.get(p.id)?.verified?.exp ?? 'none'}`),
+        },
+        'reconcile',
+      );
       if (steps.length === 0) break;
       await Promise.all(steps.map((s) => this.execute(s, actual)));
     }

@@ -32,7 +32,9 @@ async function signLeases(deps: Deps, node: AgentNode, rows: readonly LeaseSubje
       epoch: p.epoch,
       policy: 'stop',
       iat: Math.floor(now / 1000),
-      exp: Math.floor(node.leaseExpiresAt / 1000),
+      // Millisecond precision (a NumericDate may be fractional): flooring to seconds cost up to 1 s of
+      // lease. Never later than the stored expiry: that is the fencing invariant.
+      exp: node.leaseExpiresAt / 1000,
     };
     out.set(p.id, await deps.keys.signLease(claims, now));
   }
@@ -82,15 +84,16 @@ async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<Lea
 }
 
 /**
- * A fixed per-node fraction in [0, 0.5): a node renews between TTL/3 and TTL/2 after its last renewal
- * (plus at most one heartbeat interval, TTL/6: still well inside the TTL). A fleet that renews in
- * lock-step (after a control-plane restart, or a partition that healed) thereby drifts apart
- * instead of landing every renewal, and every lease signature, in the same second.
+ * A fixed per-node fraction in [0, 0.25): a node renews between TTL/3 and 5/12 TTL after its last
+ * renewal. With at most one heartbeat interval (TTL/6) on top, a lease is renewed by 7/12 of its TTL,
+ * leaving 5/12 for delays. A fleet that renews in lock-step (after a control-plane restart, or a
+ * partition that healed) thereby drifts apart instead of landing every renewal, and every lease
+ * signature, in the same second.
  */
 export function renewSpread(nodeId: string): number {
   let h = 0;
   for (let i = 0; i < nodeId.length; i++) h = (h * 31 + nodeId.charCodeAt(i)) >>> 0;
-  return (h % 1000) / 2000;
+  return (h % 1000) / 4000;
 }
 
 async function freshDesiredVersion(deps: Deps, node: AgentNode): Promise<number> {

@@ -39,7 +39,7 @@ export class Cluster {
 
   /** Starts an agent process and waits until it has enrolled and runs. */
   async startAgent(name: string, enrollToken: string): Promise<Proc> {
-    const p = startCli(['agent', '--server', this.url, '--token', enrollToken, '--name', name, '--data-dir', this.tmp(`flotilla-${name}-`)]);
+    const p = startCli(['agent', '--server', this.url, '--token', enrollToken, '--name', name, '--data-dir', this.tmp(`flotilla-${name}-`)], { FLOTILLA_LOG_LEVEL: 'debug' });
     this.agents.push(p);
     await p.waitForOutput(new RegExp(`agent "${name}" running`), 30_000);
     const nodes = JSON.parse(this.cli('get', 'nodes', '-o', 'json')) as { items: Array<{ metadata: { name: string; uid: string } }> };
@@ -87,6 +87,11 @@ export class Cluster {
       expect(body).toBe('v1\n');
     }
     return pods;
+  }
+
+  /** Everything the agents printed (for diagnosing a failure). */
+  agentOutput(): string {
+    return this.agents.map((a, i) => `--- agent ${i}\n${a.out()}`).join('\n');
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@ import { freePort } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
 
 // Offline autonomy: the agent restarts while the control plane is down, and the control plane comes back.
-const TTL = '8s';
+const TTL = '15s';
 const FAST = { reconcileMs: 300, restartBackoffMs: 500, retryBaseMs: 100, retryCapMs: 500, stopTimeoutSec: 1, firstPollWaitMs: 1000 };
 let docker: Docker;
 let port: number;
@@ -70,7 +70,7 @@ describe('an agent restarted while the control plane is down', () => {
 
     // The control plane returns on the same address and database: leases are renewed, nothing restarts.
     server = await start();
-    await new Promise((r) => setTimeout(r, 10_000)); // longer than the lease TTL: only renewal keeps it running
+    await new Promise((r) => setTimeout(r, 15_000)); // longer than the lease TTL: only renewal keeps it running
     const after = await nodeContainers(docker, agent.identity.nodeId, false);
     expect(after.map((c) => c.Id)).toEqual(before);
     const pod = (await api('GET', '/v1/namespaces/default/pods')).body.items[0];

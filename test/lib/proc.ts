@@ -3,7 +3,7 @@ import { waitFor } from './wait.js';
 
 /** Environment for CLI processes in tests: short durations everywhere. */
 export const FAST_ENV = {
-  FLOTILLA_LEASE_TTL: '6s',
+  FLOTILLA_LEASE_TTL: '10s',
   FLOTILLA_POLL_WAIT: '5s',
   FLOTILLA_CLOCK_SKEW: '1s',
   FLOTILLA_RECONCILE_MS: '300',
