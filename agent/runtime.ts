@@ -27,11 +27,6 @@ export class DockerRuntime {
     private readonly opts: RuntimeOptions,
   ) {}
 
-  /** Engine version, or throws if the engine cannot be reached. */
-  async version(): Promise<string> {
-    return (await this.docker.version()).Version;
-  }
-
   /** Every container this node created, rebuilt from labels (never anyone else's). */
   async listActual(): Promise<ActualContainer[]> {
     const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });

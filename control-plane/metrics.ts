@@ -7,11 +7,6 @@ export class Metrics {
     this.counters.set(name, (this.counters.get(name) ?? 0) + n);
   }
 
-  /** Current value of a counter. */
-  get(name: string): number {
-    return this.counters.get(name) ?? 0;
-  }
-
   /** Prometheus exposition text. */
   render(): string {
     return `${[...this.counters.entries()]

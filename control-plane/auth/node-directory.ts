@@ -74,11 +74,6 @@ export class NodeDirectory {
     this.known.delete(id);
   }
 
-  /** Forgets what is cached about a node (it will be read again). */
-  forget(id: string): void {
-    this.known.delete(id);
-  }
-
   private refreshRevocations(db: Db, now: number): Promise<void> {
     if (now - this.refreshedAt < this.refreshMs) return Promise.resolve();
     if (!this.refreshing) {

@@ -72,11 +72,6 @@ export function getNodeByName(db: Db, name: string): Promise<NodeRow | undefined
     .get();
 }
 
-/** A node by id. */
-export function getNode(db: Db, id: string): Promise<NodeRow | undefined> {
-  return selectNodes(db).where(eq(nodes.id, id)).get();
-}
-
 /**
  * Revokes a node: its next request fails, its leases are not renewed, and its pods are released
  * for deletion once their leases lapse (terminating).
