@@ -2,40 +2,28 @@ import { createMiddleware } from 'hono/factory';
 import { type CryptoKey, decodeJwt, importJWK, type JWK, errors as joseErrors, jwtVerify } from 'jose';
 import { unauthenticated } from '../../shared/errors.js';
 import type { AppEnv } from '../context.js';
+import type { AgentNode, NodeDirectory } from './node-directory.js';
 
 /** Longest lifetime an agent request JWT may claim. */
 export const MAX_AGENT_JWT_SECONDS = 60;
 
-const keyCache = new WeakMap<object, Map<string, CryptoKey>>();
-
-/**
- * Tokens whose signature and claims already verified, by exact token text, until their `exp`.
- * Agents reuse a JWT for about 30 s, so most requests skip the Ed25519 verification. Safe: only a
- * byte-identical token hits, it still expires at its own `exp`, and the node row (revocation) is
- * read on every request regardless. Bounded; per app instance.
- */
-const verifiedCache = new WeakMap<object, Map<string, { sub: string; exp: number }>>();
-const VERIFIED_MAX = 100_000;
-
 /**
  * Authenticates an agent request: a JWT signed with the node's own Ed25519 key (`sub` = node id,
- * `aud` = the cluster's agent audience, exp - iat <= 60 s). The node row is read on every request
- * so a revocation takes effect at the very next request.
+ * `aud` = the cluster's agent audience, exp - iat <= 60 s). Node identity, revocation and already
+ * verified tokens come from the instance's NodeDirectory, so a heartbeat between renewals needs
+ * neither SQL nor a signature check; a revocation is effective at the next request.
  */
 export const agentAuth = createMiddleware<AppEnv>(async (c, next) => {
   const m = /^Bearer\s+(\S+)$/i.exec(c.req.header('authorization') ?? '');
   if (!m) throw unauthenticated('a node-signed JWT is required');
   const token = m[1] as string;
-  const { db, cluster, clock } = c.var.deps;
-  let verified = verifiedCache.get(cluster);
-  if (!verified) {
-    verified = new Map();
-    verifiedCache.set(cluster, verified);
-  }
-  const hit = verified.get(token);
-  const fresh = hit !== undefined && hit.exp * 1000 > clock();
-  let sub: unknown = hit?.sub;
-  if (!fresh) {
+  const deps = c.var.deps;
+  const directory = deps.directory;
+  if (!directory) throw new Error('agent routes need a NodeDirectory (createApp provides one)');
+  const now = deps.clock();
+  let sub: unknown = directory.verifiedSubject(token, now);
+  const known = sub !== undefined;
+  if (!known) {
     try {
       sub = decodeJwt(token).sub;
     } catch {
@@ -43,53 +31,37 @@ export const agentAuth = createMiddleware<AppEnv>(async (c, next) => {
     }
   }
   if (typeof sub !== 'string') throw unauthenticated('JWT has no subject');
-  const node = await c.var.deps.directory?.lookup(db, sub, clock());
+  const node = await directory.lookup(deps.db, sub, now);
   if (!node) throw unauthenticated('unknown or revoked node');
-  if (!fresh) await verifyToken(token, node, c.var.deps, verified);
+  if (!known) await verifyToken(token, node, deps.cluster.audience, now, directory);
   c.set('principal', { kind: 'node', nodeId: node.id, nodeName: node.name });
   c.set('node', node);
   await next();
 });
 
-async function verifyToken(
-  token: string,
-  node: { id: string; publicKey: Record<string, string> },
-  deps: AppEnv['Variables']['deps'],
-  verified: Map<string, { sub: string; exp: number }>,
-): Promise<void> {
-  const { cluster, clock } = deps;
-  const key = await nodeKey(cluster, node.id, node.publicKey);
+async function verifyToken(token: string, node: AgentNode, audience: string, now: number, directory: NodeDirectory): Promise<void> {
   try {
-    const { payload } = await jwtVerify(token, key, {
+    const { payload } = await jwtVerify(token, await nodeKey(node), {
       algorithms: ['EdDSA'],
-      audience: cluster.audience,
+      audience,
       subject: node.id,
       requiredClaims: ['exp', 'iat'],
-      currentDate: new Date(clock()),
+      currentDate: new Date(now),
       clockTolerance: 5,
     });
     if ((payload.exp as number) - (payload.iat as number) > MAX_AGENT_JWT_SECONDS) throw unauthenticated(`JWT lifetime exceeds ${MAX_AGENT_JWT_SECONDS}s`);
-    if (verified.size >= VERIFIED_MAX) verified.clear();
-    verified.set(token, { sub: node.id, exp: payload.exp as number });
+    directory.rememberToken(token, node.id, payload.exp as number);
   } catch (e) {
     if (e instanceof joseErrors.JOSEError) throw unauthenticated(`JWT rejected: ${e.code}`);
     throw e;
   }
 }
 
-async function nodeKey(scope: object, nodeId: string, jwk: Record<string, string>): Promise<CryptoKey> {
-  let m = keyCache.get(scope);
-  if (!m) {
-    m = new Map();
-    keyCache.set(scope, m);
-  }
-  const id = `${nodeId}:${jwk.x}`;
-  let k = m.get(id);
-  if (!k) {
+async function nodeKey(node: AgentNode): Promise<CryptoKey> {
+  if (!node.key) {
+    const jwk = node.publicKey;
     if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519') throw unauthenticated('node key is not Ed25519');
-    k = (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x } as JWK, 'EdDSA')) as CryptoKey;
-    if (m.size > 10_000) m.clear();
-    m.set(id, k);
+    node.key = (await importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x } as JWK, 'EdDSA')) as CryptoKey;
   }
-  return k;
+  return node.key;
 }

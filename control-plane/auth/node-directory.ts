@@ -1,4 +1,5 @@
 import { and, eq, gte, isNotNull } from 'drizzle-orm';
+import type { CryptoKey } from 'jose';
 import type { Db } from '../store/db.js';
 import { nodeLeases, nodes } from '../store/schema.js';
 
@@ -10,6 +11,8 @@ export interface AgentNode {
   lastSeenAt: number;
   leaseExpiresAt: number;
   desiredVersion: number;
+  /** The imported public key (identity never changes, so it is imported once). */
+  key?: CryptoKey;
 }
 
 /**
@@ -24,10 +27,13 @@ export interface AgentNode {
  * - lastSeenAt/leaseExpiresAt are what this instance last wrote or read; a renewal conditional on
  *   the stored value being old enough tells us when another instance renewed first.
  * - desiredVersion is a hint here; the desired-state endpoint always reads it fresh.
+ * - Verified agent JWTs are remembered by their exact text until their own `exp` (agents reuse one
+ *   for about 30 s), so most requests skip the signature check; only a byte-identical token hits.
  */
 export class NodeDirectory {
   private readonly known = new Map<string, AgentNode>();
   private readonly revoked = new Set<string>();
+  private readonly tokens = new Map<string, { sub: string; exp: number }>();
   private revokedSince = 0;
   private refreshedAt = -Infinity;
   private refreshing: Promise<void> | null = null;
@@ -66,6 +72,18 @@ export class NodeDirectory {
     if (this.known.size >= this.max) this.known.clear();
     this.known.set(id, n);
     return n;
+  }
+
+  /** The node id of an already verified, unexpired token, if this exact token was seen. */
+  verifiedSubject(token: string, now: number): string | undefined {
+    const hit = this.tokens.get(token);
+    return hit && hit.exp * 1000 > now ? hit.sub : undefined;
+  }
+
+  /** Remembers a token whose signature and claims verified (bounded). */
+  rememberToken(token: string, sub: string, exp: number): void {
+    if (this.tokens.size >= this.max) this.tokens.clear();
+    this.tokens.set(token, { sub, exp });
   }
 
   /** Records a revocation made by this instance: effective at the node's next request. */
