@@ -20,8 +20,12 @@ export function connectDocker(url?: string): Docker {
   return new Docker({ host: u.hostname, port: Number(u.port || 2375), protocol: 'http' });
 }
 
+type ContainerDetails = Pick<ActualContainer, 'exitCode' | 'finishedAt' | 'startedAt' | 'hostPorts'>;
+
 /** Executes steps against one Docker engine and reads back the containers labelled with our node id. */
 export class DockerRuntime {
+  private readonly details = new Map<string, ContainerDetails>();
+
   constructor(
     readonly docker: Docker,
     private readonly opts: RuntimeOptions,
@@ -31,6 +35,7 @@ export class DockerRuntime {
   async listActual(): Promise<ActualContainer[]> {
     const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });
     const out: ActualContainer[] = [];
+    const seen = new Set<string>();
     for (const c of list) {
       const l = c.Labels;
       const state = c.State === 'running' ? 'running' : c.State === 'created' ? 'created' : c.State === 'exited' || c.State === 'dead' ? 'exited' : 'other';
@@ -49,26 +54,41 @@ export class DockerRuntime {
         ...(l['dev.flotilla.netns-owner'] ? { netnsOwner: l['dev.flotilla.netns-owner'] } : {}),
       };
       if (state === 'running' || state === 'exited') {
-        // Exit codes, start times and published ports need an inspect; only for the few that matter.
-        const info = await this.docker
-          .getContainer(c.Id)
-          .inspect()
-          .catch(() => null);
-        if (info) {
-          if (state === 'exited') {
-            a.exitCode = info.State.ExitCode;
-            a.finishedAt = Date.parse(info.State.FinishedAt) || 0;
-          } else a.startedAt = info.State.StartedAt;
-          const ports = info.NetworkSettings?.Ports ?? {};
-          for (const [key, binds] of Object.entries(ports)) {
-            const [port, proto] = key.split('/');
-            for (const b of binds ?? []) a.hostPorts.push({ containerPort: Number(port), protocol: proto === 'udp' ? 'UDP' : 'TCP', hostIP: b.HostIp, hostPort: Number(b.HostPort) });
-          }
+        const key = `${c.Id}:${state}`;
+        seen.add(key);
+        const details = this.details.get(key) ?? (await this.inspect(c.Id, state));
+        if (details) {
+          this.details.set(key, details);
+          Object.assign(a, details);
         }
       }
       out.push(a);
     }
+    for (const key of this.details.keys()) if (!seen.has(key)) this.details.delete(key);
     return out;
+  }
+
+  /**
+   * Exit code, start/finish time and published ports need an inspect. They cannot change while a
+   * container stays in one state, so they are kept per (container, state) and a reconcile pass over
+   * healthy containers costs one list call, not one inspect per container.
+   */
+  private async inspect(id: string, state: 'running' | 'exited'): Promise<ContainerDetails | null> {
+    const info = await this.docker
+      .getContainer(id)
+      .inspect()
+      .catch(() => null);
+    if (!info) return null;
+    const d: ContainerDetails = { hostPorts: [] };
+    if (state === 'exited') {
+      d.exitCode = info.State.ExitCode;
+      d.finishedAt = Date.parse(info.State.FinishedAt) || 0;
+    } else d.startedAt = info.State.StartedAt;
+    for (const [key, binds] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+      const [port, proto] = key.split('/');
+      for (const b of binds ?? []) d.hostPorts.push({ containerPort: Number(port), protocol: proto === 'udp' ? 'UDP' : 'TCP', hostIP: b.HostIp, hostPort: Number(b.HostPort) });
+    }
+    return d;
   }
 
   /** Image references present in the engine (name:tag). */
