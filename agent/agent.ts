@@ -8,7 +8,7 @@ import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
 import { Outbox } from './outbox.js';
-import { type ActualContainer, computePodStatus, type PodProblem, planSteps, type Step } from './reconcile.js';
+import { type ActualContainer, computePodStatus, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { backoffMs, Waker } from './waker.js';
 
@@ -298,8 +298,11 @@ export class Agent {
       const now = Date.now();
       const actual = await this.runtime.listActual();
       this.lastActual = actual;
-      const images = await this.runtime.images();
-      const steps = planSteps(actual, this.runnable(now), { now, images, pullRetryAt: this.pullRetryAt, restarts: this.restarts }, this.opts.restartBackoffMs ?? 10_000);
+      const runnable = this.runnable(now);
+      // Images matter only for containers still to create: skip the engine call when every one exists.
+      const missing = runnable.some((p) => p.spec.containers.some((c) => !actual.some((x) => x.podId === p.id && x.container === c.name)));
+      const images = missing ? await this.runtime.images() : new Set(runnable.flatMap((p) => p.spec.containers.map((c) => normalizeImage(c.image))));
+      const steps = planSteps(actual, runnable, { now, images, pullRetryAt: this.pullRetryAt, restarts: this.restarts }, this.opts.restartBackoffMs ?? 10_000);
       this.log.debug(
         {
           layer,
