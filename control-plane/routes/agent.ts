@@ -128,9 +128,11 @@ const authed = new Hono<AppEnv>()
     const deps = c.var.deps;
     const node = c.var.node;
     const now = deps.clock();
-    await renewIfDue(deps, node, now);
+    // A poll that renews the leases must deliver them: it answers 200 with freshly signed leases
+    // even when nothing else changed (a 304 would renew the database but not the agent's copies).
+    const renewed = (await renewIfDue(deps, node, now)) !== null;
     const tag = (v: number) => `"${v}"`;
-    const inm = c.req.header('if-none-match');
+    const inm = renewed ? undefined : c.req.header('if-none-match');
     let version = await freshDesiredVersion(deps, node);
     if (inm === tag(version) && deps.notifier && deps.config.pollWaitMs > 0) {
       // Long-poll: wait for a change to this node's desired state (woken in-process), or time out.
