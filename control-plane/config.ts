@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from '../shared/duration.js';
+import { parseCpu, parseMemory } from '../shared/quantity.js';
 
 /** Timing and limits of the control plane. Every duration tests depend on comes from here. */
 export interface Config {
@@ -21,6 +22,11 @@ export interface Config {
   maxBodyBytes: number;
   /** Events older than this are pruned. */
   eventRetentionMs: number;
+  /** Resources held back from every node's reported capacity (system daemons, the agent): millicores, bytes. */
+  reservedCpu: number;
+  reservedMemory: number;
+  /** Default scheduler scoring (a workload may choose with the flotilla.dev/scoring annotation). */
+  scoring: 'MostAllocated' | 'LeastAllocated';
 }
 
 const duration = (fallback: string) =>
@@ -44,6 +50,15 @@ const envSchema = z.object({
   FLOTILLA_NODE_GRACE: z.string().optional(),
   FLOTILLA_TICK_INTERVAL: duration('2s'),
   FLOTILLA_EVENT_RETENTION: duration('1h'),
+  FLOTILLA_RESERVED_CPU: z
+    .string()
+    .default('100m')
+    .transform((s, ctx) => parseCpu(s) ?? (ctx.addIssue({ code: 'custom', message: `not a CPU quantity: ${s}` }), z.NEVER)),
+  FLOTILLA_RESERVED_MEMORY: z
+    .string()
+    .default('128Mi')
+    .transform((s, ctx) => parseMemory(s) ?? (ctx.addIssue({ code: 'custom', message: `not a memory quantity: ${s}` }), z.NEVER)),
+  FLOTILLA_SCHEDULER_SCORING: z.enum(['MostAllocated', 'LeastAllocated']).default('MostAllocated'),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -54,7 +69,9 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
   const leaseTtlMs = e.FLOTILLA_LEASE_TTL;
   const renewPeriodMs = Math.floor(leaseTtlMs / 3);
   const heartbeatMs = e.FLOTILLA_HEARTBEAT_INTERVAL ? (parseDuration(e.FLOTILLA_HEARTBEAT_INTERVAL) ?? NaN) : Math.floor(leaseTtlMs / 6);
-  const nodeGraceMs = e.FLOTILLA_NODE_GRACE ? (parseDuration(e.FLOTILLA_NODE_GRACE) ?? NaN) : leaseTtlMs + e.FLOTILLA_CLOCK_SKEW;
+  // Renewals come every TTL/3 to 5/12 TTL: a node silent for two thirds of the TTL plus the skew margin
+  // has missed one, and is NotReady (its leases lapse at TTL; its `stop` pods move at TTL + skew).
+  const nodeGraceMs = e.FLOTILLA_NODE_GRACE ? (parseDuration(e.FLOTILLA_NODE_GRACE) ?? NaN) : Math.floor((leaseTtlMs * 2) / 3) + e.FLOTILLA_CLOCK_SKEW;
   if (!Number.isFinite(heartbeatMs) || !Number.isFinite(nodeGraceMs)) throw new Error('invalid configuration: FLOTILLA_HEARTBEAT_INTERVAL / FLOTILLA_NODE_GRACE must be durations');
   const cfg: Config = {
     leaseTtlMs,
@@ -66,6 +83,9 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     tickIntervalMs: e.FLOTILLA_TICK_INTERVAL,
     maxBodyBytes: 1024 * 1024,
     eventRetentionMs: e.FLOTILLA_EVENT_RETENTION,
+    reservedCpu: e.FLOTILLA_RESERVED_CPU,
+    reservedMemory: e.FLOTILLA_RESERVED_MEMORY,
+    scoring: e.FLOTILLA_SCHEDULER_SCORING,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

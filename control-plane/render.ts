@@ -1,4 +1,6 @@
+import { formatCpu, formatMemory } from '../shared/quantity.js';
 import type { Config } from './config.js';
+import { allocatableOf } from './controllers/tick.js';
 import type { NodeRow } from './store/nodes.js';
 import type { PodRow } from './store/pods.js';
 import type { DeploymentRow, DeploymentSpec } from './store/workloads.js';
@@ -15,7 +17,7 @@ export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: numb
     apiVersion: 'v1',
     kind: 'Node',
     metadata: { name: n.name, uid: n.id, labels: n.labels, creationTimestamp: iso(n.enrolledAt) },
-    spec: { unschedulable: n.cordoned },
+    spec: { unschedulable: n.cordoned, taints: n.taints },
     status: {
       conditions: [
         {
@@ -26,6 +28,11 @@ export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: numb
         },
       ],
       capacity: { cpu: String(facts.cpus ?? 0), memory: String(facts.memoryBytes ?? 0) },
+      allocatable: (() => {
+        const a = allocatableOf({ cpus: Number(facts.cpus ?? 0), memoryBytes: Number(facts.memoryBytes ?? 0), allocatable: n.allocatable }, cfg);
+        return { cpu: formatCpu(a.cpu), memory: formatMemory(a.memory) };
+      })(),
+      ...(n.draining ? { draining: true } : {}),
       nodeInfo: {
         hostname: facts.hostname,
         operatingSystem: facts.os,
@@ -54,7 +61,7 @@ export function renderPod(p: PodRow, node: { name: string; leaseExpiresAt: numbe
       labels: p.labels,
       creationTimestamp: iso(p.createdAt),
       ...(p.deletionRequestedAt ? { deletionTimestamp: iso(p.deletionRequestedAt) } : {}),
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'Deployment', name: p.workload, uid: p.deploymentId }],
+      ownerReferences: [{ apiVersion: 'apps/v1', kind: p.pinnedNode ? 'DaemonSet' : 'Deployment', name: p.workload, uid: p.deploymentId }],
       annotations: { 'flotilla.dev/revision': String(p.revision), 'flotilla.dev/epoch': String(p.epoch) },
     },
     spec: { ...(p.spec as object), nodeName: node?.name ?? null },
@@ -72,10 +79,39 @@ export function renderPod(p: PodRow, node: { name: string; leaseExpiresAt: numbe
         containerID: c.containerId ? `docker://${c.containerId}` : undefined,
         ready: p.ready && c.state === 'running',
         restartCount: c.restartCount ?? 0,
+        ...(c.started !== undefined ? { started: c.started } : {}),
         state: { [String(c.state)]: { ...(c.reason ? { reason: c.reason } : {}), ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}), ...(c.startedAt ? { startedAt: c.startedAt } : {}) } },
+        ...(c.lastState ? { lastState: { terminated: c.lastState } } : {}),
       })),
       hostPorts,
       ...(node ? { leaseExpiresAt: iso(node.leaseExpiresAt) } : {}),
+    },
+  };
+}
+
+/** A workload object (Deployment or DaemonSet) with status computed from its pods. */
+export function renderWorkload(d: DeploymentRow, pods: readonly PodRow[]) {
+  return d.kind === 'DaemonSet' ? renderDaemonSet(d, pods) : renderDeployment(d, pods);
+}
+
+/** A DaemonSet object with Kubernetes' status counts. */
+export function renderDaemonSet(d: DeploymentRow, pods: readonly PodRow[]) {
+  const mine = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
+  const scheduled = mine.filter((p) => p.nodeId !== null);
+  const ready = mine.filter((p) => p.ready);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: d.name, namespace: d.namespace, uid: d.id, labels: d.labels, annotations: d.annotations, generation: d.generation, creationTimestamp: iso(d.createdAt) },
+    spec: d.spec,
+    status: {
+      observedGeneration: d.generation,
+      desiredNumberScheduled: d.want,
+      currentNumberScheduled: scheduled.length,
+      updatedNumberScheduled: scheduled.filter((p) => p.revision === d.revision).length,
+      numberReady: ready.length,
+      numberAvailable: ready.length,
+      numberUnavailable: Math.max(0, d.want - ready.length),
     },
   };
 }

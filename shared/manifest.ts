@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type FieldError, invalid } from './errors.js';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN, isLabelKey, isLabelValue } from './names.js';
+import { parseCpu, parseMemory } from './quantity.js';
 
 // Manifests are Kubernetes-shaped. Objects are strict: an unknown or unsupported field is an
 // error naming its path, never silently dropped. Server-owned fields (status, uid, resourceVersion,
@@ -48,6 +49,41 @@ const containerPort = z.strictObject({
   protocol: z.enum(['TCP', 'UDP']).default('TCP'),
 });
 
+const cpuQuantity = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  if (parseCpu(v) === null) ctx.addIssue({ code: 'custom', message: `not a CPU quantity: ${JSON.stringify(v)} (use cores like "0.5" or millicores like "500m")` });
+});
+const memoryQuantity = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  if (parseMemory(v) === null) ctx.addIssue({ code: 'custom', message: `not a memory quantity: ${JSON.stringify(v)} (use bytes or a suffix: 128Mi, 1Gi, 500M)` });
+});
+const resourceList = z.strictObject({ cpu: cpuQuantity.optional(), memory: memoryQuantity.optional() });
+
+const probePort = z.union([z.number().int().min(1).max(65535), z.string().max(15).regex(DNS1123_LABEL, 'must be a port number or the name of a container port')]);
+
+/** A health probe (Kubernetes semantics and defaults). Exactly one handler. */
+const probe = z
+  .strictObject({
+    httpGet: z
+      .strictObject({
+        path: z.string().max(2048).default('/'),
+        port: probePort,
+        host: z.string().optional(),
+        scheme: z.enum(['HTTP']).default('HTTP'),
+        httpHeaders: z.array(z.strictObject({ name: z.string().min(1).max(256), value: z.string().max(4096) })).optional(),
+      })
+      .optional(),
+    tcpSocket: z.strictObject({ port: probePort, host: z.string().optional() }).optional(),
+    exec: z.strictObject({ command: z.array(z.string()).min(1, 'exec needs a command') }).optional(),
+    initialDelaySeconds: z.number().int().min(0).max(86_400).default(0),
+    periodSeconds: z.number().int().min(1).max(86_400).default(10),
+    timeoutSeconds: z.number().int().min(1).max(3600).default(1),
+    successThreshold: z.number().int().min(1).max(1000).default(1),
+    failureThreshold: z.number().int().min(1).max(1000).default(3),
+  })
+  .superRefine((p, ctx) => {
+    const handlers = [p.httpGet, p.tcpSocket, p.exec].filter((h) => h !== undefined).length;
+    if (handlers !== 1) ctx.addIssue({ code: 'custom', path: [], message: 'a probe needs exactly one of httpGet, tcpSocket, exec' });
+  });
+
 const container = z.strictObject({
   name: labelName,
   image: z
@@ -61,19 +97,95 @@ const container = z.strictObject({
   workingDir: z.string().optional(),
   env: z.array(envVar).optional(),
   ports: z.array(containerPort).optional(),
+  resources: z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() }).optional(),
+  livenessProbe: probe.optional(),
+  readinessProbe: probe.optional(),
+  startupProbe: probe.optional(),
+});
+
+const toleration = z
+  .strictObject({
+    key: z.string().max(253).optional(),
+    operator: z.enum(['Equal', 'Exists']).default('Equal'),
+    value: z.string().max(63).optional(),
+    effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+    tolerationSeconds: z.number().int().optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.operator === 'Exists' && t.value) ctx.addIssue({ code: 'custom', path: ['value'], message: 'must be empty when operator is Exists' });
+    if (!t.key && t.operator !== 'Exists') ctx.addIssue({ code: 'custom', path: ['operator'], message: 'must be Exists when key is empty' });
+  });
+
+const nodeSelectorRequirement = z
+  .strictObject({
+    key: z.string().min(1).max(253),
+    operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']),
+    values: z.array(z.string().max(63)).optional(),
+  })
+  .superRefine((r, ctx) => {
+    const n = r.values?.length ?? 0;
+    if ((r.operator === 'In' || r.operator === 'NotIn') && n === 0) ctx.addIssue({ code: 'custom', path: ['values'], message: `must be non-empty for ${r.operator}` });
+    if ((r.operator === 'Exists' || r.operator === 'DoesNotExist') && n > 0) ctx.addIssue({ code: 'custom', path: ['values'], message: `must be empty for ${r.operator}` });
+    if ((r.operator === 'Gt' || r.operator === 'Lt') && (n !== 1 || !/^-?\d+$/.test(r.values?.[0] ?? '')))
+      ctx.addIssue({ code: 'custom', path: ['values'], message: `${r.operator} needs exactly one integer value` });
+  });
+
+const affinity = z.strictObject({
+  nodeAffinity: z
+    .strictObject({
+      requiredDuringSchedulingIgnoredDuringExecution: z
+        .strictObject({
+          nodeSelectorTerms: z.array(z.strictObject({ matchExpressions: z.array(nodeSelectorRequirement).min(1) })).min(1, 'needs at least one term'),
+        })
+        .optional(),
+    })
+    .optional(),
+});
+
+const topologySpreadConstraint = z.strictObject({
+  maxSkew: z.number().int().min(1),
+  topologyKey: z.string().min(1).max(253),
+  whenUnsatisfiable: z.enum(['DoNotSchedule', 'ScheduleAnyway']),
+  /** Accepted for compatibility; Flotilla spreads the pods of the same workload. */
+  labelSelector: z.strictObject({ matchLabels: labels }).optional(),
 });
 
 /** The pod template spec: what one pod runs. */
 export const podSpecSchema = z
   .strictObject({
     nodeSelector: labels.optional(),
+    affinity: affinity.optional(),
+    tolerations: z.array(toleration).optional(),
+    topologySpreadConstraints: z.array(topologySpreadConstraint).optional(),
+    restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).default('Always'),
+    terminationGracePeriodSeconds: z.number().int().min(0).max(3600).optional(),
     containers: z.array(container).min(1, 'a pod needs at least one container'),
   })
   .superRefine((spec, ctx) => {
     const names = new Set<string>();
     const hostPorts = new Set<string>();
     const ctrPorts = new Set<string>();
+    const portNames = new Set(spec.containers.flatMap((c) => (c.ports ?? []).flatMap((p) => (p.name ? [p.name] : []))));
     spec.containers.forEach((c, i) => {
+      const req = c.resources?.requests;
+      const lim = c.resources?.limits;
+      for (const r of ['cpu', 'memory'] as const) {
+        const parse = r === 'cpu' ? parseCpu : parseMemory;
+        const rq = req?.[r] !== undefined ? parse(req[r]) : null;
+        const lm = lim?.[r] !== undefined ? parse(lim[r]) : null;
+        if (rq !== null && lm !== null && rq > lm) ctx.addIssue({ code: 'custom', path: ['containers', i, 'resources', 'requests', r], message: `must be less than or equal to the ${r} limit` });
+        if (r === 'memory' && lm !== null && lm > 0 && lm < 6 * 1024 * 1024)
+          ctx.addIssue({ code: 'custom', path: ['containers', i, 'resources', 'limits', r], message: 'must be at least 6Mi (the Docker engine minimum)' });
+      }
+      for (const kind of ['livenessProbe', 'readinessProbe', 'startupProbe'] as const) {
+        const p = c[kind];
+        if (!p) continue;
+        const port = p.httpGet?.port ?? p.tcpSocket?.port;
+        if (typeof port === 'string' && !portNames.has(port))
+          ctx.addIssue({ code: 'custom', path: ['containers', i, kind, p.httpGet ? 'httpGet' : 'tcpSocket', 'port'], message: `no container port named "${port}"` });
+        if (kind !== 'readinessProbe' && p.successThreshold !== 1)
+          ctx.addIssue({ code: 'custom', path: ['containers', i, kind, 'successThreshold'], message: 'must be 1 for liveness and startup probes' });
+      }
       if (names.has(c.name)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'name'], message: `duplicate container name "${c.name}"` });
       names.add(c.name);
       (c.ports ?? []).forEach((p, j) => {
@@ -90,29 +202,59 @@ export const podSpecSchema = z
     });
   });
 
+/** Annotation choosing what happens to a workload's pods when their node disconnects. */
+export const DISCONNECT_ANNOTATION = 'flotilla.dev/disconnect';
+/** Annotation choosing the scheduler's scoring for a workload. */
+export const SCORING_ANNOTATION = 'flotilla.dev/scoring';
+
+const workloadMetadata = metadata.superRefine((m, ctx) => {
+  const a = m.annotations ?? {};
+  const d = a[DISCONNECT_ANNOTATION];
+  if (d !== undefined && d !== 'keep' && d !== 'stop') ctx.addIssue({ code: 'custom', path: ['annotations', DISCONNECT_ANNOTATION], message: 'must be "keep" or "stop"' });
+  const sc = a[SCORING_ANNOTATION];
+  if (sc !== undefined && sc !== 'MostAllocated' && sc !== 'LeastAllocated')
+    ctx.addIssue({ code: 'custom', path: ['annotations', SCORING_ANNOTATION], message: 'must be "MostAllocated" or "LeastAllocated"' });
+});
+
+const templateSchema = z.strictObject({
+  metadata: z.strictObject({ labels: labels, annotations: annotations.optional() }),
+  spec: podSpecSchema,
+});
+
+function checkSelector(d: { spec: { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> } } } }, ctx: z.RefinementCtx) {
+  const sel = d.spec.selector.matchLabels;
+  if (Object.keys(sel).length === 0) ctx.addIssue({ code: 'custom', path: ['spec', 'selector', 'matchLabels'], message: 'must not be empty' });
+  for (const [k, v] of Object.entries(sel)) {
+    if (d.spec.template.metadata.labels[k] !== v) ctx.addIssue({ code: 'custom', path: ['spec', 'template', 'metadata', 'labels'], message: `selector ${k}=${v} does not match the template labels` });
+  }
+}
+
+const daemonSetSchema = z
+  .strictObject({
+    apiVersion: z.literal('apps/v1'),
+    kind: z.literal('DaemonSet'),
+    metadata: workloadMetadata,
+    spec: z.strictObject({
+      selector: z.strictObject({ matchLabels: labels }),
+      template: templateSchema,
+    }),
+    status: z.unknown().optional(),
+  })
+  .superRefine(checkSelector);
+
 const deploymentSchema = z
   .strictObject({
     apiVersion: z.literal('apps/v1'),
     kind: z.literal('Deployment'),
-    metadata,
+    metadata: workloadMetadata,
     spec: z.strictObject({
       replicas: z.number().int().min(0).max(10_000).default(1),
       selector: z.strictObject({ matchLabels: labels }),
-      template: z.strictObject({
-        metadata: z.strictObject({ labels: labels, annotations: annotations.optional() }),
-        spec: podSpecSchema,
-      }),
+      template: templateSchema,
     }),
     status: z.unknown().optional(),
   })
-  .superRefine((d, ctx) => {
-    const sel = d.spec.selector.matchLabels;
-    if (Object.keys(sel).length === 0) ctx.addIssue({ code: 'custom', path: ['spec', 'selector', 'matchLabels'], message: 'must not be empty' });
-    for (const [k, v] of Object.entries(sel)) {
-      if (d.spec.template.metadata.labels[k] !== v)
-        ctx.addIssue({ code: 'custom', path: ['spec', 'template', 'metadata', 'labels'], message: `selector ${k}=${v} does not match the template labels` });
-    }
-  });
+  .superRefine(checkSelector);
 
 const namespaceSchema = z.strictObject({
   apiVersion: z.literal('v1'),
@@ -124,6 +266,18 @@ const namespaceSchema = z.strictObject({
 
 /** A validated Deployment manifest with defaults applied. */
 export type Deployment = z.infer<typeof deploymentSchema>;
+/** A validated DaemonSet manifest with defaults applied. */
+export type DaemonSet = z.infer<typeof daemonSetSchema>;
+/** A workload: something that owns pods. */
+export type Workload = Deployment | DaemonSet;
+/** A health probe with defaults applied. */
+export type Probe = z.infer<typeof probe>;
+/** A toleration. */
+export type Toleration = z.infer<typeof toleration>;
+/** A node selector requirement (affinity matchExpressions). */
+export type NodeSelectorRequirement = z.infer<typeof nodeSelectorRequirement>;
+/** A topology spread constraint. */
+export type TopologySpreadConstraint = z.infer<typeof topologySpreadConstraint>;
 /** A validated pod spec with defaults applied. */
 export type PodSpec = z.infer<typeof podSpecSchema>;
 /** A validated Namespace manifest. */
@@ -131,10 +285,11 @@ export type NamespaceManifest = z.infer<typeof namespaceSchema>;
 /** A container of a pod spec. */
 export type ContainerSpec = PodSpec['containers'][number];
 /** Any manifest Flotilla accepts. */
-export type Manifest = Deployment | NamespaceManifest;
+export type Manifest = Deployment | DaemonSet | NamespaceManifest;
 
 const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
   Deployment: { apiVersion: 'apps/v1', schema: deploymentSchema },
+  DaemonSet: { apiVersion: 'apps/v1', schema: daemonSetSchema },
   Namespace: { apiVersion: 'v1', schema: namespaceSchema },
 };
 
@@ -179,4 +334,36 @@ export function parseDeployment(doc: unknown): Deployment {
   const m = parseManifest(doc);
   if (m.kind !== 'Deployment') throw invalid(`expected kind Deployment, got ${m.kind}`, [{ path: 'kind', message: 'expected Deployment' }]);
   return m;
+}
+
+/** Validates a workload (Deployment or DaemonSet). */
+export function parseWorkload(doc: unknown): Workload {
+  const m = parseManifest(doc);
+  if (m.kind === 'Namespace') throw invalid('expected a workload (Deployment or DaemonSet), got Namespace', [{ path: 'kind', message: 'expected Deployment or DaemonSet' }]);
+  return m;
+}
+
+/** Summed resource requests of a pod (millicores, bytes). A limit without a request is the request, as in Kubernetes. */
+export function podRequests(spec: PodSpec): { cpu: number; memory: number } {
+  let cpu = 0;
+  let memory = 0;
+  for (const c of spec.containers) {
+    const cq = c.resources?.requests?.cpu ?? c.resources?.limits?.cpu;
+    const mq = c.resources?.requests?.memory ?? c.resources?.limits?.memory;
+    cpu += cq !== undefined ? (parseCpu(cq) ?? 0) : 0;
+    memory += mq !== undefined ? (parseMemory(mq) ?? 0) : 0;
+  }
+  return { cpu, memory };
+}
+
+/** Host ports a pod binds, as "TCP/8080". */
+export function podHostPorts(spec: PodSpec): string[] {
+  return spec.containers.flatMap((c) => (c.ports ?? []).flatMap((p) => (p.hostPort ? [`${p.protocol}/${p.hostPort}`] : [])));
+}
+
+/** What a workload's pods do when their node disconnects: DaemonSets keep running, Deployments move. */
+export function disconnectPolicy(kind: Workload['kind'], annotations: Record<string, string> | undefined): 'keep' | 'stop' {
+  const a = annotations?.[DISCONNECT_ANNOTATION];
+  if (a === 'keep' || a === 'stop') return a;
+  return kind === 'DaemonSet' ? 'keep' : 'stop';
 }

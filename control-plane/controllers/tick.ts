@@ -1,13 +1,14 @@
 import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
-import type { Deployment } from '../../shared/manifest.js';
+import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, SCORING_ANNOTATION } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
-import { planDeployment, planFinalize, planOrphans } from '../core/deployment.js';
-import { planPlacement } from '../core/placement.js';
-import type { DeploymentView, NodeView } from '../core/types.js';
+import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans } from '../core/deployment.js';
+import { schedule } from '../core/scheduler.js';
+import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
 import type { Db } from '../store/db.js';
 import { insertEvent, pruneEvents } from '../store/events.js';
-import { assignPod, bumpNodes, podSnapshotColumns, toPodView } from '../store/pods.js';
+import { fleetVersionSql } from '../store/meta.js';
+import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, toPodView } from '../store/pods.js';
 import { controllerLocks, deployments, nodeLeases, nodes, pods } from '../store/schema.js';
 
 /** What one tick did, for logs and tests. */
@@ -16,10 +17,13 @@ export interface TickResult {
   stopped: number;
   finalized: number;
   assigned: number;
+  evicted: number;
   conflicts: number;
 }
 
 type Stmt = Parameters<Db['batch']>[0][number];
+/** A stored workload spec: a Deployment's (with replicas) or a DaemonSet's. */
+type WorkloadSpec = Deployment['spec'] | (DaemonSet['spec'] & { replicas?: undefined });
 
 /**
  * One pass of every controller: deployments (create/stop pods), orphans, finalization, placement.
@@ -31,7 +35,7 @@ type Stmt = Parameters<Db['batch']>[0][number];
  * conflicting tick reloads and retries, a bounded number of times.
  */
 export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> {
-  const result: TickResult = { created: 0, stopped: 0, finalized: 0, assigned: 0, conflicts: 0 };
+  const result: TickResult = { created: 0, stopped: 0, finalized: 0, assigned: 0, evicted: 0, conflicts: 0 };
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     const conflicts = await tickOnce(deps, result);
     if (conflicts === 0) break;
@@ -42,40 +46,77 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 
 /**
  * Whether any controller has work, decided inside SQLite with one aggregate query (no rows come back
- * to JavaScript): pods to place, terminating pods to forget, orphans, or a Deployment whose pods do
- * not match its replicas and revision. An idle cluster then costs one cheap query per tick instead of
- * a full snapshot, which at thousands of nodes took long enough to stall the event loop.
+ * to JavaScript): pods to place, terminating pods to forget, orphans, pods of lost nodes to move,
+ * node conditions to record, draining nodes with Deployment pods, a Deployment whose pods do not
+ * match its replicas and revision, or a DaemonSet planned against an older fleet or missing pods.
+ * An idle cluster then costs one cheap query per tick instead of a full snapshot, which at
+ * thousands of nodes took long enough to stall the event loop.
  */
-export async function hasWork(db: Db, now: number, skewMs: number): Promise<boolean> {
+export async function hasWork(db: Db, now: number, skewMs: number, graceMs: number): Promise<boolean> {
   const row = await db.get<{ work: number }>(sql`SELECT
     EXISTS (SELECT 1 FROM pods WHERE desired = 'run' AND node_id IS NULL)
     OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'stop' AND (p.node_id IS NULL OR NOT EXISTS (
          SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id
          WHERE n.id = p.node_id AND n.revoked_at IS NULL AND l.lease_expires_at >= ${now - skewMs})))
+    OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND p.policy = 'stop' AND p.node_id IS NOT NULL AND NOT EXISTS (
+         SELECT 1 FROM node_leases l WHERE l.node_id = p.node_id AND l.lease_expires_at >= ${now - skewMs}))
     OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id))
-    OR EXISTS (SELECT 1 FROM deployments d WHERE
+    OR EXISTS (SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${now - graceMs}))
+    OR EXISTS (SELECT 1 FROM nodes n JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
+         WHERE n.draining = 1 AND p.desired = 'run' AND d.kind = 'Deployment')
+    OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND (
          json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
-         OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision))
+         OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)))
+    OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'DaemonSet' AND (
+         d.observed_fleet != ${fleetVersionSql}
+         OR d.want != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
+         OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)))
     AS work`);
   return Boolean(row?.work);
+}
+
+/** Allocatable resources of a node: the operator's override, else reported capacity minus the reserve. */
+export function allocatableOf(n: { cpus: number | null; memoryBytes: number | null; allocatable: { cpu?: number; memory?: number } | null }, config: Deps['config']) {
+  return {
+    cpu: n.allocatable?.cpu ?? Math.max(0, (n.cpus ?? 0) * 1000 - config.reservedCpu),
+    memory: n.allocatable?.memory ?? Math.max(0, (n.memoryBytes ?? 0) - config.reservedMemory),
+  };
 }
 
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
-  if (!(await hasWork(db, now, config.clockSkewMs))) return 0;
+  if (!(await hasWork(db, now, config.clockSkewMs, config.nodeGraceMs))) return 0;
   // A narrow snapshot: wide columns (pod specs and statuses, node facts and keys) are what made
   // a tick expensive, and libSQL's native calls block the event loop while rows are read.
-  const [depRows, podRows, nodeRows] = await Promise.all([
+  const [depRows, podRows, nodeRows, fleetRow] = await Promise.all([
     db.select().from(deployments).all(),
     db.select(podSnapshotColumns).from(pods).all(),
     db
-      .select({ id: nodes.id, name: nodes.name, labels: nodes.labels, lastSeenAt: nodeLeases.lastSeenAt, leaseExpiresAt: nodeLeases.leaseExpiresAt, cordoned: nodes.cordoned })
+      .select({
+        id: nodes.id,
+        name: nodes.name,
+        labels: nodes.labels,
+        taints: nodes.taints,
+        allocatable: nodes.allocatable,
+        cpus: sql<number | null>`json_extract(${nodes.facts}, '$.cpus')`,
+        memoryBytes: sql<number | null>`json_extract(${nodes.facts}, '$.memoryBytes')`,
+        os: sql<string | null>`json_extract(${nodes.facts}, '$.os')`,
+        arch: sql<string | null>`json_extract(${nodes.facts}, '$.arch')`,
+        revokedAt: nodes.revokedAt,
+        recordedReady: nodes.ready,
+        draining: nodes.draining,
+        lastSeenAt: nodeLeases.lastSeenAt,
+        leaseExpiresAt: nodeLeases.leaseExpiresAt,
+        cordoned: nodes.cordoned,
+      })
       .from(nodes)
       .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
-      .where(isNull(nodes.revokedAt))
       .all(),
+    db.get<{ v: number }>(sql`SELECT ${fleetVersionSql} AS v`),
   ]);
+  const fleetVersion = Number(fleetRow?.v ?? 0);
+  const scoringOf = new Map(depRows.map((d) => [d.id, (d.annotations[SCORING_ANNOTATION] as Scoring | undefined) ?? config.scoring]));
   // Specs only for the pods placement needs them for (pending ones).
   const pendingIds = podRows.filter((p) => p.nodeId === null && p.desired === 'run').map((p) => p.id);
   const specs = new Map<string, Record<string, unknown>>();
@@ -87,87 +128,190 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       .all();
     for (const r of rows) specs.set(r.id, r.spec);
   }
+  // A lease is its node's, revoked or not: a revoked node's agent may hold leases until they expire.
   const nodeLease = new Map(nodeRows.map((n) => [n.id, n.leaseExpiresAt]));
-  const views = podRows.map((p) => toPodView({ ...p, spec: specs.get(p.id) }, nodeLease));
+  let views = podRows.map((p) => toPodView({ ...p, spec: specs.get(p.id) }, nodeLease, scoringOf.get(p.deploymentId)));
   const stmts: Stmt[] = [];
   const guards: { depId: string; index: number }[] = [];
   const touched = new Set<string>();
-  const newPods: ReturnType<typeof toPodView>[] = [];
-  const nodeViews: NodeView[] = nodeRows.map((n) => ({ id: n.id, name: n.name, labels: n.labels, ready: now - n.lastSeenAt <= config.nodeGraceMs, cordoned: n.cordoned }));
+  const newPods: PodView[] = [];
+  const liveNodes = nodeRows.filter((n) => n.revokedAt === null);
+  const nodeViews: NodeView[] = liveNodes.map((n) => ({
+    id: n.id,
+    name: n.name,
+    labels: { ...(n.os ? { 'kubernetes.io/os': n.os } : {}), ...(n.arch ? { 'kubernetes.io/arch': n.arch } : {}), ...n.labels, 'kubernetes.io/hostname': n.name },
+    taints: n.taints,
+    allocatable: allocatableOf(n, config),
+    ready: now - n.lastSeenAt <= config.nodeGraceMs,
+    cordoned: n.cordoned,
+    draining: n.draining,
+  }));
+  const draining = new Set(liveNodes.filter((n) => n.draining).map((n) => n.id));
   const nameOf = new Map(podRows.map((p) => [p.id, p]));
+  const nodeName = new Map(nodeRows.map((n) => [n.id, n.name]));
   const pendingInserts: { depId: string; stamp: string; row: typeof pods.$inferInsert }[] = [];
 
+  // Node conditions: record Ready <-> NotReady transitions, with events.
+  for (const t of planNodeConditions(liveNodes.map((n) => ({ id: n.id, name: n.name, recordedReady: n.recordedReady, ready: now - n.lastSeenAt <= config.nodeGraceMs })))) {
+    stmts.push(db.update(nodes).set({ ready: t.ready }).where(eq(nodes.id, t.nodeId)));
+    stmts.push(
+      insertEvent(db, {
+        namespace: '',
+        kind: 'Node',
+        name: t.name,
+        type: t.ready ? 'Normal' : 'Warning',
+        reason: t.ready ? 'NodeReady' : 'NodeNotReady',
+        message: t.ready ? 'node is renewing its leases again' : 'node stopped renewing its leases (missed heartbeats)',
+        source: 'node-controller',
+        at: now,
+      }),
+    );
+  }
+
+  // Node loss: `stop` pods whose node's lease lapsed more than the skew margin ago go back to Pending.
+  const evicted = new Set<string>();
+  for (const p of planEvictions(views, now, config.clockSkewMs)) {
+    const row = nameOf.get(p.id);
+    if (!row || !p.nodeId) continue;
+    stmts.push(releaseLostPod(db, p.id, p.nodeId, now, config.clockSkewMs));
+    stmts.push(
+      insertEvent(db, {
+        namespace: row.namespace,
+        kind: 'Pod',
+        name: row.name,
+        type: 'Warning',
+        reason: 'NodeLost',
+        message: `node ${nodeName.get(p.nodeId) ?? p.nodeId} lost its lease; rescheduling`,
+        source: 'node-controller',
+        at: now,
+      }),
+    );
+    evicted.add(p.id);
+    result.evicted++;
+  }
+  if (evicted.size > 0) {
+    // Evicted pods need their specs to be placed in this same tick.
+    const ids = [...evicted];
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await db
+        .select({ id: pods.id, spec: pods.spec })
+        .from(pods)
+        .where(inArray(pods.id, ids.slice(i, i + 500)))
+        .all();
+      for (const r of rows) specs.set(r.id, r.spec);
+    }
+    views = views.map((v) => (evicted.has(v.id) ? { ...v, nodeId: null, ready: false, constraints: constraintsOf(specs.get(v.id) as PodSpec, scoringOf.get(v.deploymentId) ?? config.scoring) } : v));
+  }
+
+  const newPod = (d: (typeof depRows)[number], stamp: string, revision: number, pinnedNode: string | null) => {
+    const spec = (d.spec as WorkloadSpec).template;
+    const hash = d.templateDigest.slice(0, 10);
+    const id = crypto.randomUUID();
+    const name = d.kind === 'DaemonSet' ? `${d.name}-${randomSuffix()}` : `${d.name}-${hash}-${randomSuffix()}`;
+    const req = podRequests(spec.spec);
+    const hostPorts = podHostPorts(spec.spec);
+    const policy = disconnectPolicy(d.kind, d.annotations);
+    const row = {
+      id,
+      namespace: d.namespace,
+      name,
+      deploymentId: d.id,
+      workload: d.name,
+      revision,
+      spec: spec.spec as Record<string, unknown>,
+      specDigest: '',
+      labels: { ...spec.metadata.labels, ...(d.kind === 'Deployment' ? { 'pod-template-hash': hash } : { 'controller-revision-hash': hash }) },
+      cpuRequest: req.cpu,
+      memoryRequest: req.memory,
+      hostPorts,
+      policy,
+      pinnedNode,
+      createdAt: now,
+      updatedAt: now,
+    };
+    pendingInserts.push({ depId: d.id, stamp, row });
+    newPods.push({
+      id,
+      deploymentId: d.id,
+      revision,
+      nodeId: null,
+      desired: 'run',
+      phase: 'Pending',
+      ready: false,
+      createdAt: now,
+      leaseExpiresAt: 0,
+      cpu: req.cpu,
+      memory: req.memory,
+      hostPorts,
+      policy,
+      pinnedNode,
+      constraints: constraintsOf(spec.spec, scoringOf.get(d.id) ?? config.scoring),
+    });
+  };
+
   for (const d of depRows) {
-    const spec = d.spec as Deployment['spec'];
-    const view: DeploymentView = { id: d.id, namespace: d.namespace, name: d.name, replicas: spec.replicas, revision: d.revision };
-    const plan = planDeployment(view, views);
-    if (plan.create === 0 && plan.stop.length === 0) continue;
+    const spec = d.spec as WorkloadSpec;
+    const view: DeploymentView = { id: d.id, namespace: d.namespace, name: d.name, replicas: spec.replicas ?? 0, revision: d.revision };
+    let create: (string | null)[];
+    let stop: DeploymentPlan['stop'];
+    let want = d.want;
+    if (d.kind === 'DaemonSet') {
+      const plan = planDaemonSet(view, constraintsOf(spec.template.spec, config.scoring), nodeViews, views);
+      create = plan.create;
+      stop = plan.stop;
+      want = plan.want;
+      if (create.length === 0 && stop.length === 0 && want === d.want && d.observedFleet === fleetVersion) continue;
+    } else {
+      const plan = planDeployment(view, views, draining);
+      create = Array.from({ length: plan.create }, () => null);
+      stop = plan.stop;
+      if (create.length === 0 && stop.length === 0) continue;
+    }
     const stamp = crypto.randomUUID();
     guards.push({ depId: d.id, index: stmts.length });
     stmts.push(
       db
         .update(deployments)
-        .set({ planVersion: d.planVersion + 1, planStamp: stamp })
+        .set({ planVersion: d.planVersion + 1, planStamp: stamp, want, observedFleet: fleetVersion })
         .where(and(eq(deployments.id, d.id), eq(deployments.planVersion, d.planVersion), eq(deployments.generation, d.generation)))
         .returning({ id: deployments.id }),
     );
-    const hash = d.templateDigest.slice(0, 10);
-    for (let i = 0; i < plan.create; i++) {
-      const id = crypto.randomUUID();
-      const name = `${d.name}-${hash}-${randomSuffix()}`;
-      const row = {
-        id,
-        namespace: d.namespace,
-        name,
-        deploymentId: d.id,
-        workload: d.name,
-        revision: d.revision,
-        spec: spec.template.spec as Record<string, unknown>,
-        specDigest: '',
-        labels: { ...spec.template.metadata.labels, 'pod-template-hash': hash },
-        createdAt: now,
-        updatedAt: now,
-      };
-      pendingInserts.push({ depId: d.id, stamp, row });
-      newPods.push({
-        id,
-        deploymentId: d.id,
-        revision: d.revision,
-        nodeId: null,
-        desired: 'run',
-        phase: 'Pending',
-        ready: false,
-        createdAt: now,
-        leaseExpiresAt: 0,
-        nodeSelector: spec.template.spec.nodeSelector ?? {},
-      });
-    }
-    for (const s of plan.stop) {
+    for (const pinned of create) newPod(d, stamp, d.revision, pinned);
+    for (const s of stop) {
       const p = nameOf.get(s.podId);
       stmts.push(stopPod(db, s.podId, now, { depId: d.id, stamp }));
       if (p?.nodeId) touched.add(p.nodeId);
       if (p)
         stmts.push(
-          insertEvent(db, { namespace: p.namespace, kind: 'Pod', name: p.name, type: 'Normal', reason: 'Killing', message: `stopping pod (${s.reason})`, source: 'deployment-controller', at: now }),
+          insertEvent(db, {
+            namespace: p.namespace,
+            kind: 'Pod',
+            name: p.name,
+            type: 'Normal',
+            reason: 'Killing',
+            message: `stopping pod (${s.reason})`,
+            source: `${d.kind.toLowerCase()}-controller`,
+            at: now,
+          }),
         );
     }
-    if (plan.create > 0)
+    if (create.length > 0)
       stmts.push(
         insertEvent(db, {
           namespace: d.namespace,
-          kind: 'Deployment',
+          kind: d.kind,
           name: d.name,
           type: 'Normal',
-          reason: 'ScalingReplicaSet',
-          message: `creating ${plan.create} pod(s) of revision ${d.revision}`,
-          source: 'deployment-controller',
+          reason: d.kind === 'Deployment' ? 'ScalingReplicaSet' : 'SuccessfulCreate',
+          message: `creating ${create.length} pod(s) of revision ${d.revision}`,
+          source: `${d.kind.toLowerCase()}-controller`,
           at: now,
         }),
       );
-    result.stopped += plan.stop.length;
+    result.stopped += stop.length;
   }
 
-  // Orphans: their Deployment is gone.
+  // Orphans: their workload is gone.
   for (const id of planOrphans(new Set(depRows.map((d) => d.id)), views)) {
     const p = nameOf.get(id);
     stmts.push(stopPod(db, id, now));
@@ -175,7 +319,11 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     result.stopped++;
   }
   // Finalize terminating pods that no agent will report on.
-  const finalize = planFinalize(views, now, config.clockSkewMs);
+  const finalize = planFinalize(
+    views.map((v) => (v.nodeId !== null && liveNodes.every((n) => n.id !== v.nodeId) ? { ...v, leaseExpiresAt: 0 } : v)),
+    now,
+    config.clockSkewMs,
+  );
   if (finalize.length > 0) {
     // Re-checked in SQL: the node's lease may have been renewed since the snapshot.
     const lapsed = sql`NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = ${pods.nodeId} AND nodes.revoked_at IS NULL AND EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = nodes.id AND l.lease_expires_at >= ${now - config.clockSkewMs}))`;
@@ -183,16 +331,11 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     result.finalized += finalize.length;
   }
 
-  // Placement of pending pods, including the ones this tick creates.
-  const live = views.filter((p) => p.desired === 'run');
-  const pending = [...live.filter((p) => p.nodeId === null), ...newPods];
-  const plan = planPlacement(
-    pending,
-    nodeViews,
-    live.filter((p) => p.nodeId !== null),
-  );
+  // Scheduling of pending pods, including the ones this tick creates. Terminating pods still on a
+  // node hold their resources and host ports until they are gone.
+  const pending = [...views.filter((p) => p.desired === 'run' && p.nodeId === null), ...newPods];
+  const plan = schedule({ nodes: nodeViews, placed: views.filter((p) => p.nodeId !== null), pending });
   const assigned = new Map(plan.assign.map((a) => [a.podId, a.nodeId]));
-  const nodeName = new Map(nodeRows.map((n) => [n.id, n.name]));
   const unschedulable = new Map(plan.unschedulable.map((u) => [u.podId, u.reason]));
   for (const ins of pendingInserts) {
     const nodeId = assigned.get(ins.row.id) ?? null;
@@ -239,7 +382,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     const existing = nameOf.get(u.podId);
     const row = existing ?? pendingInserts.find((i) => i.row.id === u.podId)?.row;
     if (!row) continue;
-    if (existing && existing.reason === u.reason) continue; // unchanged: no write, no duplicate event
+    if (existing && existing.reason === u.reason && !evicted.has(u.podId)) continue; // unchanged: no write, no duplicate event
     if (existing)
       stmts.push(
         db
@@ -286,6 +429,11 @@ function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) 
     'spec',
     'spec_digest',
     'labels',
+    'cpu_request',
+    'memory_request',
+    'host_ports',
+    'policy',
+    'pinned_node',
     'node_id',
     'epoch',
     'desired',
@@ -306,6 +454,11 @@ function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) 
     JSON.stringify(row.spec),
     row.specDigest,
     JSON.stringify(row.labels ?? {}),
+    row.cpuRequest ?? 0,
+    row.memoryRequest ?? 0,
+    JSON.stringify(row.hostPorts ?? []),
+    row.policy ?? 'stop',
+    row.pinnedNode ?? null,
     row.nodeId ?? null,
     row.epoch ?? 0,
     'run',

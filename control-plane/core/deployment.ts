@@ -1,11 +1,12 @@
-import type { DeploymentView, PodView } from './types.js';
+import { matchesAffinity, matchesSelector, untoleratedTaint } from './scheduler.js';
+import type { DeploymentView, NodeView, PodConstraints, PodView } from './types.js';
 
 /** What the deployment controller wants done for one Deployment. */
 export interface DeploymentPlan {
   /** Number of new pods of the current revision to create. */
   create: number;
   /** Pods to stop (mark terminating), with why. */
-  stop: { podId: string; reason: 'scale-down' | 'outdated' | 'orphaned' }[];
+  stop: { podId: string; reason: 'scale-down' | 'outdated' | 'orphaned' | 'drained' | 'not eligible' | 'duplicate' }[];
 }
 
 // Which surplus pod goes first, like Kubernetes' ReplicaSet: unscheduled, then not ready, then newest.
@@ -17,18 +18,68 @@ function stopOrder(a: PodView, b: PodView): number {
 /**
  * Plans one Deployment: keep `replicas` running pods of the current revision, stop the rest.
  * Pods of older revisions are replaced all at once here; health-gated rolling updates build on this.
+ *
+ * Pods on draining nodes are moved without loss of readiness: a replacement is created for each,
+ * and a draining pod that is Ready is stopped only while the Ready pods left are at least `replicas`.
  */
-export function planDeployment(d: DeploymentView, pods: readonly PodView[]): DeploymentPlan {
+export function planDeployment(d: DeploymentView, pods: readonly PodView[], draining: ReadonlySet<string> = new Set()): DeploymentPlan {
   const live = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
   const current = live.filter((p) => p.revision === d.revision);
   const outdated = live.filter((p) => p.revision !== d.revision);
   const stop: DeploymentPlan['stop'] = outdated.map((p) => ({ podId: p.id, reason: 'outdated' as const }));
-  const surplus = current.length - d.replicas;
-  if (surplus > 0) for (const p of [...current].sort(stopOrder).slice(0, surplus)) stop.push({ podId: p.id, reason: 'scale-down' });
+  const leaving = current.filter((p) => p.nodeId !== null && draining.has(p.nodeId));
+  const staying = current.filter((p) => !(p.nodeId !== null && draining.has(p.nodeId)));
+  const surplus = staying.length - d.replicas;
+  if (surplus > 0) for (const p of [...staying].sort(stopOrder).slice(0, surplus)) stop.push({ podId: p.id, reason: 'scale-down' });
+  if (leaving.length > 0) {
+    let ready = Math.min(d.replicas, staying.filter((p) => p.ready).length) + leaving.filter((p) => p.ready).length;
+    for (const p of [...leaving].sort(stopOrder)) {
+      if (!p.ready) stop.push({ podId: p.id, reason: 'drained' });
+      else if (ready - 1 >= d.replicas) {
+        stop.push({ podId: p.id, reason: 'drained' });
+        ready--;
+      }
+    }
+  }
   return { create: Math.max(0, -surplus), stop };
 }
 
-/** Pods whose Deployment no longer exists: all to be stopped. */
+/** What the DaemonSet controller wants done for one DaemonSet. */
+export interface DaemonSetPlan {
+  /** Nodes that need a pod of the current revision. */
+  create: string[];
+  stop: DeploymentPlan['stop'];
+  /** How many nodes should run one. */
+  want: number;
+}
+
+/** Whether a DaemonSet pod belongs on a node: selector, required affinity and NoSchedule/NoExecute taints. */
+export function daemonSetEligible(n: NodeView, c: PodConstraints): boolean {
+  return matchesSelector(n.labels, c.nodeSelector) && matchesAffinity(n.labels, c.affinityTerms) && !untoleratedTaint(n.taints, c.tolerations);
+}
+
+/**
+ * Plans one DaemonSet: one pod of the current revision on every eligible node (readiness and
+ * cordons do not matter, as in Kubernetes); pods on nodes that are gone or no longer eligible,
+ * pods of older revisions and duplicates are stopped.
+ */
+export function planDaemonSet(d: DeploymentView, constraints: PodConstraints, nodes: readonly NodeView[], pods: readonly PodView[]): DaemonSetPlan {
+  const eligible = new Set(nodes.filter((n) => daemonSetEligible(n, constraints)).map((n) => n.id));
+  const stop: DeploymentPlan['stop'] = [];
+  const have = new Set<string>();
+  const live = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run').sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  for (const p of live) {
+    const node = p.pinnedNode ?? p.nodeId;
+    if (node === null || !eligible.has(node)) stop.push({ podId: p.id, reason: 'not eligible' });
+    else if (p.revision !== d.revision) stop.push({ podId: p.id, reason: 'outdated' });
+    else if (have.has(node)) stop.push({ podId: p.id, reason: 'duplicate' });
+    else have.add(node);
+  }
+  const create = [...eligible].filter((n) => !have.has(n)).sort();
+  return { create, stop, want: eligible.size };
+}
+
+/** Pods whose workload no longer exists: all to be stopped. */
 export function planOrphans(deploymentIds: ReadonlySet<string>, pods: readonly PodView[]): string[] {
   return pods.filter((p) => p.desired === 'run' && !deploymentIds.has(p.deploymentId)).map((p) => p.id);
 }
@@ -39,4 +90,25 @@ export function planOrphans(deploymentIds: ReadonlySet<string>, pods: readonly P
  */
 export function planFinalize(pods: readonly PodView[], now: number, skewMs: number): string[] {
   return pods.filter((p) => p.desired === 'stop' && (p.nodeId === null || p.leaseExpiresAt + skewMs < now)).map((p) => p.id);
+}
+
+/**
+ * Running pods with the `stop` disconnect policy whose node's lease expired more than the skew
+ * margin ago: their slot is released for placement elsewhere (at a higher epoch). The old holder's
+ * agent stopped them at expiry on its own, so at no moment do two live leases cover one slot.
+ */
+export function planEvictions(pods: readonly PodView[], now: number, skewMs: number): PodView[] {
+  return pods.filter((p) => p.desired === 'run' && p.policy === 'stop' && p.nodeId !== null && p.leaseExpiresAt + skewMs < now);
+}
+
+/** A node whose recorded Ready condition differs from what its renewals say. */
+export interface NodeTransition {
+  nodeId: string;
+  name: string;
+  ready: boolean;
+}
+
+/** Node Ready/NotReady transitions to record (with events). */
+export function planNodeConditions(nodes: readonly { id: string; name: string; recordedReady: boolean; ready: boolean }[]): NodeTransition[] {
+  return nodes.filter((n) => n.recordedReady !== n.ready).map((n) => ({ nodeId: n.id, name: n.name, ready: n.ready }));
 }

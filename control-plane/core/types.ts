@@ -1,5 +1,22 @@
 // Snapshot types the pure core works on. The shell loads them; the core never does I/O.
 
+import type { NodeSelectorRequirement, Toleration, TopologySpreadConstraint } from '../../shared/manifest.js';
+import type { NodeTaint } from '../store/schema.js';
+
+/** What the scheduler needs of a pending pod (derived from its spec). */
+export interface PodConstraints {
+  nodeSelector: Record<string, string>;
+  /** Required node affinity: OR of terms, each an AND of requirements. Empty: no constraint. */
+  affinityTerms: NodeSelectorRequirement[][];
+  tolerations: Toleration[];
+  topologySpread: TopologySpreadConstraint[];
+  /** Scoring for this pod's workload. */
+  scoring: Scoring;
+}
+
+/** Scheduler scoring: pack nodes (default) or spread load. */
+export type Scoring = 'MostAllocated' | 'LeastAllocated';
+
 /** A pod as the controllers see it. */
 export interface PodView {
   id: string;
@@ -11,10 +28,19 @@ export interface PodView {
   ready: boolean;
   createdAt: number;
   leaseExpiresAt: number;
-  nodeSelector: Record<string, string>;
+  /** Summed requests: millicores and bytes. */
+  cpu: number;
+  memory: number;
+  /** Host ports bound, as "TCP/8080". */
+  hostPorts: readonly string[];
+  policy: 'stop' | 'keep';
+  /** DaemonSet pods: the only node they may run on. */
+  pinnedNode: string | null;
+  /** Present for pods to be placed. */
+  constraints?: PodConstraints;
 }
 
-/** A Deployment's desired state as the controllers see it. */
+/** A workload's desired state as the controllers see it. */
 export interface DeploymentView {
   id: string;
   namespace: string;
@@ -27,7 +53,12 @@ export interface DeploymentView {
 export interface NodeView {
   id: string;
   name: string;
+  /** Stored labels plus the well-known ones (kubernetes.io/hostname, os, arch). */
   labels: Record<string, string>;
+  taints: readonly NodeTaint[];
+  /** Allocatable millicores and bytes. */
+  allocatable: { cpu: number; memory: number };
   ready: boolean;
   cordoned: boolean;
+  draining: boolean;
 }

@@ -4,19 +4,48 @@ import { parseDuration } from '../../shared/duration.js';
 import { invalid, notFound } from '../../shared/errors.js';
 import { fieldErrors } from '../../shared/manifest.js';
 import { isLabelKey, isLabelValue } from '../../shared/names.js';
+import { parseCpu, parseMemory } from '../../shared/quantity.js';
 import { requireScope } from '../auth/operator.js';
 import { readJson } from '../body.js';
 import type { AppEnv } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { renderNode } from '../render.js';
 import { listEvents } from '../store/events.js';
-import { getNodeByName, listNodes, revokeNode } from '../store/nodes.js';
+import { getNodeByName, listNodes, type NodePatch, patchNode, revokeNode } from '../store/nodes.js';
 import { listPods } from '../store/pods.js';
 import { createApiToken, createEnrollmentToken, listApiTokens, listEnrollmentTokens, revokeApiToken, revokeEnrollmentToken } from '../store/tokens.js';
 
 const duration = z.string().refine((s) => parseDuration(s) !== null && (parseDuration(s) as number) > 0, 'must be a duration such as 30m, 1h or 7d');
 const labelMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
   for (const [k, v] of Object.entries(m)) if (!isLabelKey(k) || !isLabelValue(v)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid label' });
+});
+
+const nodePatchBody = z.strictObject({
+  labels: labelMap.optional(),
+  taints: z
+    .array(
+      z.strictObject({
+        key: z.string().min(1).max(253).refine(isLabelKey, 'must be a label key'),
+        value: z.string().max(63).refine(isLabelValue, 'must be a label value').optional(),
+        effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+      }),
+    )
+    .max(64)
+    .optional(),
+  unschedulable: z.boolean().optional(),
+  allocatable: z
+    .strictObject({
+      cpu: z
+        .union([z.string(), z.number()])
+        .refine((v) => parseCpu(v) !== null, 'must be a CPU quantity')
+        .optional(),
+      memory: z
+        .union([z.string(), z.number()])
+        .refine((v) => parseMemory(v) !== null, 'must be a memory quantity')
+        .optional(),
+    })
+    .nullable()
+    .optional(),
 });
 
 const enrollmentTokenBody = z.strictObject({
@@ -110,6 +139,51 @@ export const adminRoutes = new Hono<AppEnv>()
     if (!n) throw notFound(`node ${c.req.param('name')} not found`);
     return c.json(renderNode(n, clock(), config));
   })
+  .patch('/nodes/:name', async (c) => {
+    requireScope(c.var.principal, 'admin');
+    const deps = c.var.deps;
+    const parsed = nodePatchBody.safeParse(await readJson(c));
+    if (!parsed.success) {
+      const errors = fieldErrors(parsed.error);
+      throw invalid(`invalid node update: ${errors[0]?.path}: ${errors[0]?.message}`, errors);
+    }
+    const n = await getNodeByName(deps.db, c.req.param('name'));
+    if (!n) throw notFound(`node ${c.req.param('name')} not found`);
+    const b = parsed.data;
+    const patch: NodePatch = {
+      ...(b.labels !== undefined ? { labels: b.labels } : {}),
+      ...(b.taints !== undefined ? { taints: b.taints } : {}),
+      ...(b.unschedulable !== undefined ? { cordoned: b.unschedulable, ...(b.unschedulable ? {} : { draining: false }) } : {}),
+      ...(b.allocatable !== undefined
+        ? {
+            allocatable:
+              b.allocatable === null
+                ? null
+                : {
+                    ...(b.allocatable.cpu !== undefined ? { cpu: parseCpu(b.allocatable.cpu) as number } : {}),
+                    ...(b.allocatable.memory !== undefined ? { memory: parseMemory(b.allocatable.memory) as number } : {}),
+                  },
+          }
+        : {}),
+    };
+    await patchNode(deps.db, n, patch, deps.clock(), operatorName(c.var.principal));
+    await runTick(deps);
+    const after = await getNodeByName(deps.db, n.name);
+    return c.json(renderNode(after ?? n, deps.clock(), deps.config));
+  })
+  .post('/nodes/:name/:verb{cordon|uncordon|drain}', async (c) => {
+    requireScope(c.var.principal, 'admin');
+    const deps = c.var.deps;
+    const n = await getNodeByName(deps.db, c.req.param('name'));
+    if (!n) throw notFound(`node ${c.req.param('name')} not found`);
+    const verb = c.req.param('verb');
+    const patch: NodePatch = verb === 'uncordon' ? { cordoned: false, draining: false } : verb === 'cordon' ? { cordoned: true } : { cordoned: true, draining: true };
+    await patchNode(deps.db, n, patch, deps.clock(), operatorName(c.var.principal));
+    await runTick(deps);
+    const pods = (await listPods(deps.db, { nodeId: n.id })).filter((p) => !p.pinnedNode);
+    const after = await getNodeByName(deps.db, n.name);
+    return c.json({ ...renderNode(after ?? n, deps.clock(), deps.config), remainingPods: pods.map((p) => `${p.namespace}/${p.name}`) });
+  })
   .post('/nodes/:name/revoke', async (c) => {
     requireScope(c.var.principal, 'admin');
     const deps = c.var.deps;
@@ -134,3 +208,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const after = c.req.query('after');
     return c.json({ items: await listEvents(c.var.deps.db, { limit, afterId: after ? Number(after) : undefined }) });
   });
+
+function operatorName(p: AppEnv['Variables']['principal']): string {
+  return p.kind === 'operator' ? p.name : 'unknown';
+}

@@ -30,7 +30,7 @@ async function signLeases(deps: Deps, node: AgentNode, rows: readonly LeaseSubje
       rev: p.revision,
       digest: p.specDigest,
       epoch: p.epoch,
-      policy: 'stop',
+      policy: p.policy,
       iat: Math.floor(now / 1000),
       // Millisecond precision (a NumericDate may be fractional): flooring to seconds cost up to 1 s of
       // lease. Never later than the stored expiry: that is the fencing invariant.

@@ -1,17 +1,18 @@
 import { type Context, Hono } from 'hono';
 import { conflict, invalid, notFound } from '../../shared/errors.js';
-import { type Deployment, parseManifest } from '../../shared/manifest.js';
+import { parseManifest, podRequests, type Workload } from '../../shared/manifest.js';
 import { DNS1123_LABEL } from '../../shared/names.js';
+import { formatCpu, formatMemory, parseCpu, parseMemory } from '../../shared/quantity.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
 import { readDocument } from '../body.js';
 import type { AppEnv, Deps, Principal } from '../context.js';
-import { runTick } from '../controllers/tick.js';
-import { renderDeployment, renderPod } from '../render.js';
+import { allocatableOf, runTick } from '../controllers/tick.js';
+import { renderPod, renderWorkload } from '../render.js';
 import { listEvents } from '../store/events.js';
 import { listNodes } from '../store/nodes.js';
 import { getPod, listPods } from '../store/pods.js';
 import { namespaces as namespacesTable } from '../store/schema.js';
-import { applyDeployment, deleteDeployment, ensureNamespace, getDeployment, listDeployments } from '../store/workloads.js';
+import { applyWorkload, deleteDeployment, ensureNamespace, getDeployment, listDeployments, type WorkloadKind } from '../store/workloads.js';
 
 function ns(name: string): string {
   if (!DNS1123_LABEL.test(name) || name.length > 63) throw invalid(`invalid namespace "${name}"`, [{ path: 'metadata.namespace', message: 'must be a DNS-1123 label' }]);
@@ -26,19 +27,52 @@ async function nodeNames(deps: Deps): Promise<Map<string, { name: string; leaseE
   return new Map((await listNodes(deps.db, true)).map((n) => [n.id, { name: n.name, leaseExpiresAt: n.leaseExpiresAt }]));
 }
 
-/** Applies a validated Deployment and runs the controllers right away, so pods are placed within the request. */
-async function apply(deps: Deps, p: Principal, d: Deployment, namespace: string) {
-  const { row, outcome } = await applyDeployment(deps.db, d, namespace, deps.clock(), who(p));
+/**
+ * Refuses a pod that could never fit: a CPU or memory request larger than the allocatable of every
+ * enrolled node (with no node enrolled yet, the pod waits Pending instead).
+ */
+async function checkFitsSomewhere(deps: Deps, w: Workload): Promise<void> {
+  const spec = w.spec.template.spec;
+  const req = podRequests(spec);
+  if (req.cpu === 0 && req.memory === 0) return;
+  const nodes = await listNodes(deps.db);
+  if (nodes.length === 0) return;
+  const alloc = nodes.map((n) => {
+    const f = n.facts as { cpus?: number; memoryBytes?: number };
+    return allocatableOf({ cpus: f.cpus ?? 0, memoryBytes: f.memoryBytes ?? 0, allocatable: n.allocatable }, deps.config);
+  });
+  for (const [r, parse, fmt] of [
+    ['cpu', parseCpu, formatCpu],
+    ['memory', parseMemory, formatMemory],
+  ] as const) {
+    const max = Math.max(...alloc.map((a) => a[r]));
+    if (req[r] <= max) continue;
+    const i = Math.max(
+      0,
+      spec.containers.findIndex((c) => {
+        const q = c.resources?.requests?.[r] ?? c.resources?.limits?.[r];
+        return q !== undefined && (parse(q) ?? 0) > 0;
+      }),
+    );
+    const path = `spec.template.spec.containers[${i}].resources.requests.${r}`;
+    throw invalid(`${path}: the pod requests ${fmt(req[r])} ${r}, more than any node can allocate (largest: ${fmt(max)})`, [{ path, message: `exceeds every node's allocatable ${r} (${fmt(max)})` }]);
+  }
+}
+
+/** Applies a validated workload and runs the controllers right away, so pods are placed within the request. */
+async function apply(deps: Deps, p: Principal, d: Workload, namespace: string) {
+  await checkFitsSomewhere(deps, d);
+  const { row, outcome } = await applyWorkload(deps.db, d, namespace, deps.clock(), who(p));
   if (outcome !== 'unchanged') await runTick(deps);
   return { row, outcome };
 }
 
-/** Authorises a write to the URL's namespace and reads a Deployment body that belongs there. */
-async function deploymentBody(c: Context<AppEnv>): Promise<{ namespace: string; m: Deployment }> {
+/** Authorises a write to the URL's namespace and reads a workload body of the given kind that belongs there. */
+async function workloadBody(c: Context<AppEnv>, kind: WorkloadKind): Promise<{ namespace: string; m: Workload }> {
   const namespace = ns(c.req.param('ns') ?? '');
   requireScope(c.var.principal, 'deploy', namespace);
   const m = parseManifest(await readDocument(c));
-  if (m.kind !== 'Deployment') throw invalid(`expected kind Deployment, got ${m.kind}`, [{ path: 'kind', message: 'expected Deployment' }]);
+  if (m.kind !== kind) throw invalid(`expected kind ${kind}, got ${m.kind}`, [{ path: 'kind', message: `expected ${kind}` }]);
   if (m.metadata.namespace !== undefined && m.metadata.namespace !== namespace)
     throw invalid(`metadata.namespace "${m.metadata.namespace}" does not match the namespace in the URL "${namespace}"`, [{ path: 'metadata.namespace', message: 'does not match the URL' }]);
   return { namespace, m };
@@ -70,53 +104,6 @@ export const workloadRoutes = new Hono<AppEnv>()
     if (m.kind !== 'Namespace' || m.metadata.name !== name) throw invalid(`expected a Namespace named ${name}`, [{ path: 'metadata.name', message: 'must match the URL' }]);
     await ensureNamespace(c.var.deps.db, name, c.var.deps.clock());
     return c.json({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  })
-  .get('/deployments', async (c) => {
-    requireScope(c.var.principal, 'read');
-    const p = c.var.principal;
-    const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db), listPods(c.var.deps.db)]);
-    return c.json({ apiVersion: 'apps/v1', kind: 'DeploymentList', items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderDeployment(r, pods)) });
-  })
-  .get('/pods', async (c) => {
-    requireScope(c.var.principal, 'read');
-    const p = c.var.principal;
-    const [rows, names] = await Promise.all([listPods(c.var.deps.db), nodeNames(c.var.deps)]);
-    return c.json({ apiVersion: 'v1', kind: 'PodList', items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderPod(r, r.nodeId ? names.get(r.nodeId) : undefined)) });
-  })
-  .get('/namespaces/:ns/deployments', async (c) => {
-    const namespace = ns(c.req.param('ns'));
-    requireScope(c.var.principal, 'read', namespace);
-    const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, namespace), listPods(c.var.deps.db, { namespace })]);
-    return c.json({ apiVersion: 'apps/v1', kind: 'DeploymentList', items: rows.map((r) => renderDeployment(r, pods)) });
-  })
-  .post('/namespaces/:ns/deployments', async (c) => {
-    const { namespace, m } = await deploymentBody(c);
-    if (await getDeployment(c.var.deps.db, namespace, m.metadata.name)) throw conflict(`deployment ${namespace}/${m.metadata.name} already exists`);
-    const { row } = await apply(c.var.deps, c.var.principal, m, namespace);
-    return c.json(renderDeployment(row, await listPods(c.var.deps.db, { namespace })), 201);
-  })
-  .put('/namespaces/:ns/deployments/:name', async (c) => {
-    const { namespace, m } = await deploymentBody(c);
-    if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
-    const { row, outcome } = await apply(c.var.deps, c.var.principal, m, namespace);
-    c.header('Flotilla-Outcome', outcome);
-    return c.json(renderDeployment(row, await listPods(c.var.deps.db, { namespace })), outcome === 'created' ? 201 : 200);
-  })
-  .get('/namespaces/:ns/deployments/:name', async (c) => {
-    const namespace = ns(c.req.param('ns'));
-    requireScope(c.var.principal, 'read', namespace);
-    const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'));
-    if (!row) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
-    return c.json(renderDeployment(row, await listPods(c.var.deps.db, { namespace })));
-  })
-  .delete('/namespaces/:ns/deployments/:name', async (c) => {
-    const namespace = ns(c.req.param('ns'));
-    requireScope(c.var.principal, 'deploy', namespace);
-    const deps = c.var.deps;
-    const row = await getDeployment(deps.db, namespace, c.req.param('name'));
-    if (!row || !(await deleteDeployment(deps.db, row, deps.clock(), who(c.var.principal)))) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
-    await runTick(deps);
-    return c.json({ apiVersion: 'v1', kind: 'Status', status: 'Success', details: { name: row.name, kind: 'deployments', uid: row.id } });
   })
   .get('/namespaces/:ns/pods', async (c) => {
     const namespace = ns(c.req.param('ns'));
@@ -152,3 +139,55 @@ export const workloadRoutes = new Hono<AppEnv>()
       })),
     });
   });
+
+const WORKLOAD_RESOURCES = [
+  ['deployments', 'Deployment'],
+  ['daemonsets', 'DaemonSet'],
+] as const;
+
+// Workload resources share one set of routes: list (all or one namespace), create, apply, get, delete.
+for (const [plural, kind] of WORKLOAD_RESOURCES) {
+  const label = kind.toLowerCase();
+  workloadRoutes
+    .get(`/${plural}`, async (c) => {
+      requireScope(c.var.principal, 'read');
+      const p = c.var.principal;
+      const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, undefined, kind), listPods(c.var.deps.db)]);
+      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderWorkload(r, pods)) });
+    })
+    .get(`/namespaces/:ns/${plural}`, async (c) => {
+      const namespace = ns(c.req.param('ns'));
+      requireScope(c.var.principal, 'read', namespace);
+      const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, namespace, kind), listPods(c.var.deps.db, { namespace })]);
+      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.map((r) => renderWorkload(r, pods)) });
+    })
+    .post(`/namespaces/:ns/${plural}`, async (c) => {
+      const { namespace, m } = await workloadBody(c, kind);
+      if (await getDeployment(c.var.deps.db, namespace, m.metadata.name, kind)) throw conflict(`${label} ${namespace}/${m.metadata.name} already exists`);
+      const { row } = await apply(c.var.deps, c.var.principal, m, namespace);
+      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace })), 201);
+    })
+    .put(`/namespaces/:ns/${plural}/:name`, async (c) => {
+      const { namespace, m } = await workloadBody(c, kind);
+      if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
+      const { row, outcome } = await apply(c.var.deps, c.var.principal, m, namespace);
+      c.header('Flotilla-Outcome', outcome);
+      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace })), outcome === 'created' ? 201 : 200);
+    })
+    .get(`/namespaces/:ns/${plural}/:name`, async (c) => {
+      const namespace = ns(c.req.param('ns'));
+      requireScope(c.var.principal, 'read', namespace);
+      const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'), kind);
+      if (!row) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
+      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace })));
+    })
+    .delete(`/namespaces/:ns/${plural}/:name`, async (c) => {
+      const namespace = ns(c.req.param('ns'));
+      requireScope(c.var.principal, 'deploy', namespace);
+      const deps = c.var.deps;
+      const row = await getDeployment(deps.db, namespace, c.req.param('name'), kind);
+      if (!row || !(await deleteDeployment(deps.db, row, deps.clock(), who(c.var.principal)))) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
+      await runTick(deps);
+      return c.json({ apiVersion: 'v1', kind: 'Status', status: 'Success', details: { name: row.name, kind: plural, uid: row.id } });
+    });
+}

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { sha256Hex } from '../../shared/digest.js';
 import type { Db } from './db.js';
 import { apiTokens, meta, namespaces } from './schema.js';
@@ -34,3 +34,14 @@ export async function ensureBootstrapToken(db: Db, token: string, now: number): 
     .values({ id: `tok-${hash.slice(0, 12)}`, name: 'bootstrap-admin', hash, scope: 'admin', namespaces: null, createdAt: now })
     .onConflictDoNothing();
 }
+
+/**
+ * Bumps the fleet version: any change to which nodes exist or to their labels and taints. DaemonSets
+ * record the version they were planned against, so an idle check in SQL can tell when to re-plan.
+ */
+export function bumpFleet(db: Db) {
+  return db.run(sql`INSERT INTO meta (key, value) VALUES ('fleet_version', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)`);
+}
+
+/** SQL expression: the current fleet version. */
+export const fleetVersionSql = sql`COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'fleet_version'), 0)`;

@@ -4,7 +4,8 @@ import { conflict, unauthenticated } from '../../shared/errors.js';
 import type { EnrollRequest } from '../../shared/protocol.js';
 import type { Db } from './db.js';
 import { insertEvent } from './events.js';
-import { enrollmentTokens, nodeLeases, nodes, pods } from './schema.js';
+import { bumpFleet } from './meta.js';
+import { enrollmentTokens, type NodeTaint, nodeLeases, nodes, pods } from './schema.js';
 import { consumeEnrollmentToken, usableEnrollmentToken } from './tokens.js';
 import { isUniqueViolation } from './workloads.js';
 
@@ -49,6 +50,7 @@ export async function enrollNode(db: Db, req: EnrollRequest, now: number, leaseT
       db.run(sql`INSERT INTO node_leases (node_id, last_seen_at, lease_expires_at) SELECT ${id}, ${now}, ${now + leaseTtlMs} WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ${id})`),
       db.run(sql`INSERT INTO events (namespace, kind, name, type, reason, message, source, at)
         SELECT '', 'Node', ${req.name}, 'Normal', 'Enrolled', ${`enrolled with token ${token.id}`}, 'api', ${now} WHERE EXISTS (SELECT 1 FROM nodes WHERE id = ${id})`),
+      bumpFleet(db),
     ]);
   } catch (e) {
     if (isUniqueViolation(e)) throw conflict(`a node named "${req.name}" is already enrolled; choose another --name or revoke the old node`);
@@ -84,5 +86,33 @@ export async function revokeNode(db: Db, node: NodeRow, now: number, source: str
       .set({ desired: 'stop', deletionRequestedAt: now, updatedAt: now })
       .where(and(eq(pods.nodeId, node.id), eq(pods.desired, 'run'))),
     insertEvent(db, { namespace: '', kind: 'Node', name: node.name, type: 'Warning', reason: 'Revoked', message: `revoked by ${source}`, source: 'api', at: now }),
+    bumpFleet(db),
+  ]);
+}
+
+/** What an operator may change on a node. */
+export interface NodePatch {
+  labels?: Record<string, string>;
+  taints?: NodeTaint[];
+  cordoned?: boolean;
+  draining?: boolean;
+  allocatable?: { cpu?: number; memory?: number } | null;
+}
+
+/** Updates a node's labels, taints, schedulability or allocatable override, with an event. */
+export async function patchNode(db: Db, node: NodeRow, patch: NodePatch, now: number, source: string): Promise<void> {
+  const set: Partial<typeof nodes.$inferInsert> = {};
+  if (patch.labels !== undefined) set.labels = { ...patch.labels, 'kubernetes.io/hostname': node.name };
+  if (patch.taints !== undefined) set.taints = patch.taints;
+  if (patch.cordoned !== undefined) set.cordoned = patch.cordoned;
+  if (patch.draining !== undefined) set.draining = patch.draining;
+  if (patch.allocatable !== undefined) set.allocatable = patch.allocatable;
+  if (Object.keys(set).length === 0) return;
+  const what = Object.keys(set).join(', ');
+  const reason = patch.draining ? 'Draining' : patch.cordoned === true ? 'Cordoned' : patch.cordoned === false ? 'Uncordoned' : 'Updated';
+  await db.batch([
+    db.update(nodes).set(set).where(eq(nodes.id, node.id)),
+    insertEvent(db, { namespace: '', kind: 'Node', name: node.name, type: 'Normal', reason, message: `${what} changed by ${source}`, source: 'api', at: now }),
+    bumpFleet(db),
   ]);
 }

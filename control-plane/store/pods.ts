@@ -1,6 +1,6 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { PodSpec } from '../../shared/manifest.js';
-import type { PodView } from '../core/types.js';
+import type { PodConstraints, PodView, Scoring } from '../core/types.js';
 import type { Db } from './db.js';
 import { nodes, pods } from './schema.js';
 
@@ -20,12 +20,28 @@ export const podSnapshotColumns = {
   ready: pods.ready,
   reason: pods.reason,
   createdAt: pods.createdAt,
+  cpuRequest: pods.cpuRequest,
+  memoryRequest: pods.memoryRequest,
+  hostPorts: pods.hostPorts,
+  policy: pods.policy,
+  pinnedNode: pods.pinnedNode,
 };
 /** A pod as the controllers' snapshot holds it. */
 export type PodSnapshot = { [K in keyof typeof podSnapshotColumns]: PodRow[K] };
 
-/** Projects a pod to the view the pure core uses; its lease expiry is its node's. */
-export function toPodView(r: PodSnapshot & { spec?: Record<string, unknown> }, nodeLease: ReadonlyMap<string, number>): PodView {
+/** The scheduling constraints of a pod spec. */
+export function constraintsOf(spec: PodSpec, scoring: Scoring): PodConstraints {
+  return {
+    nodeSelector: spec.nodeSelector ?? {},
+    affinityTerms: (spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? []).map((t) => t.matchExpressions),
+    tolerations: spec.tolerations ?? [],
+    topologySpread: spec.topologySpreadConstraints ?? [],
+    scoring,
+  };
+}
+
+/** Projects a pod to the view the pure core uses; its lease expiry is its node's. Constraints only when the spec is given. */
+export function toPodView(r: PodSnapshot & { spec?: Record<string, unknown> }, nodeLease: ReadonlyMap<string, number>, scoring: Scoring = 'MostAllocated'): PodView {
   return {
     id: r.id,
     deploymentId: r.deploymentId,
@@ -36,7 +52,12 @@ export function toPodView(r: PodSnapshot & { spec?: Record<string, unknown> }, n
     ready: r.ready,
     createdAt: r.createdAt,
     leaseExpiresAt: r.nodeId ? (nodeLease.get(r.nodeId) ?? 0) : 0,
-    nodeSelector: (r.spec as PodSpec | undefined)?.nodeSelector ?? {},
+    cpu: r.cpuRequest,
+    memory: r.memoryRequest,
+    hostPorts: r.hostPorts,
+    policy: r.policy,
+    pinnedNode: r.pinnedNode,
+    ...(r.spec ? { constraints: constraintsOf(r.spec as PodSpec, scoring) } : {}),
   };
 }
 
@@ -63,7 +84,16 @@ export function getPod(db: Db, namespace: string, name: string): Promise<PodRow 
 }
 
 /** What a lease is signed over. */
-export const leaseSubjectColumns = { id: pods.id, nodeId: pods.nodeId, namespace: pods.namespace, workload: pods.workload, revision: pods.revision, specDigest: pods.specDigest, epoch: pods.epoch };
+export const leaseSubjectColumns = {
+  id: pods.id,
+  nodeId: pods.nodeId,
+  namespace: pods.namespace,
+  workload: pods.workload,
+  revision: pods.revision,
+  specDigest: pods.specDigest,
+  epoch: pods.epoch,
+  policy: pods.policy,
+};
 /** A pod as lease signing needs it. */
 export type LeaseSubject = { [K in keyof typeof leaseSubjectColumns]: PodRow[K] };
 
@@ -106,4 +136,18 @@ export function assignPod(db: Db, podId: string, nodeId: string, now: number) {
     .set({ nodeId, epoch: sql`${pods.epoch} + 1`, reason: null, message: null, updatedAt: now })
     .where(and(eq(pods.id, podId), isNull(pods.nodeId), eq(pods.desired, 'run')))
     .returning({ id: pods.id, nodeId: pods.nodeId });
+}
+
+/**
+ * Releases a pod whose node lost contact: back to Pending with no node, only if the node's lease
+ * (whatever the node's revocation) expired more than the skew margin ago, checked in SQL at commit.
+ * The next assignment bumps the epoch, so the old holder's lease is fenced twice: by time and epoch.
+ */
+export function releaseLostPod(db: Db, podId: string, nodeId: string, now: number, skewMs: number) {
+  return db
+    .update(pods)
+    .set({ nodeId: null, phase: 'Pending', ready: false, status: null, reason: 'NodeLost', message: 'node stopped renewing its leases; rescheduling', updatedAt: now })
+    .where(
+      and(eq(pods.id, podId), eq(pods.nodeId, nodeId), eq(pods.desired, 'run'), sql`NOT EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = ${nodeId} AND l.lease_expires_at >= ${now - skewMs})`),
+    );
 }

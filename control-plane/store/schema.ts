@@ -42,6 +42,13 @@ export const enrollmentTokens = sqliteTable('enrollment_tokens', {
   revokedAt: integer('revoked_at'),
 });
 
+/** A node taint. */
+export interface NodeTaint {
+  key: string;
+  value?: string;
+  effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+}
+
 export const nodes = sqliteTable(
   'nodes',
   {
@@ -55,6 +62,14 @@ export const nodes = sqliteTable(
     enrolledAt: integer('enrolled_at').notNull(),
     revokedAt: integer('revoked_at'),
     cordoned: integer('cordoned', { mode: 'boolean' }).notNull().default(false),
+    /** Drain requested: cordoned, and Deployment pods are moved off (replacement Ready first). */
+    draining: integer('draining', { mode: 'boolean' }).notNull().default(false),
+    /** Taints, as in Kubernetes: pods without a matching toleration are kept off (NoSchedule) or evicted (NoExecute). */
+    taints: text('taints', { mode: 'json' }).$type<NodeTaint[]>().notNull().default([]),
+    /** Operator override of allocatable resources (else reported capacity minus the configured reserve). */
+    allocatable: text('allocatable', { mode: 'json' }).$type<{ cpu?: number; memory?: number } | null>(),
+    /** The Ready condition last recorded by the node controller (transitions make events). */
+    ready: integer('ready', { mode: 'boolean' }).notNull().default(true),
     /** Bumped whenever what this node should run changes; the agent's ETag. */
     desiredVersion: integer('desired_version').notNull().default(1),
   },
@@ -83,10 +98,20 @@ export const signingKeys = sqliteTable('signing_keys', {
   retiredAt: integer('retired_at'),
 });
 
+/**
+ * Workloads (Deployments and DaemonSets; the table keeps its first name). `want` is how many pods the
+ * last plan wanted (DaemonSets: matching nodes) and `observed_fleet` the fleet version it saw, so the
+ * idle check can tell in SQL whether a DaemonSet needs a look.
+ */
 export const deployments = sqliteTable(
   'deployments',
   {
     id: text('id').primaryKey(),
+    kind: text('kind', { enum: ['Deployment', 'DaemonSet'] })
+      .notNull()
+      .default('Deployment'),
+    want: integer('want').notNull().default(0),
+    observedFleet: integer('observed_fleet').notNull().default(-1),
     namespace: text('namespace').notNull(),
     name: text('name').notNull(),
     labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
@@ -102,7 +127,7 @@ export const deployments = sqliteTable(
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
   },
-  (t) => [uniqueIndex('deployments_ns_name').on(t.namespace, t.name)],
+  (t) => [uniqueIndex('deployments_ns_kind_name').on(t.namespace, t.kind, t.name)],
 );
 
 export const revisions = sqliteTable(
@@ -129,6 +154,16 @@ export const pods = sqliteTable(
     spec: text('spec', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
     specDigest: text('spec_digest').notNull(),
     labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    /** Summed requests (millicores, bytes) and host ports, so a tick needs no pod specs for placed pods. */
+    cpuRequest: integer('cpu_request').notNull().default(0),
+    memoryRequest: integer('memory_request').notNull().default(0),
+    hostPorts: text('host_ports', { mode: 'json' }).$type<string[]>().notNull().default([]),
+    /** Disconnect policy: 'stop' pods move when their node's lease lapses; 'keep' pods stay. */
+    policy: text('policy', { enum: ['stop', 'keep'] })
+      .notNull()
+      .default('stop'),
+    /** A DaemonSet pod belongs to one node: placement considers only it. */
+    pinnedNode: text('pinned_node'),
     nodeId: text('node_id'),
     /** Fencing epoch: only increases, bumped whenever the slot is (re)assigned. */
     epoch: integer('epoch').notNull().default(0),

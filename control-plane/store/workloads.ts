@@ -1,13 +1,15 @@
 import { and, eq } from 'drizzle-orm';
 import { specDigest } from '../../shared/digest.js';
 import { conflict } from '../../shared/errors.js';
-import type { Deployment } from '../../shared/manifest.js';
+import type { Deployment, Workload } from '../../shared/manifest.js';
 import type { Db } from './db.js';
 import { insertEvent } from './events.js';
 import { deployments, namespaces, revisions } from './schema.js';
 
-/** A stored Deployment row. */
+/** A stored workload row (Deployment or DaemonSet). */
 export type DeploymentRow = typeof deployments.$inferSelect;
+/** The kinds of workload. */
+export type WorkloadKind = Workload['kind'];
 
 /** What apply did. */
 export type ApplyOutcome = 'created' | 'configured' | 'unchanged';
@@ -21,21 +23,29 @@ export function ensureNamespace(db: Db, name: string, now: number) {
 }
 
 /**
- * Creates or updates a Deployment (apply semantics). A change to the pod template makes a new
+ * Creates or updates a workload (apply semantics). A change to the pod template makes a new
  * revision; a change to replicas alone does not; an identical manifest writes nothing.
  * Optimistic: the update is conditional on the generation read; a concurrent writer wins, we retry.
  */
-export async function applyDeployment(db: Db, d: Deployment, namespace: string, now: number, source: string): Promise<{ row: DeploymentRow; outcome: ApplyOutcome }> {
+export async function applyWorkload(db: Db, d: Workload, namespace: string, now: number, source: string): Promise<{ row: DeploymentRow; outcome: ApplyOutcome }> {
   const templateDigest = await specDigest(d.spec.template);
-  const spec = { replicas: d.spec.replicas, selector: d.spec.selector, template: d.spec.template } as Record<string, unknown>;
+  const kind = d.kind;
+  const replicas = d.kind === 'Deployment' ? d.spec.replicas : undefined;
+  const spec = (d.kind === 'Deployment' ? { replicas: d.spec.replicas, selector: d.spec.selector, template: d.spec.template } : { selector: d.spec.selector, template: d.spec.template }) as Record<
+    string,
+    unknown
+  >;
   const labels = d.metadata.labels ?? {};
   const annotations = d.metadata.annotations ?? {};
   for (let attempt = 0; attempt < 5; attempt++) {
-    const existing = await getDeployment(db, namespace, d.metadata.name);
+    const existing = await getDeployment(db, namespace, d.metadata.name, kind);
     if (!existing) {
       const id = crypto.randomUUID();
       const row: DeploymentRow = {
         id,
+        kind,
+        want: 0,
+        observedFleet: -1,
         namespace,
         name: d.metadata.name,
         labels,
@@ -54,7 +64,7 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
           ensureNamespace(db, namespace, now),
           db.insert(deployments).values(row),
           db.insert(revisions).values({ deploymentId: id, revision: 1, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now }),
-          insertEvent(db, { namespace, kind: 'Deployment', name: row.name, type: 'Normal', reason: 'Created', message: `created by ${source}`, source: 'api', at: now }),
+          insertEvent(db, { namespace, kind, name: row.name, type: 'Normal', reason: 'Created', message: `created by ${source}`, source: 'api', at: now }),
         ]);
         return { row, outcome: 'created' };
       } catch (e) {
@@ -64,10 +74,10 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
     }
     const oldSpec = existing.spec as DeploymentSpec;
     const selectorChanged = JSON.stringify(oldSpec.selector) !== JSON.stringify(d.spec.selector);
-    if (selectorChanged) throw conflict(`spec.selector of deployment ${namespace}/${existing.name} is immutable; delete and re-create it to change the selector`);
+    if (selectorChanged) throw conflict(`spec.selector of ${kind.toLowerCase()} ${namespace}/${existing.name} is immutable; delete and re-create it to change the selector`);
     const templateChanged = existing.templateDigest !== templateDigest;
     const same =
-      !templateChanged && oldSpec.replicas === d.spec.replicas && JSON.stringify(existing.labels) === JSON.stringify(labels) && JSON.stringify(existing.annotations) === JSON.stringify(annotations);
+      !templateChanged && oldSpec.replicas === replicas && JSON.stringify(existing.labels) === JSON.stringify(labels) && JSON.stringify(existing.annotations) === JSON.stringify(annotations);
     if (same) return { row: existing, outcome: 'unchanged' };
     const revision = templateChanged ? existing.revision + 1 : existing.revision;
     const updated = { labels, annotations, spec, generation: existing.generation + 1, revision, templateDigest, updatedAt: now };
@@ -84,9 +94,9 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
             .insert(revisions)
             .values({ deploymentId: existing.id, revision, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now })
             .onConflictDoNothing(),
-          insertEvent(db, { namespace, kind: 'Deployment', name: existing.name, type: 'Normal', reason: 'NewRevision', message: `revision ${revision} by ${source}`, source: 'api', at: now }),
+          insertEvent(db, { namespace, kind, name: existing.name, type: 'Normal', reason: 'NewRevision', message: `revision ${revision} by ${source}`, source: 'api', at: now }),
         ]
-      : oldSpec.replicas !== d.spec.replicas
+      : oldSpec.replicas !== replicas
         ? [
             insertEvent(db, {
               namespace,
@@ -94,7 +104,7 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
               name: existing.name,
               type: 'Normal',
               reason: 'Scaled',
-              message: `replicas ${oldSpec.replicas} -> ${d.spec.replicas} by ${source}`,
+              message: `replicas ${oldSpec.replicas} -> ${replicas} by ${source}`,
               source: 'api',
               at: now,
             }),
@@ -103,22 +113,33 @@ export async function applyDeployment(db: Db, d: Deployment, namespace: string, 
     const [res] = await db.batch([...stmts, ...extra]);
     if ((res as unknown[]).length === 1) return { row: { ...existing, ...updated }, outcome: 'configured' };
   }
-  throw conflict(`deployment ${namespace}/${d.metadata.name} is being changed concurrently; try again`);
+  throw conflict(`${kind.toLowerCase()} ${namespace}/${d.metadata.name} is being changed concurrently; try again`);
 }
 
-/** One Deployment by namespace and name. */
-export function getDeployment(db: Db, namespace: string, name: string): Promise<DeploymentRow | undefined> {
+/** Applies a Deployment (see applyWorkload). */
+export function applyDeployment(db: Db, d: Deployment, namespace: string, now: number, source: string) {
+  return applyWorkload(db, d, namespace, now, source);
+}
+
+/** One workload by namespace, name and kind. */
+export function getDeployment(db: Db, namespace: string, name: string, kind: WorkloadKind = 'Deployment'): Promise<DeploymentRow | undefined> {
   return db
     .select()
     .from(deployments)
-    .where(and(eq(deployments.namespace, namespace), eq(deployments.name, name)))
+    .where(and(eq(deployments.namespace, namespace), eq(deployments.name, name), eq(deployments.kind, kind)))
     .get();
 }
 
-/** Deployments of one namespace, or of all when `namespace` is undefined. */
-export function listDeployments(db: Db, namespace?: string): Promise<DeploymentRow[]> {
-  const q = db.select().from(deployments);
-  return (namespace === undefined ? q : q.where(eq(deployments.namespace, namespace))).orderBy(deployments.namespace, deployments.name).all();
+/** Workloads of a kind in one namespace, or in all when `namespace` is undefined. */
+export function listDeployments(db: Db, namespace?: string, kind: WorkloadKind = 'Deployment'): Promise<DeploymentRow[]> {
+  const conds = [eq(deployments.kind, kind)];
+  if (namespace !== undefined) conds.push(eq(deployments.namespace, namespace));
+  return db
+    .select()
+    .from(deployments)
+    .where(and(...conds))
+    .orderBy(deployments.namespace, deployments.name)
+    .all();
 }
 
 /** Deletes a Deployment and its revisions; its pods become orphans that the controller stops. */
@@ -126,7 +147,7 @@ export async function deleteDeployment(db: Db, row: DeploymentRow, now: number, 
   const [res] = await db.batch([
     db.delete(deployments).where(eq(deployments.id, row.id)).returning({ id: deployments.id }),
     db.delete(revisions).where(eq(revisions.deploymentId, row.id)),
-    insertEvent(db, { namespace: row.namespace, kind: 'Deployment', name: row.name, type: 'Normal', reason: 'Deleted', message: `deleted by ${source}`, source: 'api', at: now }),
+    insertEvent(db, { namespace: row.namespace, kind: row.kind, name: row.name, type: 'Normal', reason: 'Deleted', message: `deleted by ${source}`, source: 'api', at: now }),
   ]);
   return (res as unknown[]).length === 1;
 }

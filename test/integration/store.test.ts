@@ -24,7 +24,7 @@ describe.each([
 
   beforeAll(async () => {
     t = await open();
-    const config = configFromEnv({});
+    const config = configFromEnv({ FLOTILLA_SCHEDULER_SCORING: 'LeastAllocated' });
     const cluster = await ensureCluster(t.db, now);
     deps = { db: t.db, config, logger: silentLogger, clock: () => now, keys: new Keyring(t.db, 1000), cluster };
   });
@@ -75,12 +75,12 @@ describe.each([
   });
 
   it('an idle cluster has no controller work; a change to replicas has', async () => {
-    expect(await hasWork(t.db, now, deps.config.clockSkewMs)).toBe(false);
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 2 })), 'default', now, 'test');
-    expect(await hasWork(t.db, now, deps.config.clockSkewMs)).toBe(true);
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
     await runTick(deps);
     // the surplus pod is terminating on a live node: its agent reports it gone, no controller work meanwhile
-    expect(await hasWork(t.db, now, deps.config.clockSkewMs)).toBe(false);
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 3 })), 'default', now, 'test');
   });
 

@@ -1,5 +1,5 @@
 import type { ActualContainer } from '../../agent/reconcile.js';
-import type { NodeView, PodView } from '../../control-plane/core/types.js';
+import type { NodeView, PodConstraints, PodView } from '../../control-plane/core/types.js';
 import type { PodSpec } from '../../shared/manifest.js';
 import type { DesiredPod } from '../../shared/protocol.js';
 
@@ -27,12 +27,34 @@ export function deploymentManifest(name: string, o: { replicas?: number; image?:
 
 /** A pod view for core tests. */
 export function podView(id: string, o: Partial<PodView> = {}): PodView {
-  return { id, deploymentId: 'd1', revision: 1, nodeId: null, desired: 'run', phase: 'Pending', ready: false, createdAt: 0, leaseExpiresAt: 0, nodeSelector: {}, ...o };
+  return {
+    id,
+    deploymentId: 'd1',
+    revision: 1,
+    nodeId: null,
+    desired: 'run',
+    phase: 'Pending',
+    ready: false,
+    createdAt: 0,
+    leaseExpiresAt: 0,
+    cpu: 0,
+    memory: 0,
+    hostPorts: [],
+    policy: 'stop',
+    pinnedNode: null,
+    constraints: constraints(),
+    ...o,
+  };
+}
+
+/** Scheduling constraints for core tests. */
+export function constraints(o: Partial<PodConstraints> = {}): PodConstraints {
+  return { nodeSelector: {}, affinityTerms: [], tolerations: [], topologySpread: [], scoring: 'MostAllocated', ...o };
 }
 
 /** A node view for core tests. */
 export function nodeView(id: string, o: Partial<NodeView> = {}): NodeView {
-  return { id, name: id, labels: {}, ready: true, cordoned: false, ...o };
+  return { id, name: id, labels: {}, taints: [], allocatable: { cpu: 2000, memory: 4 * 1024 ** 3 }, ready: true, cordoned: false, draining: false, ...o };
 }
 
 /** A desired pod for agent planner tests. */

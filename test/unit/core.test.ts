@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { planDeployment, planFinalize, planOrphans } from '../../control-plane/core/deployment.js';
-import { planPlacement } from '../../control-plane/core/placement.js';
-import { nodeView, podView } from '../lib/fixtures.js';
+import { planDaemonSet, planDeployment, planEvictions, planFinalize, planOrphans } from '../../control-plane/core/deployment.js';
+import { constraints, nodeView, podView } from '../lib/fixtures.js';
 
 const dep = { id: 'd1', namespace: 'default', name: 'web', replicas: 3, revision: 2 };
 
@@ -45,22 +44,48 @@ describe('planOrphans and planFinalize', () => {
   });
 });
 
-describe('planPlacement', () => {
-  it('spreads pods of a deployment over ready nodes', () => {
-    const plan = planPlacement([podView('a'), podView('b'), podView('c')], [nodeView('n1'), nodeView('n2')], []);
-    expect(plan.assign.map((a) => a.nodeId)).toEqual(['n1', 'n2', 'n1']);
+describe('drain', () => {
+  it('creates replacements first and stops a Ready draining pod only while enough Ready pods remain', () => {
+    const d = { ...dep, replicas: 2 };
+    const onDrained = [podView('a', { revision: 2, nodeId: 'old', ready: true }), podView('b', { revision: 2, nodeId: 'old', ready: true })];
+    const first = planDeployment(d, onDrained, new Set(['old']));
+    expect(first).toEqual({ create: 2, stop: [] });
+    const replacementsPending = [...onDrained, podView('c', { revision: 2, nodeId: 'new', ready: false }), podView('d', { revision: 2, nodeId: 'new', ready: true })];
+    expect(planDeployment(d, replacementsPending, new Set(['old'])).stop).toHaveLength(1);
+    const replacementsReady = [...onDrained, podView('c', { revision: 2, nodeId: 'new', ready: true }), podView('d', { revision: 2, nodeId: 'new', ready: true })];
+    expect(planDeployment(d, replacementsReady, new Set(['old']))).toEqual({
+      create: 0,
+      stop: [
+        { podId: 'a', reason: 'drained' },
+        { podId: 'b', reason: 'drained' },
+      ],
+    });
+  });
+});
+
+describe('planDaemonSet', () => {
+  const ds = { id: 'ds', namespace: 'default', name: 'agent', replicas: 0, revision: 1 };
+  it('wants one pod on every eligible node and stops pods on nodes that lost the label', () => {
+    const nodes = [nodeView('a', { labels: { cam: 'yes' } }), nodeView('b', { labels: { cam: 'yes' } }), nodeView('c', { labels: {} })];
+    const pods = [podView('p1', { deploymentId: 'ds', pinnedNode: 'a', nodeId: 'a' }), podView('p3', { deploymentId: 'ds', pinnedNode: 'c', nodeId: 'c' })];
+    const plan = planDaemonSet(ds, constraints({ nodeSelector: { cam: 'yes' } }), nodes, pods);
+    expect(plan).toEqual({ create: ['b'], stop: [{ podId: 'p3', reason: 'not eligible' }], want: 2 });
   });
 
-  it('honours nodeSelector and skips not-ready and cordoned nodes, explaining why nothing fits', () => {
-    const nodes = [nodeView('n1', { ready: false }), nodeView('n2', { cordoned: true }), nodeView('n3', { labels: { site: 'a' } }), nodeView('n4', { labels: { site: 'b' } })];
-    const plan = planPlacement([podView('a', { nodeSelector: { site: 'b' } }), podView('b', { nodeSelector: { site: 'c' } })], nodes, []);
-    expect(plan.assign).toEqual([{ podId: 'a', nodeId: 'n4' }]);
-    expect(plan.unschedulable).toEqual([{ podId: 'b', reason: '0/4 nodes available: 1 not ready, 1 cordoned, 2 node selector mismatch' }]);
+  it('keeps off nodes with an untolerated NoSchedule taint, and goes there with a toleration', () => {
+    const nodes = [nodeView('a', { taints: [{ key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }] }), nodeView('b')];
+    expect(planDaemonSet(ds, constraints(), nodes, []).create).toEqual(['b']);
+    expect(planDaemonSet(ds, constraints({ tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }] }), nodes, []).create).toEqual(['a', 'b']);
   });
+});
 
-  it('prefers the node with fewer pods of the same deployment, then fewer pods overall', () => {
-    const placed = [podView('x', { nodeId: 'n1' }), podView('y', { nodeId: 'n2', deploymentId: 'other' }), podView('z', { nodeId: 'n2', deploymentId: 'other' })];
-    const plan = planPlacement([podView('a')], [nodeView('n1'), nodeView('n2'), nodeView('n3')], placed);
-    expect(plan.assign).toEqual([{ podId: 'a', nodeId: 'n3' }]);
+describe('planEvictions', () => {
+  it('moves stop-policy pods only after their lease expired plus the skew margin; keep-policy pods stay', () => {
+    const pods = [
+      podView('lapsed', { nodeId: 'n', leaseExpiresAt: 1_000 }),
+      podView('within-skew', { nodeId: 'n', leaseExpiresAt: 5_000 }),
+      podView('keep', { nodeId: 'n', leaseExpiresAt: 1_000, policy: 'keep' }),
+    ];
+    expect(planEvictions(pods, 7_000, 5_000).map((p) => p.id)).toEqual(['lapsed']);
   });
 });

@@ -1,0 +1,227 @@
+import type { NodeSelectorRequirement, Toleration } from '../../shared/manifest.js';
+import type { NodeTaint } from '../store/schema.js';
+import type { NodeView, PodView, Scoring } from './types.js';
+
+// The scheduler: pure, deterministic, plan-then-commit. Filters, then scores, like kube-scheduler,
+// over a snapshot; the shell commits the plan with per-pod conditional writes.
+
+/** One placement decision. */
+export interface Assignment {
+  podId: string;
+  nodeId: string;
+}
+
+/** A pod that fits nowhere, with a Kubernetes-style reason ("0/3 nodes available: ..."). */
+export interface Unschedulable {
+  podId: string;
+  reason: string;
+}
+
+/** The scheduler's output. */
+export interface SchedulePlan {
+  assign: Assignment[];
+  unschedulable: Unschedulable[];
+}
+
+/** What the scheduler works on. */
+export interface ScheduleInput {
+  nodes: readonly NodeView[];
+  /** Pods already on nodes (desired run, or terminating but still holding resources). */
+  placed: readonly PodView[];
+  /** Pods to place; each needs `constraints`. */
+  pending: readonly PodView[];
+}
+
+/** Requests assumed for scoring when a pod declares none (kube-scheduler's non-zero defaults). */
+export const DEFAULT_SCORING_CPU = 100;
+export const DEFAULT_SCORING_MEMORY = 200 * 1024 * 1024;
+
+/** Does a node's label set satisfy a nodeSelector? */
+export function matchesSelector(labels: Readonly<Record<string, string>>, selector: Readonly<Record<string, string>>): boolean {
+  for (const k in selector) if (labels[k] !== selector[k]) return false;
+  return true;
+}
+
+function matchesRequirement(labels: Readonly<Record<string, string>>, r: NodeSelectorRequirement): boolean {
+  const v = labels[r.key];
+  switch (r.operator) {
+    case 'In':
+      return v !== undefined && (r.values ?? []).includes(v);
+    case 'NotIn':
+      return v === undefined || !(r.values ?? []).includes(v);
+    case 'Exists':
+      return v !== undefined;
+    case 'DoesNotExist':
+      return v === undefined;
+    case 'Gt':
+    case 'Lt': {
+      if (v === undefined || !/^-?\d+$/.test(v)) return false;
+      const n = Number(v);
+      const bound = Number(r.values?.[0]);
+      return r.operator === 'Gt' ? n > bound : n < bound;
+    }
+  }
+}
+
+/** Required node affinity: any term whose requirements all hold. No terms: always true. */
+export function matchesAffinity(labels: Readonly<Record<string, string>>, terms: readonly (readonly NodeSelectorRequirement[])[]): boolean {
+  if (terms.length === 0) return true;
+  return terms.some((t) => t.every((r) => matchesRequirement(labels, r)));
+}
+
+/** Kubernetes' ToleratesTaint. */
+export function tolerates(t: Toleration, taint: NodeTaint): boolean {
+  if (t.effect && t.effect !== taint.effect) return false;
+  if (t.operator === 'Exists') return !t.key || t.key === taint.key;
+  return t.key === taint.key && (t.value ?? '') === (taint.value ?? '');
+}
+
+/** The first taint of the given effects that no toleration tolerates, if any. */
+export function untoleratedTaint(taints: readonly NodeTaint[], tolerations: readonly Toleration[], effects: readonly NodeTaint['effect'][] = ['NoSchedule', 'NoExecute']): NodeTaint | undefined {
+  return taints.find((taint) => effects.includes(taint.effect) && !tolerations.some((t) => tolerates(t, taint)));
+}
+
+interface NodeState {
+  node: NodeView;
+  cpu: number;
+  memory: number;
+  scoreCpu: number;
+  scoreMemory: number;
+  ports: Set<string>;
+  /** Pods per workload on this node. */
+  perWorkload: Map<string, number>;
+}
+
+function addPod(s: NodeState, p: PodView): void {
+  s.cpu += p.cpu;
+  s.memory += p.memory;
+  s.scoreCpu += p.cpu || DEFAULT_SCORING_CPU;
+  s.scoreMemory += p.memory || DEFAULT_SCORING_MEMORY;
+  for (const hp of p.hostPorts) s.ports.add(hp);
+  s.perWorkload.set(p.deploymentId, (s.perWorkload.get(p.deploymentId) ?? 0) + 1);
+}
+
+/** Why a node was filtered out, as counted in the unschedulable reason. */
+export type FilterReason =
+  | 'not ready'
+  | 'cordoned'
+  | 'node selector mismatch'
+  | 'node affinity mismatch'
+  | 'untolerated taint'
+  | 'host port conflict'
+  | 'insufficient cpu'
+  | 'insufficient memory'
+  | 'topology spread constraint';
+
+function filterNode(s: NodeState, pod: PodView): FilterReason[] {
+  const n = s.node;
+  const c = pod.constraints;
+  if (pod.pinnedNode !== null) {
+    // A DaemonSet pod: only its node, whatever its readiness or cordon (as Kubernetes' DaemonSet pods tolerate them).
+    if (n.id !== pod.pinnedNode) return ['node affinity mismatch'];
+  } else {
+    if (!n.ready) return ['not ready'];
+    if (n.cordoned || n.draining) return ['cordoned'];
+  }
+  if (c) {
+    if (!matchesSelector(n.labels, c.nodeSelector)) return ['node selector mismatch'];
+    if (!matchesAffinity(n.labels, c.affinityTerms)) return ['node affinity mismatch'];
+    if (untoleratedTaint(n.taints, c.tolerations)) return ['untolerated taint'];
+  }
+  for (const hp of pod.hostPorts) if (s.ports.has(hp)) return ['host port conflict'];
+  const out: FilterReason[] = [];
+  if (pod.cpu > 0 && s.cpu + pod.cpu > n.allocatable.cpu) out.push('insufficient cpu');
+  if (pod.memory > 0 && s.memory + pod.memory > n.allocatable.memory) out.push('insufficient memory');
+  return out;
+}
+
+function utilisation(s: NodeState, pod: PodView): number {
+  const a = s.node.allocatable;
+  const cpu = a.cpu > 0 ? (s.scoreCpu + (pod.cpu || DEFAULT_SCORING_CPU)) / a.cpu : 1;
+  const mem = a.memory > 0 ? (s.scoreMemory + (pod.memory || DEFAULT_SCORING_MEMORY)) / a.memory : 1;
+  return (Math.min(cpu, 1) + Math.min(mem, 1)) / 2;
+}
+
+function score(s: NodeState, pod: PodView, scoring: Scoring): number {
+  const u = utilisation(s, pod);
+  let v = scoring === 'MostAllocated' ? u * 100 : (1 - u) * 100;
+  if (pod.constraints && untoleratedTaint(s.node.taints, pod.constraints.tolerations, ['PreferNoSchedule'])) v -= 50;
+  return v;
+}
+
+/** Formats the unschedulable reason: "0/5 nodes available: 3 insufficient memory, 2 node selector mismatch". */
+export function unschedulableReason(total: number, counts: ReadonlyMap<string, number>): string {
+  const parts = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([r, n]) => `${n} ${r}`);
+  return `0/${total} nodes available${parts.length ? `: ${parts.join(', ')}` : ''}`;
+}
+
+/**
+ * Places pending pods, oldest first. Filters: readiness and cordon (not for DaemonSet pods, which
+ * are pinned to their node), nodeSelector, required node affinity, NoSchedule/NoExecute taints,
+ * host ports, CPU and memory requests against allocatable, hard topology spread. Scores:
+ * MostAllocated (bin packing, default) or LeastAllocated, minus a penalty for PreferNoSchedule
+ * taints and for soft spread skew. Ties go to the node whose name sorts first: the same input
+ * always gives the same plan.
+ */
+export function schedule(input: ScheduleInput): SchedulePlan {
+  const nodes = [...input.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const states = new Map<string, NodeState>();
+  for (const n of nodes) states.set(n.id, { node: n, cpu: 0, memory: 0, scoreCpu: 0, scoreMemory: 0, ports: new Set(), perWorkload: new Map() });
+  for (const p of input.placed) {
+    const s = p.nodeId ? states.get(p.nodeId) : undefined;
+    if (s) addPod(s, p);
+  }
+  const ordered = [...states.values()];
+  const plan: SchedulePlan = { assign: [], unschedulable: [] };
+  const pending = [...input.pending].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  for (const pod of pending) {
+    const counts = new Map<string, number>();
+    const feasible: NodeState[] = [];
+    for (const s of ordered) {
+      const why = filterNode(s, pod);
+      if (why.length === 0) feasible.push(s);
+      else for (const r of why) counts.set(r, (counts.get(r) ?? 0) + 1);
+    }
+    const spread = pod.constraints?.topologySpread ?? [];
+    const penalty = new Map<NodeState, number>();
+    let candidates = feasible;
+    for (const tc of spread) {
+      // Pods of this workload per domain, over the domains of the nodes the pod could go to.
+      const perDomain = new Map<string, number>();
+      for (const s of feasible) {
+        const d = s.node.labels[tc.topologyKey];
+        if (d === undefined) continue;
+        perDomain.set(d, (perDomain.get(d) ?? 0) + (s.perWorkload.get(pod.deploymentId) ?? 0));
+      }
+      const min = perDomain.size > 0 ? Math.min(...perDomain.values()) : 0;
+      const next: NodeState[] = [];
+      for (const s of candidates) {
+        const d = s.node.labels[tc.topologyKey];
+        const skew = d === undefined ? Infinity : (perDomain.get(d) ?? 0) + 1 - min;
+        if (tc.whenUnsatisfiable === 'DoNotSchedule' && skew > tc.maxSkew) counts.set('topology spread constraint', (counts.get('topology spread constraint') ?? 0) + 1);
+        else {
+          next.push(s);
+          if (tc.whenUnsatisfiable === 'ScheduleAnyway') penalty.set(s, (penalty.get(s) ?? 0) + (Number.isFinite(skew) ? 20 * Math.max(0, skew - 1) : 100));
+        }
+      }
+      candidates = next;
+    }
+    let best: NodeState | undefined;
+    let bestScore = -Infinity;
+    const scoring = pod.constraints?.scoring ?? 'MostAllocated';
+    for (const s of candidates) {
+      const v = score(s, pod, scoring) - (penalty.get(s) ?? 0);
+      if (v > bestScore) {
+        best = s;
+        bestScore = v;
+      }
+    }
+    if (!best) {
+      plan.unschedulable.push({ podId: pod.id, reason: unschedulableReason(nodes.length, counts) });
+      continue;
+    }
+    plan.assign.push({ podId: pod.id, nodeId: best.node.id });
+    addPod(best, pod);
+  }
+  return plan;
+}
