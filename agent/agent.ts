@@ -8,7 +8,8 @@ import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
 import { Outbox } from './outbox.js';
-import { type ActualContainer, computePodStatus, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
+import { ProbeManager, type ProbeTarget } from './probes.js';
+import { type ActualContainer, computePodStatus, type LastTermination, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { backoffMs, Waker } from './waker.js';
 
@@ -35,6 +36,8 @@ export interface AgentOptions {
   stopTimeoutSec?: number;
   /** After a restart, how long reconciling waits for the first poll before trusting the cache. */
   firstPollWaitMs?: number;
+  /** Scales probe delays and periods (1 in production; tests may speed probes up). */
+  probeTimeScale?: number;
 }
 
 /** Enrollment was refused (bad, used or expired token; name taken): not retried. */
@@ -65,6 +68,9 @@ export class Agent {
   private readonly problems = new Map<string, PodProblem>();
   private readonly pullRetryAt = new Map<string, number>();
   private readonly restarts = new Map<string, number>();
+  private readonly backoffs = new Map<string, number>();
+  private readonly lastStates = new Map<string, LastTermination>();
+  private readonly probes: ProbeManager;
   private readonly outbox = new Outbox();
   /** Pods this agent knows of (seen desired, or found by label), by id -> epoch: reported `gone` once removed. */
   private readonly knownPods = new Map<string, number>();
@@ -87,7 +93,34 @@ export class Agent {
     private readonly verifier: LeaseVerifier,
     private readonly opts: AgentOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.probes = new ProbeManager(
+      runtime.docker,
+      {
+        kill: (t, reason) => void this.killUnhealthy(t, reason),
+        changed: () => {
+          this.reportStatuses();
+        },
+        unhealthy: (t, kind, message) => {
+          this.log.debug({ pod: t.podName, container: t.container.name, kind, message }, 'probe failed');
+          this.queueEvent({ podId: t.podId, type: 'Warning', reason: 'Unhealthy', message: `${kind[0]?.toUpperCase()}${kind.slice(1)} probe failed: ${message}` });
+        },
+      },
+      opts.probeTimeScale ?? 1,
+    );
+  }
+
+  /** A liveness (or startup) probe failed past its threshold: kill the container; reconcile restarts it. */
+  private async killUnhealthy(t: ProbeTarget, reason: string): Promise<void> {
+    this.log.info({ pod: t.podName, container: t.container.name, reason }, 'killing unhealthy container');
+    this.queueEvent({ podId: t.podId, type: 'Normal', reason: 'Killing', message: `Container ${t.container.name} failed ${reason}, will be restarted` });
+    try {
+      await this.runtime.run({ action: 'stop', containerId: t.containerId, podId: t.podId, reason });
+    } catch (e) {
+      this.log.warn({ pod: t.podName, err: (e as Error).message }, 'killing unhealthy container failed');
+    }
+    this.reconcileWaker.wake();
+  }
 
   /** Enrolls if needed, then starts the loops. Throws EnrollmentRefused on a refused enrollment. */
   static async start(opts: AgentOptions): Promise<Agent> {
@@ -151,6 +184,7 @@ export class Agent {
     this.hbWaker.wake();
     this.reconcileWaker.wake();
     await Promise.allSettled(this.loops);
+    this.probes.stopAll();
   }
 
   /** The node's name. */
@@ -216,11 +250,14 @@ export class Agent {
     if (this.desired) writePrivate(this.desiredPath(), JSON.stringify(this.desired));
   }
 
-  /** Pods this node may run now: desired, with a verified lease that has not lapsed. */
+  /**
+   * Pods this node may run now: desired, with a verified lease that has not lapsed, or a verified
+   * `keep` lease (those pods stay up while the node is disconnected; they never move elsewhere).
+   */
   private runnable(now: number): DesiredPod[] {
     return (this.desired?.pods ?? []).filter((p) => {
       const l = this.leases.get(p.id)?.verified;
-      return l !== undefined && l !== null && l.exp * 1000 > now;
+      return l !== undefined && l !== null && (l.exp * 1000 > now || l.policy === 'keep');
     });
   }
 
@@ -261,7 +298,7 @@ export class Agent {
         const res = await this.client.heartbeat(body);
         failures = 0;
         // Acknowledged: only now forget what was sent (nothing acknowledged is lost, nothing unacknowledged is dropped).
-        for (const gone of ack()) this.knownPods.delete(gone.podId);
+        for (const gone of ack()) this.forgetPod(gone.podId);
         if (Object.keys(res.leases).length > 0) {
           this.log.debug({ renewed: Object.keys(res.leases).length }, 'leases renewed');
           await this.renewLeases(res.leases);
@@ -302,7 +339,7 @@ export class Agent {
       // Images matter only for containers still to create: skip the engine call when every one exists.
       const missing = runnable.some((p) => p.spec.containers.some((c) => !actual.some((x) => x.podId === p.id && x.container === c.name)));
       const images = missing ? await this.runtime.images() : new Set(runnable.flatMap((p) => p.spec.containers.map((c) => normalizeImage(c.image))));
-      const steps = planSteps(actual, runnable, { now, images, pullRetryAt: this.pullRetryAt, restarts: this.restarts }, this.opts.restartBackoffMs ?? 10_000);
+      const steps = planSteps(actual, runnable, { now, images, pullRetryAt: this.pullRetryAt, restarts: this.restarts, backoffs: this.backoffs }, this.opts.restartBackoffMs ?? 10_000);
       this.log.debug(
         {
           layer,
@@ -315,7 +352,23 @@ export class Agent {
       if (steps.length === 0) break;
       await Promise.all(steps.map((s) => this.execute(s, actual)));
     }
+    this.syncProbes();
     this.reportStatuses();
+  }
+
+  /** Probers follow the running containers of runnable pods. */
+  private syncProbes(): void {
+    const pods = new Map(this.runnable(Date.now()).map((p) => [p.id, p]));
+    const targets: ProbeTarget[] = [];
+    for (const a of this.lastActual) {
+      const pod = pods.get(a.podId);
+      if (!pod || a.state !== 'running' || a.digest !== pod.specDigest) continue;
+      const container = pod.spec.containers.find((c) => c.name === a.container);
+      if (!container) continue;
+      const owner = this.lastActual.find((x) => x.podId === a.podId && x.state === 'running' && x.container === pod.spec.containers[0]?.name);
+      targets.push({ containerId: a.id, podId: pod.id, podName: pod.name, container, spec: pod.spec, hostPorts: owner?.hostPorts ?? [] });
+    }
+    this.probes.sync(targets);
   }
 
   private async execute(step: Step, actual: readonly ActualContainer[]): Promise<void> {
@@ -339,7 +392,10 @@ export class Agent {
           break;
         case 'remove':
           if (step.restartOf) {
-            this.restarts.set(`${step.podId}/${step.restartOf.container}`, step.restartOf.restarts);
+            const key = `${step.podId}/${step.restartOf.container}`;
+            this.restarts.set(key, step.restartOf.restarts);
+            this.backoffs.set(key, step.restartOf.backoff);
+            this.lastStates.set(key, step.restartOf.last);
             this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'BackOff', message: `restarting exited container ${step.restartOf.container} (restart ${step.restartOf.restarts})` });
           }
           break;
@@ -368,7 +424,7 @@ export class Agent {
     const runnable = new Set(this.runnable(now).map((p) => p.id));
     let changed = false;
     for (const pod of this.desired?.pods ?? []) {
-      let s = computePodStatus(pod, pod.epoch, this.lastActual, this.restarts, this.problems.get(pod.id));
+      let s = computePodStatus(pod, pod.epoch, this.lastActual, this.restarts, this.problems.get(pod.id), this.probes, this.lastStates);
       if (!runnable.has(pod.id)) {
         const l = this.leases.get(pod.id);
         s = { ...s, phase: 'Pending', ready: false, reason: l?.refused ? 'LeaseRejected' : 'LeaseExpired', message: l?.refused ?? 'waiting for a valid lease' };
@@ -383,6 +439,14 @@ export class Agent {
       changed = this.queueStatus({ podId, epoch, phase: 'Succeeded', ready: false, containers: [], gone: true }) || changed;
     }
     if (changed) this.hbWaker.wake();
+  }
+
+  /** Drops what the agent remembered of a pod that is gone for good. */
+  private forgetPod(podId: string): void {
+    this.knownPods.delete(podId);
+    this.maxEpoch.delete(podId);
+    this.problems.delete(podId);
+    for (const m of [this.restarts, this.backoffs, this.lastStates]) for (const k of m.keys()) if (k.startsWith(`${podId}/`)) m.delete(k);
   }
 
   private queueStatus(s: PodStatusReport): boolean {

@@ -7,6 +7,8 @@ export interface VerifiedLease {
   epoch: number;
   exp: number;
   policy: LeaseClaims['policy'];
+  /** A `keep` lease past its expiry: still a valid signature, so the pod keeps running offline. */
+  lapsed?: boolean;
 }
 
 /**
@@ -67,7 +69,23 @@ export class LeaseVerifier {
       if (!check.ok) return { refused: check.reason };
       return { podId: c.pod, epoch: c.epoch, exp: c.exp, policy: c.policy };
     } catch (e) {
-      return { refused: `lease signature or claims rejected: ${(e as { code?: string }).code ?? (e as Error).message}` };
+      const err = e as { code?: string; payload?: Partial<LeaseClaims> };
+      // The signature verified (jose checks it before the claims); only the expiry failed. A `keep`
+      // lease stays valid for running the pod while disconnected; it is never renewed by this.
+      if (err.code === 'ERR_JWT_EXPIRED' && err.payload?.policy === 'keep' && typeof err.payload.exp === 'number') {
+        const c = err.payload;
+        const check = checkLeaseClaims(c, {
+          issuer: this.issuer,
+          nodeId: this.nodeId,
+          podId: expect.podId,
+          specDigest: expect.specDigest,
+          minEpoch: expect.minEpoch,
+          nowSeconds: (c.exp as number) - 1,
+        });
+        if (!check.ok) return { refused: check.reason };
+        return { podId: c.pod as string, epoch: c.epoch as number, exp: c.exp as number, policy: 'keep', lapsed: true };
+      }
+      return { refused: `lease signature or claims rejected: ${err.code ?? (e as Error).message}` };
     }
   }
 }

@@ -17,24 +17,51 @@ export interface ActualContainer {
   state: 'created' | 'running' | 'exited' | 'other';
   exitCode?: number;
   restarts: number;
+  /** Consecutive quick restarts: the exponent of the back-off (reset after a long good run). */
+  backoff: number;
   /** The container whose network namespace this one joined (for all but the pod's first). */
   netnsOwner?: string;
   startedAt?: string;
+  startedAtMs?: number;
   finishedAt?: number;
+  oomKilled?: boolean;
   hostPorts: ContainerStatusReport['hostPorts'];
 }
 
 /** Steps the executors know; an action without an executor does not compile (see runtime.ts). */
 export interface StepArgs {
   pull: { image: string; podId: string };
-  create: { pod: DesiredPod; podId: string; index: number; restarts: number; netnsOwner?: string };
+  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string };
   start: { containerId: string; podId: string; container: string };
   stop: { containerId: string; podId: string; reason: string };
   /** `restartOf` is set when an exited container is removed to be replaced (counts a restart). */
-  remove: { containerId: string; podId: string; restartOf?: { container: string; restarts: number } };
+  remove: { containerId: string; podId: string; restartOf?: { container: string; restarts: number; backoff: number; last: LastTermination } };
 }
 /** One step of the plan. */
 export type Step = { [A in keyof StepArgs]: { action: A } & StepArgs[A] }[keyof StepArgs];
+
+/** How a container last ended (Kubernetes' lastState.terminated). */
+export interface LastTermination {
+  exitCode: number;
+  reason: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+/** Why a container ended, as Kubernetes names it. */
+export function terminationReason(a: Pick<ActualContainer, 'exitCode' | 'oomKilled'>): string {
+  return a.oomKilled ? 'OOMKilled' : a.exitCode === 0 ? 'Completed' : 'Error';
+}
+
+/** Whether an exited container is to be restarted under the pod's restartPolicy. */
+export function shouldRestart(policy: PodSpec['restartPolicy'] | undefined, a: Pick<ActualContainer, 'state' | 'exitCode'>): boolean {
+  if (policy === 'Never') return false;
+  if (policy === 'OnFailure') return a.state === 'other' || (a.exitCode ?? 1) !== 0;
+  return true;
+}
+
+/** A container that ran this long before ending restarts without back-off (Kubernetes: 10 minutes). */
+export const BACKOFF_RESET_MS = 10 * 60_000;
 
 /** Inputs the planner needs beyond desired and actual state. */
 export interface PlanContext {
@@ -45,6 +72,8 @@ export interface PlanContext {
   pullRetryAt: ReadonlyMap<string, number>;
   /** Restart count to give the next container created for `podId/container`. */
   restarts: ReadonlyMap<string, number>;
+  /** Back-off exponent to give the next container created for `podId/container`. */
+  backoffs?: ReadonlyMap<string, number>;
 }
 
 /** Restart back-off after the n-th restart: 10 s doubling, capped at 5 min (Kubernetes' curve). */
@@ -69,7 +98,7 @@ export function normalizeImage(image: string): string {
  * Plans the next layer of steps to move the engine from `actual` to `runnable`.
  * Pure: `now` and everything else come in as arguments.
  */
-export function planSteps(actual: readonly ActualContainer[], runnable: readonly DesiredPod[], ctx: PlanContext, backoffBaseMs = 10_000): Step[] {
+export function planSteps(actual: readonly ActualContainer[], runnable: readonly DesiredPod[], ctx: PlanContext, backoffBaseMs = 10_000, backoffResetMs = BACKOFF_RESET_MS): Step[] {
   const steps: Step[] = [];
   const wanted = new Map(runnable.map((p) => [p.id, p]));
   const byPod = new Map<string, ActualContainer[]>();
@@ -116,15 +145,35 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
         }
       }
       if (!a) {
-        steps.push({ action: 'create', pod, podId: pod.id, index, restarts: ctx.restarts.get(`${pod.id}/${c.name}`) ?? 0, ...(index > 0 && ownerNow ? { netnsOwner: ownerNow.id } : {}) });
+        const key = `${pod.id}/${c.name}`;
+        steps.push({
+          action: 'create',
+          pod,
+          podId: pod.id,
+          index,
+          restarts: ctx.restarts.get(key) ?? 0,
+          backoff: ctx.backoffs?.get(key) ?? 0,
+          ...(index > 0 && ownerNow ? { netnsOwner: ownerNow.id } : {}),
+        });
         return;
       }
       if (a.state === 'created') steps.push({ action: 'start', containerId: a.id, podId: pod.id, container: c.name });
       else if (a.state === 'exited' || a.state === 'other') {
-        // Always-restart, as a fresh container from the image (the writable layer does not survive).
-        const due = (a.finishedAt ?? 0) + restartBackoffMs(a.restarts + 1, backoffBaseMs);
+        // Restarted under the pod's restartPolicy, as a fresh container from the image (the writable
+        // layer does not survive), after a back-off that doubles with each quick restart and starts
+        // over after a long good run.
+        if (!shouldRestart(spec.restartPolicy, a)) return;
+        const ranLong = a.startedAtMs !== undefined && a.finishedAt !== undefined && a.finishedAt - a.startedAtMs >= backoffResetMs;
+        const backoff = ranLong ? 1 : a.backoff + 1;
+        const due = (a.finishedAt ?? 0) + restartBackoffMs(backoff, backoffBaseMs);
         if (due <= ctx.now) {
-          steps.push({ action: 'remove', containerId: a.id, podId: pod.id, restartOf: { container: c.name, restarts: a.restarts + 1 } });
+          const last: LastTermination = {
+            exitCode: a.exitCode ?? -1,
+            reason: terminationReason(a),
+            ...(a.startedAt ? { startedAt: a.startedAt } : {}),
+            ...(a.finishedAt ? { finishedAt: new Date(a.finishedAt).toISOString() } : {}),
+          };
+          steps.push({ action: 'remove', containerId: a.id, podId: pod.id, restartOf: { container: c.name, restarts: a.restarts + 1, backoff, last } });
         }
       }
     });
@@ -148,26 +197,80 @@ export interface PodProblem {
   message: string;
 }
 
+/** What the status computation needs to know of probes (all true without probes). */
+export interface ProbeView {
+  ready(containerId: string): boolean;
+  started(containerId: string): boolean;
+}
+
+const NO_PROBES: ProbeView = { ready: () => true, started: () => true };
+
 /**
  * Computes the status the agent reports for a pod from its containers (Kubernetes semantics:
- * Pending until every container runs; Running with ready=false while one is crash-looping).
+ * Pending until every container runs; Running with ready=false while one is crash-looping or not
+ * ready by its probes; Succeeded or Failed once every container ended for good under the pod's
+ * restartPolicy).
  */
-export function computePodStatus(pod: DesiredPod, epoch: number, actual: readonly ActualContainer[], restartsCarried: ReadonlyMap<string, number>, problem?: PodProblem): PodStatusReport {
+export function computePodStatus(
+  pod: DesiredPod,
+  epoch: number,
+  actual: readonly ActualContainer[],
+  restartsCarried: ReadonlyMap<string, number>,
+  problem?: PodProblem,
+  probes: ProbeView = NO_PROBES,
+  lastStates: ReadonlyMap<string, LastTermination> = new Map(),
+): PodStatusReport {
+  const policy = pod.spec.restartPolicy;
+  let finished = 0;
   const containers: ContainerStatusReport[] = pod.spec.containers.map((c) => {
+    const key = `${pod.id}/${c.name}`;
     const a = actual.filter((x) => x.podId === pod.id && x.container === c.name).sort((x, y) => y.restarts - x.restarts)[0];
-    const restartCount = Math.max(a?.restarts ?? 0, restartsCarried.get(`${pod.id}/${c.name}`) ?? 0);
-    if (!a) return { name: c.name, image: c.image, state: 'waiting', reason: problem?.reason ?? 'ContainerCreating', restartCount, hostPorts: [] };
-    if (a.state === 'running') return { name: c.name, image: c.image, containerId: a.id, state: 'running', restartCount, hostPorts: a.hostPorts, ...(a.startedAt ? { startedAt: a.startedAt } : {}) };
-    if (a.state === 'exited')
-      return { name: c.name, image: c.image, containerId: a.id, state: 'terminated', reason: a.exitCode === 0 ? 'Completed' : 'Error', exitCode: a.exitCode ?? -1, restartCount, hostPorts: [] };
-    return { name: c.name, image: c.image, containerId: a.id, state: 'waiting', reason: 'ContainerCreating', restartCount, hostPorts: [] };
+    const restartCount = Math.max(a?.restarts ?? 0, restartsCarried.get(key) ?? 0);
+    const last = lastStates.get(key);
+    const lastState = last ? { lastState: last } : {};
+    if (!a) return { name: c.name, image: c.image, state: 'waiting', reason: problem?.reason ?? 'ContainerCreating', restartCount, hostPorts: [], ready: false, ...lastState };
+    if (a.state === 'running') {
+      const started = probes.started(a.id);
+      return {
+        name: c.name,
+        image: c.image,
+        containerId: a.id,
+        state: 'running',
+        restartCount,
+        hostPorts: a.hostPorts,
+        ready: started && probes.ready(a.id),
+        started,
+        ...(a.startedAt ? { startedAt: a.startedAt } : {}),
+        ...lastState,
+      };
+    }
+    if (a.state === 'exited') {
+      if (!shouldRestart(policy, a)) finished++;
+      return {
+        name: c.name,
+        image: c.image,
+        containerId: a.id,
+        state: 'terminated',
+        reason: terminationReason(a),
+        exitCode: a.exitCode ?? -1,
+        restartCount,
+        hostPorts: [],
+        ready: false,
+        ...lastState,
+      };
+    }
+    return { name: c.name, image: c.image, containerId: a.id, state: 'waiting', reason: 'ContainerCreating', restartCount, hostPorts: [], ready: false, ...lastState };
   });
   const running = containers.filter((c) => c.state === 'running').length;
   const everStarted = containers.some((c) => c.state !== 'waiting' || c.restartCount > 0);
   const crashing = containers.find((c) => c.state === 'terminated' || (c.state === 'waiting' && c.restartCount > 0));
+  if (finished === containers.length) {
+    const ok = containers.every((c) => c.exitCode === 0);
+    return { podId: pod.id, epoch, phase: ok ? 'Succeeded' : 'Failed', ready: false, reason: ok ? 'Completed' : 'Error', containers };
+  }
   const phase = running === containers.length ? 'Running' : everStarted ? 'Running' : 'Pending';
-  const ready = running === containers.length;
-  const reason = ready ? undefined : crashing ? 'CrashLoopBackOff' : (problem?.reason ?? 'ContainerCreating');
+  const ready = running === containers.length && containers.every((c) => c.ready);
+  const reason = ready ? undefined : running === containers.length ? 'ContainersNotReady' : crashing ? 'CrashLoopBackOff' : (problem?.reason ?? 'ContainerCreating');
   return {
     podId: pod.id,
     epoch,

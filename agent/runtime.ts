@@ -1,6 +1,7 @@
 import Docker from 'dockerode';
 import type { ContainerSpec } from '../shared/manifest.js';
 import { LABELS } from '../shared/protocol.js';
+import { parseCpu, parseMemory } from '../shared/quantity.js';
 import type { ActualContainer, Step, StepArgs } from './reconcile.js';
 
 /** Options of the Docker runtime. */
@@ -20,7 +21,7 @@ export function connectDocker(url?: string): Docker {
   return new Docker({ host: u.hostname, port: Number(u.port || 2375), protocol: 'http' });
 }
 
-type ContainerDetails = Pick<ActualContainer, 'exitCode' | 'finishedAt' | 'startedAt' | 'hostPorts'>;
+type ContainerDetails = Pick<ActualContainer, 'exitCode' | 'finishedAt' | 'startedAt' | 'startedAtMs' | 'oomKilled' | 'hostPorts'>;
 
 /** Executes steps against one Docker engine and reads back the containers labelled with our node id. */
 export class DockerRuntime {
@@ -50,6 +51,7 @@ export class DockerRuntime {
         image: c.Image,
         state,
         restarts: Number(l[LABELS.restarts] ?? 0),
+        backoff: Number(l[LABELS.backoff] ?? l[LABELS.restarts] ?? 0),
         hostPorts: [],
         ...(l['dev.flotilla.netns-owner'] ? { netnsOwner: l['dev.flotilla.netns-owner'] } : {}),
       };
@@ -80,10 +82,13 @@ export class DockerRuntime {
       .catch(() => null);
     if (!info) return null;
     const d: ContainerDetails = { hostPorts: [] };
+    d.startedAt = info.State.StartedAt;
+    d.startedAtMs = Date.parse(info.State.StartedAt) || 0;
     if (state === 'exited') {
       d.exitCode = info.State.ExitCode;
       d.finishedAt = Date.parse(info.State.FinishedAt) || 0;
-    } else d.startedAt = info.State.StartedAt;
+      if (info.State.OOMKilled) d.oomKilled = true;
+    }
     for (const [key, binds] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
       const [port, proto] = key.split('/');
       for (const b of binds ?? []) d.hostPorts.push({ containerPort: Number(port), protocol: proto === 'udp' ? 'UDP' : 'TCP', hostIP: b.HostIp, hostPort: Number(b.HostPort) });
@@ -131,8 +136,9 @@ export class DockerRuntime {
         [LABELS.digest]: s.pod.specDigest,
         [LABELS.epoch]: String(s.pod.epoch),
         [LABELS.restarts]: String(s.restarts),
+        [LABELS.backoff]: String(s.backoff),
       };
-      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = { RestartPolicy: { Name: 'no' } };
+      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = { RestartPolicy: { Name: 'no' }, ...resourceLimits(c) };
       const exposed: Record<string, object> = {};
       if (s.index === 0) {
         // The pod's first container owns its network namespace, so every container port of the pod is published here.
@@ -182,4 +188,27 @@ export class DockerRuntime {
         });
     },
   };
+}
+
+/**
+ * Docker resource settings of a container: CPU and memory limits are enforced by the engine
+ * (NanoCpus, Memory with no extra swap); requests become CPU shares and a memory reservation, so a
+ * busy node divides CPU in proportion to what each container asked for.
+ */
+export function resourceLimits(c: ContainerSpec): Partial<NonNullable<Docker.ContainerCreateOptions['HostConfig']>> {
+  const out: Partial<NonNullable<Docker.ContainerCreateOptions['HostConfig']>> = {};
+  const lim = c.resources?.limits;
+  const req = c.resources?.requests;
+  const cpuLimit = lim?.cpu !== undefined ? parseCpu(lim.cpu) : null;
+  const memLimit = lim?.memory !== undefined ? parseMemory(lim.memory) : null;
+  const cpuReq = req?.cpu !== undefined ? parseCpu(req.cpu) : cpuLimit;
+  const memReq = req?.memory !== undefined ? parseMemory(req.memory) : null;
+  if (cpuLimit) out.NanoCpus = cpuLimit * 1_000_000;
+  if (memLimit) {
+    out.Memory = memLimit;
+    out.MemorySwap = memLimit;
+  }
+  if (cpuReq) out.CpuShares = Math.max(2, Math.round((cpuReq * 1024) / 1000));
+  if (memReq && (!memLimit || memReq <= memLimit)) out.MemoryReservation = memReq;
+  return out;
 }

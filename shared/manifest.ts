@@ -166,6 +166,7 @@ export const podSpecSchema = z
     const hostPorts = new Set<string>();
     const ctrPorts = new Set<string>();
     const portNames = new Set(spec.containers.flatMap((c) => (c.ports ?? []).flatMap((p) => (p.name ? [p.name] : []))));
+    const ctrPortNumbers = new Set(spec.containers.flatMap((c) => (c.ports ?? []).filter((p) => p.protocol === 'TCP').map((p) => p.containerPort)));
     spec.containers.forEach((c, i) => {
       const req = c.resources?.requests;
       const lim = c.resources?.limits;
@@ -181,8 +182,10 @@ export const podSpecSchema = z
         const p = c[kind];
         if (!p) continue;
         const port = p.httpGet?.port ?? p.tcpSocket?.port;
-        if (typeof port === 'string' && !portNames.has(port))
-          ctx.addIssue({ code: 'custom', path: ['containers', i, kind, p.httpGet ? 'httpGet' : 'tcpSocket', 'port'], message: `no container port named "${port}"` });
+        const portPath = ['containers', i, kind, p.httpGet ? 'httpGet' : 'tcpSocket', 'port'];
+        if (typeof port === 'string' && !portNames.has(port)) ctx.addIssue({ code: 'custom', path: portPath, message: `no container port named "${port}"` });
+        if (typeof port === 'number' && !ctrPortNumbers.has(port))
+          ctx.addIssue({ code: 'custom', path: portPath, message: `port ${port} is not a declared container port (the agent probes a container through its published port: declare it in ports)` });
         if (kind !== 'readinessProbe' && p.successThreshold !== 1)
           ctx.addIssue({ code: 'custom', path: ['containers', i, kind, 'successThreshold'], message: 'must be 1 for liveness and startup probes' });
       }

@@ -61,6 +61,19 @@ const containerStatus = z.strictObject({
   restartCount: z.number().int().min(0),
   startedAt: z.string().optional(),
   hostPorts: z.array(hostPort),
+  /** Ready by its readiness probe (running, and started, without one). */
+  ready: z.boolean().optional(),
+  /** Passed its startup probe (or has none). */
+  started: z.boolean().optional(),
+  /** How the previous container of this name ended. */
+  lastState: z
+    .strictObject({
+      exitCode: z.number().int(),
+      reason: z.string().max(256),
+      startedAt: z.string().optional(),
+      finishedAt: z.string().optional(),
+    })
+    .optional(),
 });
 
 /** Pod phases, as in Kubernetes. */
@@ -145,4 +158,5 @@ export const LABELS = {
   digest: 'dev.flotilla.digest',
   epoch: 'dev.flotilla.epoch',
   restarts: 'dev.flotilla.restarts',
+  backoff: 'dev.flotilla.backoff',
 } as const;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { expect } from 'vitest';
 import { nodeContainers, removeNodeContainers } from '../lib/docker.js';
-import { deploymentManifest } from '../lib/fixtures.js';
+import { deploymentManifest, type ManifestOptions } from '../lib/fixtures.js';
 import { type Proc, runCli, startCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
 
@@ -50,9 +50,9 @@ export class Cluster {
   }
 
   /** Writes a manifest file for a busybox httpd Deployment. */
-  manifest(name: string, replicas: number): string {
+  manifest(name: string, replicas: number, o: ManifestOptions = {}): string {
     const f = join(this.tmp('flotilla-manifest-'), `${name}.json`);
-    writeFileSync(f, JSON.stringify(deploymentManifest(name, { replicas })));
+    writeFileSync(f, JSON.stringify(deploymentManifest(name, { replicas, ...o })));
     return f;
   }
 

@@ -50,8 +50,9 @@ describe('Node control plane with two agents on real Docker', () => {
     expect(cluster.cli('get', 'nodes')).toMatch(/NAME\s+STATUS[\s\S]*edge-a\s+Ready/);
   });
 
-  it('runs a 3-replica deployment across both nodes, answering HTTP on 127.0.0.1', async () => {
-    web = cluster.manifest('web', 3);
+  it('runs a 3-replica deployment spread across both nodes, answering HTTP on 127.0.0.1', async () => {
+    // The default scoring packs pods onto few nodes; a topology spread constraint spreads them.
+    web = cluster.manifest('web', 3, { spread: true });
     expect(cluster.cli('apply', '-f', web).trim()).toBe('deployment.apps/web created');
     expect(cluster.cli('apply', '-f', web).trim()).toBe('deployment.apps/web unchanged');
     const pods = await cluster.waitRunning(3);

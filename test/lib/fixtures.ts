@@ -4,20 +4,45 @@ import type { PodSpec } from '../../shared/manifest.js';
 import type { DesiredPod } from '../../shared/protocol.js';
 
 /** A Deployment manifest for tests (busybox httpd serving /www). */
-export function deploymentManifest(name: string, o: { replicas?: number; image?: string; namespace?: string; nodeSelector?: Record<string, string>; hostPort?: number } = {}) {
+export interface ManifestOptions {
+  replicas?: number;
+  image?: string;
+  namespace?: string;
+  nodeSelector?: Record<string, string>;
+  hostPort?: number;
+  annotations?: Record<string, string>;
+  /** Spread replicas over nodes (topology spread on kubernetes.io/hostname, maxSkew 1). */
+  spread?: boolean;
+  /** Extra pod spec fields (tolerations, affinity, restartPolicy, ...). */
+  pod?: Record<string, unknown>;
+  /** Extra fields of the web container (resources, probes, command, ...). */
+  container?: Record<string, unknown>;
+  kind?: 'Deployment' | 'DaemonSet';
+}
+
+export function deploymentManifest(name: string, o: ManifestOptions = {}) {
+  const kind = o.kind ?? 'Deployment';
   return {
     apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, ...(o.namespace ? { namespace: o.namespace } : {}), labels: { app: name } },
+    kind,
+    metadata: { name, ...(o.namespace ? { namespace: o.namespace } : {}), labels: { app: name }, ...(o.annotations ? { annotations: o.annotations } : {}) },
     spec: {
-      replicas: o.replicas ?? 1,
+      ...(kind === 'Deployment' ? { replicas: o.replicas ?? 1 } : {}),
       selector: { matchLabels: { app: name } },
       template: {
         metadata: { labels: { app: name } },
         spec: {
           ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+          ...(o.spread ? { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule' }] } : {}),
+          ...(o.pod ?? {}),
           containers: [
-            { name: 'web', image: o.image ?? 'local/busybox:1', command: ['httpd', '-f', '-p', '80', '-h', '/www'], ports: [{ containerPort: 80, ...(o.hostPort ? { hostPort: o.hostPort } : {}) }] },
+            {
+              name: 'web',
+              image: o.image ?? 'local/busybox:1',
+              command: ['httpd', '-f', '-p', '80', '-h', '/www'],
+              ports: [{ containerPort: 80, ...(o.hostPort ? { hostPort: o.hostPort } : {}) }],
+              ...(o.container ?? {}),
+            },
           ],
         },
       },
@@ -87,6 +112,7 @@ export function actual(id: string, podId: string, o: Partial<ActualContainer> = 
     image: 'local/busybox:1',
     state: 'running',
     restarts: 0,
+    backoff: 0,
     hostPorts: [],
     ...o,
   };

@@ -12,9 +12,9 @@ describe('planSteps', () => {
         { name: 'side', image: 'local/busybox:1' },
       ] as never,
     });
-    expect(planSteps([], [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 0, restarts: 0 }]);
+    expect(planSteps([], [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 0, restarts: 0, backoff: 0 }]);
     const withOwner = [actual('c1', 'a')];
-    expect(planSteps(withOwner, [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 1, restarts: 0, netnsOwner: 'c1' }]);
+    expect(planSteps(withOwner, [pod], ctx())).toEqual([{ action: 'create', pod, podId: 'a', index: 1, restarts: 0, backoff: 0, netnsOwner: 'c1' }]);
   });
 
   it('does nothing when every container runs (adoption after an agent restart)', () => {
@@ -49,7 +49,35 @@ describe('planSteps', () => {
     const exited = actual('c1', 'a', { state: 'exited', finishedAt: 1_000_000 - 5_000, restarts: 0 });
     expect(planSteps([exited], [desiredPod('a')], ctx())).toEqual([]);
     const later = ctx({ now: 1_000_000 + 6_000 });
-    expect(planSteps([exited], [desiredPod('a')], later)).toEqual([{ action: 'remove', containerId: 'c1', podId: 'a', restartOf: { container: 'web', restarts: 1 } }]);
+    expect(planSteps([exited], [desiredPod('a')], later)).toEqual([
+      {
+        action: 'remove',
+        containerId: 'c1',
+        podId: 'a',
+        restartOf: { container: 'web', restarts: 1, backoff: 1, last: { exitCode: -1, reason: 'Error', finishedAt: new Date(1_000_000 - 5_000).toISOString() } },
+      },
+    ]);
+  });
+
+  it('doubles the back-off with quick restarts, and starts over after a long good run', () => {
+    const now = 1_000_000_000;
+    // third quick crash: back-off 10 s * 2^2 = 40 s
+    const quick = actual('c1', 'a', { state: 'exited', exitCode: 1, restarts: 2, backoff: 2, startedAtMs: now - 35_000, finishedAt: now - 30_000 });
+    expect(planSteps([quick], [desiredPod('a')], ctx({ now }))).toEqual([]);
+    expect(planSteps([quick], [desiredPod('a')], ctx({ now: now + 11_000 }))[0]).toMatchObject({ action: 'remove', restartOf: { restarts: 3, backoff: 3 } });
+    // ran 11 minutes before failing: restarted after the base back-off, count still grows
+    const long = { ...quick, startedAtMs: now - 11 * 60_000 - 30_000 };
+    expect(planSteps([long], [desiredPod('a')], ctx({ now }))[0]).toMatchObject({ action: 'remove', restartOf: { restarts: 3, backoff: 1 } });
+  });
+
+  it('honours restartPolicy: Never leaves an exited container, OnFailure restarts only failures', () => {
+    const now = 1_000_000_000;
+    const ok = actual('c1', 'a', { state: 'exited', exitCode: 0, finishedAt: now - 60_000 });
+    const failed = actual('c1', 'a', { state: 'exited', exitCode: 2, finishedAt: now - 60_000 });
+    expect(planSteps([failed], [desiredPod('a', { restartPolicy: 'Never' })], ctx({ now }))).toEqual([]);
+    expect(planSteps([ok], [desiredPod('a', { restartPolicy: 'OnFailure' })], ctx({ now }))).toEqual([]);
+    expect(planSteps([failed], [desiredPod('a', { restartPolicy: 'OnFailure' })], ctx({ now }))[0]).toMatchObject({ action: 'remove' });
+    expect(planSteps([ok], [desiredPod('a', { restartPolicy: 'Always' })], ctx({ now }))[0]).toMatchObject({ action: 'remove' });
   });
 
   it('removes a duplicate container of the same pod', () => {
@@ -93,5 +121,29 @@ describe('computePodStatus', () => {
     const s = computePodStatus(desiredPod('a'), 1, [actual('c1', 'a', { state: 'exited', exitCode: 3, restarts: 2 })], new Map());
     expect(s).toMatchObject({ phase: 'Running', ready: false, reason: 'CrashLoopBackOff' });
     expect(s.containers[0]).toMatchObject({ state: 'terminated', exitCode: 3, restartCount: 2 });
+  });
+});
+
+describe('computePodStatus with probes and restart policies', () => {
+  it('is not ready while a readiness probe fails, and not started before its startup probe passes', () => {
+    const probes = { ready: (id: string) => id !== 'c1', started: () => true };
+    expect(computePodStatus(desiredPod('a'), 1, [actual('c1', 'a')], new Map(), undefined, probes)).toMatchObject({ phase: 'Running', ready: false, reason: 'ContainersNotReady' });
+    const notStarted = { ready: () => true, started: () => false };
+    const s = computePodStatus(desiredPod('a'), 1, [actual('c1', 'a')], new Map(), undefined, notStarted);
+    expect(s.ready).toBe(false);
+    expect(s.containers[0]).toMatchObject({ started: false, ready: false });
+  });
+
+  it('ends Succeeded or Failed when containers ended for good, and reports the last termination', () => {
+    const done = actual('c1', 'a', { state: 'exited', exitCode: 0 });
+    expect(computePodStatus(desiredPod('a', { restartPolicy: 'Never' }), 1, [done], new Map()).phase).toBe('Succeeded');
+    const failed = actual('c1', 'a', { state: 'exited', exitCode: 1 });
+    expect(computePodStatus(desiredPod('a', { restartPolicy: 'Never' }), 1, [failed], new Map()).phase).toBe('Failed');
+    expect(computePodStatus(desiredPod('a', { restartPolicy: 'OnFailure' }), 1, [failed], new Map()).phase).toBe('Running');
+    const last = new Map([['a/web', { exitCode: 137, reason: 'Error' }]]);
+    expect(computePodStatus(desiredPod('a'), 1, [actual('c2', 'a', { restarts: 1 })], new Map(), undefined, undefined, last).containers[0]).toMatchObject({
+      restartCount: 1,
+      lastState: { exitCode: 137, reason: 'Error' },
+    });
   });
 });
