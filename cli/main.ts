@@ -3,7 +3,7 @@ import { parseDuration } from '../shared/duration.js';
 import { CliError, call } from './api.js';
 import { parse, parseLabelsFlag, target } from './args.js';
 import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
-import { deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
+import { daemonSetTable, deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
 
 const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
 
@@ -15,8 +15,12 @@ Usage:
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
   flotilla api-token list | api-token revoke ID
   flotilla apply -f FILE|-  [-n NS]
-  flotilla get nodes|deployments|pods|events [NAME] [-n NS] [-A] [-o table|json]
+  flotilla get nodes|deployments|daemonsets|pods|events [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]
+  flotilla cordon NODE | uncordon NODE
+  flotilla drain NODE [--timeout 5m]
+  flotilla label node NODE key=value ... key- ...
+  flotilla taint node NODE key[=value]:Effect ... key- ...
   flotilla node revoke NAME
   flotilla keys rotate | new-signing-key | new-admin-token
   flotilla version
@@ -151,7 +155,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
       const [kindArg, name] = positionals;
       const kind = KIND_ALIASES[kindArg ?? ''];
-      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, pods, events)`, 2);
+      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events)`, 2);
       const t = target(values);
       const ns = encodeURIComponent(values.namespace ?? 'default');
       const all = values['all-namespaces'] === true;
@@ -164,7 +168,7 @@ async function main(argv: string[]): Promise<number> {
         console.log(JSON.stringify(r.body, null, 2));
         return 0;
       }
-      if (values.output && values.output !== 'table') throw new CliError(`unknown output format "${values.output}" (table, json)`, 2);
+      if (values.output && values.output !== 'table' && values.output !== 'wide') throw new CliError(`unknown output format "${values.output}" (table, wide, json)`, 2);
       const items = (name ? [r.body] : (r.body.items as Array<Record<string, unknown>>)) as never[];
       const now = Date.now();
       if (kind === 'events') {
@@ -176,7 +180,16 @@ async function main(argv: string[]): Promise<number> {
           ),
         );
       } else if (items.length === 0) console.error(`No ${kind} found${kind === 'nodes' ? '' : ` in ${all ? 'any namespace' : `namespace ${decodeURIComponent(ns)}`}`}.`);
-      else console.log(kind === 'nodes' ? nodeTable(items, now) : kind === 'deployments' ? deploymentTable(items, now, all) : podTable(items, now, all));
+      else
+        console.log(
+          kind === 'nodes'
+            ? nodeTable(items, now)
+            : kind === 'deployments'
+              ? deploymentTable(items, now, all)
+              : kind === 'daemonsets'
+                ? daemonSetTable(items, now, all)
+                : podTable(items, now, all, values.output === 'wide'),
+        );
       return 0;
     }
     case 'delete': {
@@ -186,14 +199,95 @@ async function main(argv: string[]): Promise<number> {
       if (values.filename) for (const d of readManifests(values.filename)) targets.push(pathFor(d, values.namespace));
       else {
         const [kindArg, name] = positionals;
-        if (KIND_ALIASES[kindArg ?? ''] !== 'deployments' || !name) throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment NAME', 2);
-        targets.push({ path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}`, label: `deployment.apps/${name}` });
+        const plural = KIND_ALIASES[kindArg ?? ''];
+        if ((plural !== 'deployments' && plural !== 'daemonsets') || !name) throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset NAME', 2);
+        targets.push({ path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${plural}/${encodeURIComponent(name)}`, label: `${plural.slice(0, -1)}.apps/${name}` });
       }
       for (const x of targets) {
         if (x.label.startsWith('namespace/')) throw new CliError('deleting namespaces is not supported yet');
         await call(t, 'DELETE', x.path);
         console.log(`${x.label} deleted`);
       }
+      return 0;
+    }
+    case 'cordon':
+    case 'uncordon': {
+      const { values, positionals } = parse(rest, {});
+      if (!positionals[0]) throw new CliError(`usage: flotilla ${cmd} NODE`, 2);
+      await call(target(values), 'POST', `/v1/nodes/${encodeURIComponent(positionals[0])}/${cmd}`);
+      console.log(`node/${positionals[0]} ${cmd}ed`);
+      return 0;
+    }
+    case 'drain': {
+      const { values, positionals } = parse(rest, { timeout: { type: 'string' } });
+      const node = positionals[0];
+      if (!node) throw new CliError('usage: flotilla drain NODE [--timeout 5m]', 2);
+      const timeoutMs = values.timeout ? parseDuration(values.timeout) : 300_000;
+      if (timeoutMs === null) throw new CliError(`--timeout: not a duration: ${values.timeout}`, 2);
+      const t = target(values);
+      const r = await call<{ remainingPods: string[] }>(t, 'POST', `/v1/nodes/${encodeURIComponent(node)}/drain`);
+      console.log(`node/${node} cordoned`);
+      // Deployment pods move off once their replacements are Ready; DaemonSet pods stay (as kubectl's --ignore-daemonsets).
+      const deadline = Date.now() + timeoutMs;
+      let remaining = r.body.remainingPods;
+      let shown = '';
+      while (remaining.length > 0) {
+        const line = `waiting for ${remaining.length} pod(s) to move off ${node}: ${remaining.slice(0, 5).join(', ')}${remaining.length > 5 ? ', ...' : ''}`;
+        if (line !== shown) console.log(line);
+        shown = line;
+        if (Date.now() > deadline) throw new CliError(`drain of ${node} timed out with ${remaining.length} pod(s) left (their replacements are not Ready: see flotilla get pods)`);
+        await new Promise((res) => setTimeout(res, 1000));
+        const pods = await call<{ items: Array<{ metadata: { name: string; namespace: string; ownerReferences?: Array<{ kind: string }> }; spec: { nodeName: string | null } }> }>(
+          t,
+          'GET',
+          '/v1/pods',
+        );
+        remaining = pods.body.items.filter((p) => p.spec.nodeName === node && p.metadata.ownerReferences?.[0]?.kind !== 'DaemonSet').map((p) => `${p.metadata.namespace}/${p.metadata.name}`);
+      }
+      console.log(`node/${node} drained`);
+      return 0;
+    }
+    case 'label':
+    case 'taint': {
+      const { values, positionals } = parse(rest, {});
+      const [kindArg, node, ...changes] = positionals;
+      if (KIND_ALIASES[kindArg ?? ''] !== 'nodes' || !node || changes.length === 0)
+        throw new CliError(`usage: flotilla ${cmd} node NODE ${cmd === 'label' ? 'key=value ... key-' : 'key[=value]:Effect ... key-'}`, 2);
+      const t = target(values);
+      const current = await call<{ metadata: { labels: Record<string, string> }; spec: { taints?: Array<{ key: string; value?: string; effect: string }> } }>(
+        t,
+        'GET',
+        `/v1/nodes/${encodeURIComponent(node)}`,
+      );
+      let body: Record<string, unknown>;
+      if (cmd === 'label') {
+        const labels = { ...current.body.metadata.labels };
+        for (const c of changes) {
+          if (c.endsWith('-')) delete labels[c.slice(0, -1)];
+          else {
+            const eq = c.indexOf('=');
+            if (eq <= 0) throw new CliError(`label: "${c}" is not key=value or key-`, 2);
+            labels[c.slice(0, eq)] = c.slice(eq + 1);
+          }
+        }
+        body = { labels };
+      } else {
+        let taints = [...(current.body.spec.taints ?? [])];
+        for (const c of changes) {
+          if (c.endsWith('-')) {
+            const [key, effect] = c.slice(0, -1).split(':');
+            taints = taints.filter((x) => !(x.key === key && (!effect || x.effect === effect)));
+            continue;
+          }
+          const m = /^([^=:]+)(?:=([^:]*))?:(NoSchedule|PreferNoSchedule|NoExecute)$/.exec(c);
+          if (!m) throw new CliError(`taint: "${c}" is not key[=value]:NoSchedule|PreferNoSchedule|NoExecute or key-`, 2);
+          taints = taints.filter((x) => !(x.key === m[1] && x.effect === m[3]));
+          taints.push({ key: m[1] as string, ...(m[2] ? { value: m[2] } : {}), effect: m[3] as string });
+        }
+        body = { taints };
+      }
+      await call(t, 'PATCH', `/v1/nodes/${encodeURIComponent(node)}`, body);
+      console.log(`node/${node} ${cmd === 'label' ? 'labeled' : 'tainted'}`);
       return 0;
     }
     case 'node': {

@@ -11,6 +11,10 @@ export const KIND_ALIASES: Record<string, string> = {
   deployments: 'deployments',
   deploy: 'deployments',
   'deployment.apps': 'deployments',
+  daemonset: 'daemonsets',
+  daemonsets: 'daemonsets',
+  ds: 'daemonsets',
+  'daemonset.apps': 'daemonsets',
   pod: 'pods',
   pods: 'pods',
   po: 'pods',
@@ -50,6 +54,7 @@ export function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined
   const name = encodeURIComponent(String(meta.name ?? ''));
   const ns = encodeURIComponent(meta.namespace ?? nsFlag ?? 'default');
   if (kind === 'Deployment') return { path: `/v1/namespaces/${ns}/deployments/${name}`, label: `deployment.apps/${meta.name}` };
+  if (kind === 'DaemonSet') return { path: `/v1/namespaces/${ns}/daemonsets/${name}`, label: `daemonset.apps/${meta.name}` };
   if (kind === 'Namespace') return { path: `/v1/namespaces/${name}`, label: `namespace/${meta.name}` };
-  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, Namespace)`);
+  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace)`);
 }

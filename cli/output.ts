@@ -18,10 +18,18 @@ const age = (o: Obj, now: number) => (o.metadata.creationTimestamp ? formatAge(n
 /** Table rows for nodes. */
 export function nodeTable(items: Obj[], now: number): string {
   return table(
-    ['NAME', 'STATUS', 'PODS', 'CPUS', 'MEMORY', 'DOCKER', 'LABELS', 'AGE'],
+    ['NAME', 'STATUS', 'PODS', 'CPUS', 'MEMORY', 'ALLOCATABLE', 'TAINTS', 'DOCKER', 'LABELS', 'AGE'],
     items.map((n) => {
-      const st = n.status as { conditions: Array<{ status: string }>; capacity: { cpu: string; memory: string }; nodeInfo: { containerRuntimeVersion: string }; pods?: number };
-      const spec = n.spec as { unschedulable?: boolean };
+      const st = n.status as {
+        conditions: Array<{ status: string }>;
+        capacity: { cpu: string; memory: string };
+        allocatable?: { cpu: string; memory: string };
+        nodeInfo: { containerRuntimeVersion: string };
+        pods?: number;
+        draining?: boolean;
+      };
+      const spec = n.spec as { unschedulable?: boolean; taints?: Array<{ key: string; value?: string; effect: string }> };
+      const taints = (spec.taints ?? []).map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(',') || '<none>';
       const ready = st.conditions[0]?.status === 'True' ? 'Ready' : 'NotReady';
       const labels =
         Object.entries(n.metadata.labels ?? {})
@@ -30,10 +38,12 @@ export function nodeTable(items: Obj[], now: number): string {
           .join(',') || '<none>';
       return [
         n.metadata.name,
-        spec.unschedulable ? `${ready},SchedulingDisabled` : ready,
+        spec.unschedulable ? `${ready},SchedulingDisabled${st.draining ? ',Draining' : ''}` : ready,
         String(st.pods ?? ''),
         st.capacity.cpu,
         `${Math.round(Number(st.capacity.memory) / 2 ** 20)}Mi`,
+        st.allocatable ? `${st.allocatable.cpu}/${st.allocatable.memory}` : '',
+        taints,
         st.nodeInfo.containerRuntimeVersion.replace('docker://', ''),
         labels,
         age(n, now),
@@ -63,24 +73,62 @@ export function deploymentTable(items: Obj[], now: number, allNamespaces: boolea
   );
 }
 
-/** Table rows for pods: node, phase, ready, restarts, host ports. */
-export function podTable(items: Obj[], now: number, allNamespaces: boolean): string {
+/** Table rows for pods: node, phase, ready, restarts, host ports; `wide` adds the reason in full. */
+export function podTable(items: Obj[], now: number, allNamespaces: boolean, wide = false): string {
   return table(
-    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'NODE', 'PORTS', 'AGE'],
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'READY', 'STATUS', 'RESTARTS', 'NODE', 'PORTS', 'AGE', ...(wide ? ['MESSAGE'] : [])],
     items.map((p) => {
       const st = p.status as {
         phase: string;
         reason?: string;
+        message?: string;
         containerStatuses: Array<{ ready: boolean; restartCount: number }>;
         hostPorts: Array<{ hostIP: string; hostPort: number; containerPort: number; protocol: string }>;
       };
       const spec = p.spec as { containers: unknown[]; nodeName: string | null };
       const ready = st.containerStatuses.filter((c) => c.ready).length;
       const restarts = st.containerStatuses.reduce((n, c) => n + c.restartCount, 0);
-      // Like kubectl: a one-word reason (ContainerCreating, CrashLoopBackOff) replaces the phase.
-      const status = st.phase !== 'Terminating' && st.reason && !/\s/.test(st.reason) ? st.reason : st.phase;
+      // Like kubectl: a one-word reason (ContainerCreating, CrashLoopBackOff) replaces the phase; a
+      // pod the scheduler cannot place shows Unschedulable (the counted reason is in -o wide).
+      const unschedulable = st.phase === 'Pending' && spec.nodeName === null && st.reason?.startsWith('0/');
+      const status = unschedulable ? 'Unschedulable' : st.phase !== 'Terminating' && st.reason && !/\s/.test(st.reason) ? st.reason : st.phase;
       const ports = st.hostPorts.map((h) => `${h.hostIP}:${h.hostPort}->${h.containerPort}/${h.protocol.toLowerCase()}`).join(',') || '<none>';
-      return [...(allNamespaces ? [p.metadata.namespace ?? ''] : []), p.metadata.name, `${ready}/${spec.containers.length}`, status, String(restarts), spec.nodeName ?? '<none>', ports, age(p, now)];
+      const message = unschedulable ? (st.reason ?? '') : (st.message ?? (st.reason && /\s/.test(st.reason) ? st.reason : ''));
+      return [
+        ...(allNamespaces ? [p.metadata.namespace ?? ''] : []),
+        p.metadata.name,
+        `${ready}/${spec.containers.length}`,
+        status,
+        String(restarts),
+        spec.nodeName ?? '<none>',
+        ports,
+        age(p, now),
+        ...(wide ? [message || '<none>'] : []),
+      ];
+    }),
+  );
+}
+
+/** Table rows for DaemonSets. */
+export function daemonSetTable(items: Obj[], now: number, allNamespaces: boolean): string {
+  return table(
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR', 'AGE'],
+    items.map((d) => {
+      const st = d.status as { desiredNumberScheduled: number; currentNumberScheduled: number; numberReady: number; updatedNumberScheduled: number; numberAvailable: number };
+      const sel = (d.spec as { template: { spec: { nodeSelector?: Record<string, string> } } }).template.spec.nodeSelector ?? {};
+      return [
+        ...(allNamespaces ? [d.metadata.namespace ?? ''] : []),
+        d.metadata.name,
+        String(st.desiredNumberScheduled),
+        String(st.currentNumberScheduled),
+        String(st.numberReady),
+        String(st.updatedNumberScheduled),
+        String(st.numberAvailable),
+        Object.entries(sel)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '<none>',
+        age(d, now),
+      ];
     }),
   );
 }

@@ -21,6 +21,7 @@ function agentTimings() {
     retryBaseMs: n(process.env.FLOTILLA_RETRY_BASE_MS),
     retryCapMs: n(process.env.FLOTILLA_RETRY_CAP_MS),
     stopTimeoutSec: n(process.env.FLOTILLA_STOP_TIMEOUT_S),
+    firstPollWaitMs: n(process.env.FLOTILLA_FIRST_POLL_WAIT_MS),
   };
 }
 

@@ -105,6 +105,12 @@ export const workloadRoutes = new Hono<AppEnv>()
     await ensureNamespace(c.var.deps.db, name, c.var.deps.clock());
     return c.json({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   })
+  .get('/pods', async (c) => {
+    requireScope(c.var.principal, 'read');
+    const p = c.var.principal;
+    const [rows, names] = await Promise.all([listPods(c.var.deps.db), nodeNames(c.var.deps)]);
+    return c.json({ apiVersion: 'v1', kind: 'PodList', items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderPod(r, r.nodeId ? names.get(r.nodeId) : undefined)) });
+  })
   .get('/namespaces/:ns/pods', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);

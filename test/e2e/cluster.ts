@@ -13,6 +13,9 @@ export class Cluster {
   readonly agents: Proc[] = [];
   readonly nodeIds: string[] = [];
   private readonly dirs: string[] = [];
+  /** Data directory and node id of each agent, by node name. */
+  readonly dataDirs = new Map<string, string>();
+  readonly nodeIdOf = new Map<string, string>();
 
   constructor(
     readonly url: string,
@@ -38,14 +41,20 @@ export class Cluster {
   }
 
   /** Starts an agent process and waits until it has enrolled and runs. */
-  async startAgent(name: string, enrollToken: string): Promise<Proc> {
-    const p = startCli(['agent', '--server', this.url, '--token', enrollToken, '--name', name, '--data-dir', this.tmp(`flotilla-${name}-`)], { FLOTILLA_LOG_LEVEL: 'debug' });
+  async startAgent(name: string, enrollToken: string, o: { server?: string; args?: string[]; env?: Record<string, string>; dataDir?: string } = {}): Promise<Proc> {
+    const dataDir = o.dataDir ?? this.tmp(`flotilla-${name}-`);
+    this.dataDirs.set(name, dataDir);
+    const p = startCli(['agent', '--server', o.server ?? this.url, '--token', enrollToken, '--name', name, '--data-dir', dataDir, ...(o.args ?? [])], {
+      FLOTILLA_LOG_LEVEL: 'debug',
+      ...(o.env ?? {}),
+    });
     this.agents.push(p);
     await p.waitForOutput(new RegExp(`agent "${name}" running`), 30_000);
     const nodes = JSON.parse(this.cli('get', 'nodes', '-o', 'json')) as { items: Array<{ metadata: { name: string; uid: string } }> };
     const id = nodes.items.find((n) => n.metadata.name === name)?.metadata.uid;
     if (!id) throw new Error(`node ${name} not listed`);
-    this.nodeIds.push(id);
+    if (!this.nodeIds.includes(id)) this.nodeIds.push(id);
+    this.nodeIdOf.set(name, id);
     return p;
   }
 
