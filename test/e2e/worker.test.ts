@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireDocker } from '../lib/docker.js';
+import { nodeContainers, requireDocker } from '../lib/docker.js';
 import { type Proc, start } from '../lib/proc.js';
 import { freePort } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
@@ -33,6 +33,7 @@ beforeAll(async () => {
       String(port),
       '--persist-to',
       state,
+      '--test-scheduled',
       '--var',
       `FLOTILLA_BOOTSTRAP_TOKEN:${TOKEN}`,
       '--var',
@@ -70,4 +71,42 @@ describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
     expect(worker.out()).toMatch(/"runtime":"worker"/);
     expect(worker.out()).not.toContain(TOKEN);
   });
+
+  it('reschedules the pods of a lost node; the Cron Trigger handler runs the controllers', async () => {
+    const token = cluster.cli('token', 'create', '--uses', '2').trim();
+    await Promise.all([cluster.startAgent('wk-a', token), cluster.startAgent('wk-b', token)]);
+    const agentA = cluster.agents.find((a) => a.out().includes('agent "wk-a" running')) as Proc;
+    const idA = cluster.nodeIdOf.get('wk-a') as string;
+    cluster.cli(
+      'apply',
+      '-f',
+      cluster.manifest('wlost', 1, {
+        pod: {
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['wk-a', 'wk-b'] }] }] },
+            },
+          },
+        },
+      }),
+    );
+    await waitFor('wlost running on one node', () => cluster.pods().filter((p) => p.metadata.labels.app === 'wlost' && p.status.phase === 'Running').length === 1, 60_000, 300);
+    const on = cluster.pods().find((p) => p.metadata.labels.app === 'wlost' && p.status.phase === 'Running');
+    const victim = on.spec.nodeName === 'wk-a' ? agentA : (cluster.agents.find((a) => a.out().includes('agent "wk-b" running')) as Proc);
+    const victimId = on.spec.nodeName === 'wk-a' ? idA : (cluster.nodeIdOf.get('wk-b') as string);
+    victim.child.kill('SIGKILL');
+    for (const c of await nodeContainers(docker, victimId)) await docker.getContainer(c.Id).remove({ force: true });
+    const survivor = on.spec.nodeName === 'wk-a' ? 'wk-b' : 'wk-a';
+    await waitFor(
+      `wlost rescheduled onto ${survivor}`,
+      async () => {
+        await fetch(`${cluster.url}/__scheduled?cron=*+*+*+*+*`);
+        return cluster.pods().some((p) => p.metadata.labels.app === 'wlost' && p.spec.nodeName === survivor && p.status.phase === 'Running');
+      },
+      60_000,
+      500,
+    );
+    expect(worker.out()).toMatch(/scheduled tick/);
+    cluster.cli('delete', 'deployment', 'wlost');
+  }, 150_000);
 });
