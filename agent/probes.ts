@@ -97,7 +97,8 @@ async function execProbe(docker: Docker, containerId: string, cmd: string[], tim
     let out = '';
     await new Promise<void>((resolve) => {
       stream.on('data', (b: Buffer) => {
-        if (out.length < 1024) out += b.toString('utf8').replace(/[\u0000-\u0008]/g, '');
+        // Docker's multiplexed stream has binary frame headers: keep printable text only.
+        if (out.length < 1024) out += Array.from(b.toString('utf8'), (ch) => (ch >= ' ' || ch === '\n' ? ch : '')).join('');
       });
       stream.on('end', () => resolve());
       stream.on('close', () => resolve());
