@@ -1,12 +1,12 @@
-import { and, eq, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
 import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, SCORING_ANNOTATION } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
 import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans } from '../core/deployment.js';
 import { schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
-import type { Db } from '../store/db.js';
-import { insertEvent, pruneEvents } from '../store/events.js';
+import { chunkRows, type Db } from '../store/db.js';
+import { type EventInput, insertEvents, pruneEvents } from '../store/events.js';
 import { fleetVersionSql } from '../store/meta.js';
 import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, toPodView } from '../store/pods.js';
 import { controllerLocks, deployments, nodeLeases, nodes, pods } from '../store/schema.js';
@@ -120,18 +120,15 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // Specs only for the pods placement needs them for (pending ones).
   const pendingIds = podRows.filter((p) => p.nodeId === null && p.desired === 'run').map((p) => p.id);
   const specs = new Map<string, Record<string, unknown>>();
-  for (let i = 0; i < pendingIds.length; i += 500) {
-    const rows = await db
-      .select({ id: pods.id, spec: pods.spec })
-      .from(pods)
-      .where(inArray(pods.id, pendingIds.slice(i, i + 500)))
-      .all();
+  for (const ids of chunkRows(db, pendingIds, 1)) {
+    const rows = await db.select({ id: pods.id, spec: pods.spec }).from(pods).where(inArray(pods.id, ids)).all();
     for (const r of rows) specs.set(r.id, r.spec);
   }
   // A lease is its node's, revoked or not: a revoked node's agent may hold leases until they expire.
   const nodeLease = new Map(nodeRows.map((n) => [n.id, n.leaseExpiresAt]));
   let views = podRows.map((p) => toPodView({ ...p, spec: specs.get(p.id) }, nodeLease, scoringOf.get(p.deploymentId)));
   const stmts: Stmt[] = [];
+  const evs: EventInput[] = [];
   const guards: { depId: string; index: number }[] = [];
   const touched = new Set<string>();
   const newPods: PodView[] = [];
@@ -154,18 +151,16 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // Node conditions: record Ready <-> NotReady transitions, with events.
   for (const t of planNodeConditions(liveNodes.map((n) => ({ id: n.id, name: n.name, recordedReady: n.recordedReady, ready: now - n.lastSeenAt <= config.nodeGraceMs })))) {
     stmts.push(db.update(nodes).set({ ready: t.ready }).where(eq(nodes.id, t.nodeId)));
-    stmts.push(
-      insertEvent(db, {
-        namespace: '',
-        kind: 'Node',
-        name: t.name,
-        type: t.ready ? 'Normal' : 'Warning',
-        reason: t.ready ? 'NodeReady' : 'NodeNotReady',
-        message: t.ready ? 'node is renewing its leases again' : 'node stopped renewing its leases (missed heartbeats)',
-        source: 'node-controller',
-        at: now,
-      }),
-    );
+    evs.push({
+      namespace: '',
+      kind: 'Node',
+      name: t.name,
+      type: t.ready ? 'Normal' : 'Warning',
+      reason: t.ready ? 'NodeReady' : 'NodeNotReady',
+      message: t.ready ? 'node is renewing its leases again' : 'node stopped renewing its leases (missed heartbeats)',
+      source: 'node-controller',
+      at: now,
+    });
   }
 
   // Node loss: `stop` pods whose node's lease lapsed more than the skew margin ago go back to Pending.
@@ -174,40 +169,40 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     const row = nameOf.get(p.id);
     if (!row || !p.nodeId) continue;
     stmts.push(releaseLostPod(db, p.id, p.nodeId, now, config.clockSkewMs));
-    stmts.push(
-      insertEvent(db, {
-        namespace: row.namespace,
-        kind: 'Pod',
-        name: row.name,
-        type: 'Warning',
-        reason: 'NodeLost',
-        message: `node ${nodeName.get(p.nodeId) ?? p.nodeId} lost its lease; rescheduling`,
-        source: 'node-controller',
-        at: now,
-      }),
-    );
+    evs.push({
+      namespace: row.namespace,
+      kind: 'Pod',
+      name: row.name,
+      type: 'Warning',
+      reason: 'NodeLost',
+      message: `node ${nodeName.get(p.nodeId) ?? p.nodeId} lost its lease; rescheduling`,
+      source: 'node-controller',
+      at: now,
+    });
     evicted.add(p.id);
     result.evicted++;
   }
   if (evicted.size > 0) {
     // Evicted pods need their specs to be placed in this same tick.
     const ids = [...evicted];
-    for (let i = 0; i < ids.length; i += 500) {
-      const rows = await db
-        .select({ id: pods.id, spec: pods.spec })
-        .from(pods)
-        .where(inArray(pods.id, ids.slice(i, i + 500)))
-        .all();
+    for (const chunk of chunkRows(db, ids, 1)) {
+      const rows = await db.select({ id: pods.id, spec: pods.spec }).from(pods).where(inArray(pods.id, chunk)).all();
       for (const r of rows) specs.set(r.id, r.spec);
     }
     views = views.map((v) => (evicted.has(v.id) ? { ...v, nodeId: null, ready: false, constraints: constraintsOf(specs.get(v.id) as PodSpec, scoringOf.get(v.deploymentId) ?? config.scoring) } : v));
   }
 
+  const takenNames = new Set(podRows.map((p) => `${p.namespace}/${p.name}`));
   const newPod = (d: (typeof depRows)[number], stamp: string, revision: number, pinnedNode: string | null) => {
     const spec = (d.spec as WorkloadSpec).template;
     const hash = d.templateDigest.slice(0, 10);
     const id = crypto.randomUUID();
-    const name = d.kind === 'DaemonSet' ? `${d.name}-${randomSuffix()}` : `${d.name}-${hash}-${randomSuffix()}`;
+    // Names are unique per namespace: 27^5 suffixes collide often at thousands of replicas, so a
+    // name already taken (stored, or made earlier in this tick) is drawn again.
+    let name: string;
+    do name = d.kind === 'DaemonSet' ? `${d.name}-${randomSuffix()}` : `${d.name}-${hash}-${randomSuffix()}`;
+    while (takenNames.has(`${d.namespace}/${name}`));
+    takenNames.add(`${d.namespace}/${name}`);
     const req = podRequests(spec.spec);
     const hostPorts = podHostPorts(spec.spec);
     const policy = disconnectPolicy(d.kind, d.annotations);
@@ -282,32 +277,28 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       stmts.push(stopPod(db, s.podId, now, { depId: d.id, stamp }));
       if (p?.nodeId) touched.add(p.nodeId);
       if (p)
-        stmts.push(
-          insertEvent(db, {
-            namespace: p.namespace,
-            kind: 'Pod',
-            name: p.name,
-            type: 'Normal',
-            reason: 'Killing',
-            message: `stopping pod (${s.reason})`,
-            source: `${d.kind.toLowerCase()}-controller`,
-            at: now,
-          }),
-        );
-    }
-    if (create.length > 0)
-      stmts.push(
-        insertEvent(db, {
-          namespace: d.namespace,
-          kind: d.kind,
-          name: d.name,
+        evs.push({
+          namespace: p.namespace,
+          kind: 'Pod',
+          name: p.name,
           type: 'Normal',
-          reason: d.kind === 'Deployment' ? 'ScalingReplicaSet' : 'SuccessfulCreate',
-          message: `creating ${create.length} pod(s) of revision ${d.revision}`,
+          reason: 'Killing',
+          message: `stopping pod (${s.reason})`,
           source: `${d.kind.toLowerCase()}-controller`,
           at: now,
-        }),
-      );
+        });
+    }
+    if (create.length > 0)
+      evs.push({
+        namespace: d.namespace,
+        kind: d.kind,
+        name: d.name,
+        type: 'Normal',
+        reason: d.kind === 'Deployment' ? 'ScalingReplicaSet' : 'SuccessfulCreate',
+        message: `creating ${create.length} pod(s) of revision ${d.revision}`,
+        source: `${d.kind.toLowerCase()}-controller`,
+        at: now,
+      });
     result.stopped += stop.length;
   }
 
@@ -327,7 +318,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   if (finalize.length > 0) {
     // Re-checked in SQL: the node's lease may have been renewed since the snapshot.
     const lapsed = sql`NOT EXISTS (SELECT 1 FROM nodes WHERE nodes.id = ${pods.nodeId} AND nodes.revoked_at IS NULL AND EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = nodes.id AND l.lease_expires_at >= ${now - config.clockSkewMs}))`;
-    stmts.push(db.delete(pods).where(and(inArray(pods.id, finalize), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lapsed))));
+    for (const ids of chunkRows(db, finalize, 1, 4)) stmts.push(db.delete(pods).where(and(inArray(pods.id, ids), eq(pods.desired, 'stop'), or(isNull(pods.nodeId), lapsed))));
     result.finalized += finalize.length;
   }
 
@@ -337,44 +328,44 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const plan = schedule({ nodes: nodeViews, placed: views.filter((p) => p.nodeId !== null), pending });
   const assigned = new Map(plan.assign.map((a) => [a.podId, a.nodeId]));
   const unschedulable = new Map(plan.unschedulable.map((u) => [u.podId, u.reason]));
+  const insertsByStamp = new Map<string, { depId: string; rows: (typeof pods.$inferInsert)[] }>();
   for (const ins of pendingInserts) {
     const nodeId = assigned.get(ins.row.id) ?? null;
     const digest = await podDigest(ins.row.spec);
     const reason = unschedulable.get(ins.row.id) ?? null;
-    stmts.push(insertPodGuarded(db, { ...ins.row, specDigest: digest, nodeId, epoch: nodeId ? 1 : 0, reason, message: reason ? 'Unschedulable' : null }, ins.stamp));
+    const group = insertsByStamp.get(ins.stamp) ?? { depId: ins.depId, rows: [] };
+    group.rows.push({ ...ins.row, specDigest: digest, nodeId, epoch: nodeId ? 1 : 0, reason, message: reason ? 'Unschedulable' : null });
+    insertsByStamp.set(ins.stamp, group);
     if (nodeId) {
       touched.add(nodeId);
-      stmts.push(
-        insertEvent(db, {
-          namespace: ins.row.namespace,
-          kind: 'Pod',
-          name: ins.row.name,
-          type: 'Normal',
-          reason: 'Scheduled',
-          message: `assigned to ${nodeName.get(nodeId)}`,
-          source: 'scheduler',
-          at: now,
-        }),
-      );
+      evs.push({
+        namespace: ins.row.namespace,
+        kind: 'Pod',
+        name: ins.row.name,
+        type: 'Normal',
+        reason: 'Scheduled',
+        message: `assigned to ${nodeName.get(nodeId)}`,
+        source: 'scheduler',
+        at: now,
+      });
     }
     result.created++;
   }
+  for (const [stamp, g] of insertsByStamp) stmts.push(...insertPodsGuarded(db, g.depId, g.rows, stamp));
   for (const a of plan.assign) {
     const existing = nameOf.get(a.podId);
     if (!existing) continue; // created above
     stmts.push(assignPod(db, a.podId, a.nodeId, now));
-    stmts.push(
-      insertEvent(db, {
-        namespace: existing.namespace,
-        kind: 'Pod',
-        name: existing.name,
-        type: 'Normal',
-        reason: 'Scheduled',
-        message: `assigned to ${nodeName.get(a.nodeId)}`,
-        source: 'scheduler',
-        at: now,
-      }),
-    );
+    evs.push({
+      namespace: existing.namespace,
+      kind: 'Pod',
+      name: existing.name,
+      type: 'Normal',
+      reason: 'Scheduled',
+      message: `assigned to ${nodeName.get(a.nodeId)}`,
+      source: 'scheduler',
+      at: now,
+    });
     touched.add(a.nodeId);
     result.assigned++;
   }
@@ -390,9 +381,10 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
           .set({ reason: u.reason, message: 'Unschedulable', updatedAt: now })
           .where(and(eq(pods.id, u.podId), isNull(pods.nodeId))),
       );
-    stmts.push(insertEvent(db, { namespace: row.namespace, kind: 'Pod', name: row.name, type: 'Warning', reason: 'FailedScheduling', message: u.reason, source: 'scheduler', at: now }));
+    evs.push({ namespace: row.namespace, kind: 'Pod', name: row.name, type: 'Warning', reason: 'FailedScheduling', message: u.reason, source: 'scheduler', at: now });
   }
-  if (touched.size > 0) stmts.push(bumpNodes(db, [...touched]));
+  stmts.push(...insertEvents(db, evs));
+  if (touched.size > 0) stmts.push(...bumpNodes(db, [...touched]));
   // Pruning old events is housekeeping: at most once a minute per instance, in a batch with real work.
   if (stmts.length > 0 && now - (lastPrune.get(deps.cluster) ?? 0) > 60_000) {
     stmts.push(pruneEvents(db, now - config.eventRetentionMs));
@@ -417,34 +409,34 @@ function stopPod(db: Db, podId: string, now: number, guard?: { depId: string; st
   return db.update(pods).set({ desired: 'stop', deletionRequestedAt: now, updatedAt: now }).where(cond);
 }
 
-/** Inserts a pod only if the Deployment still carries this tick's stamp. */
-function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) {
-  const cols = [
-    'id',
-    'namespace',
-    'name',
-    'deployment_id',
-    'workload',
-    'revision',
-    'spec',
-    'spec_digest',
-    'labels',
-    'cpu_request',
-    'memory_request',
-    'host_ports',
-    'policy',
-    'pinned_node',
-    'node_id',
-    'epoch',
-    'desired',
-    'phase',
-    'ready',
-    'reason',
-    'message',
-    'created_at',
-    'updated_at',
-  ];
-  const vals = [
+const POD_COLUMNS = [
+  'id',
+  'namespace',
+  'name',
+  'deployment_id',
+  'workload',
+  'revision',
+  'spec',
+  'spec_digest',
+  'labels',
+  'cpu_request',
+  'memory_request',
+  'host_ports',
+  'policy',
+  'pinned_node',
+  'node_id',
+  'epoch',
+  'desired',
+  'phase',
+  'ready',
+  'reason',
+  'message',
+  'created_at',
+  'updated_at',
+] as const;
+
+function podValues(row: typeof pods.$inferInsert): unknown[] {
+  return [
     row.id,
     row.namespace,
     row.name,
@@ -469,12 +461,30 @@ function insertPodGuarded(db: Db, row: typeof pods.$inferInsert, stamp: string) 
     row.createdAt,
     row.updatedAt,
   ];
-  return db.run(
-    sql`INSERT INTO pods (${sql.raw(cols.join(', '))}) SELECT ${sql.join(
-      vals.map((v) => sql`${v}`),
-      sql`, `,
-    )} WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ${row.deploymentId} AND plan_stamp = ${stamp})`,
-  );
+}
+
+/**
+ * Inserts a workload's new pods only if it still carries this tick's stamp: multi-row statements
+ * (`INSERT ... SELECT * FROM (VALUES ...) WHERE EXISTS stamp`), chunked under the database's
+ * parameter limit. One statement per few hundred pods instead of one per pod is most of what made
+ * committed placement fast.
+ */
+function insertPodsGuarded(db: Db, depId: string, rows: readonly (typeof pods.$inferInsert)[], stamp: string) {
+  return chunkRows(db, rows, POD_COLUMNS.length, 2).map((chunk) => {
+    // One flat list of chunks (text, value, text, value, ...): nested sql`` fragments per value cost
+    // more to build than the statement costs to run.
+    const chunks: SQLChunk[] = [new StringChunk(`INSERT INTO pods (${POD_COLUMNS.join(', ')}) SELECT * FROM (VALUES `)];
+    chunk.forEach((r, i) => {
+      const values = podValues(r);
+      values.forEach((v, j) => {
+        chunks.push(new StringChunk(j === 0 ? (i === 0 ? '(' : ', (') : ', '));
+        chunks.push(v as SQLChunk);
+      });
+      chunks.push(new StringChunk(')'));
+    });
+    chunks.push(new StringChunk(') WHERE EXISTS (SELECT 1 FROM deployments WHERE id = '), depId as SQLChunk, new StringChunk(' AND plan_stamp = '), stamp as SQLChunk, new StringChunk(')'));
+    return db.run(new SQL(chunks));
+  });
 }
 
 const digestCache = new WeakMap<object, string>();

@@ -113,26 +113,75 @@ export type FilterReason =
   | 'insufficient memory'
   | 'topology spread constraint';
 
-function filterNode(s: NodeState, pod: PodView): FilterReason[] {
+// Filter outcomes: 0 passes; otherwise an index into REASONS. Resource shortages are a bit set
+// (cpu | memory) so a node short of both counts under both, as in Kubernetes.
+const REASONS: readonly FilterReason[] = [
+  'not ready',
+  'not ready',
+  'cordoned',
+  'node selector mismatch',
+  'node affinity mismatch',
+  'untolerated taint',
+  'host port conflict',
+  'insufficient cpu',
+  'insufficient memory',
+];
+const F_OK = 0;
+const F_NOT_READY = 1;
+const F_CORDONED = 2;
+const F_SELECTOR = 3;
+const F_AFFINITY = 4;
+const F_TAINT = 5;
+const F_PORT = 6;
+const F_CPU = 1 << 8;
+const F_MEMORY = 1 << 9;
+
+/** Filters that do not change while a plan is made: readiness, cordon, selector, affinity, taints. */
+function staticFilter(s: NodeState, pod: PodView): number {
   const n = s.node;
   const c = pod.constraints;
   if (pod.pinnedNode !== null) {
     // A DaemonSet pod: only its node, whatever its readiness or cordon (as Kubernetes' DaemonSet pods tolerate them).
-    if (n.id !== pod.pinnedNode) return ['node affinity mismatch'];
+    if (n.id !== pod.pinnedNode) return F_AFFINITY;
   } else {
-    if (!n.ready) return ['not ready'];
-    if (n.cordoned || n.draining) return ['cordoned'];
+    if (!n.ready) return F_NOT_READY;
+    if (n.cordoned || n.draining) return F_CORDONED;
   }
   if (c) {
-    if (!matchesSelector(n.labels, c.nodeSelector)) return ['node selector mismatch'];
-    if (!matchesAffinity(n.labels, c.affinityTerms)) return ['node affinity mismatch'];
-    if (untoleratedTaint(n.taints, c.tolerations)) return ['untolerated taint'];
+    if (!matchesSelector(n.labels, c.nodeSelector)) return F_SELECTOR;
+    if (c.affinityTerms.length > 0 && !matchesAffinity(n.labels, c.affinityTerms)) return F_AFFINITY;
+    if (n.taints.length > 0 && untoleratedTaint(n.taints, c.tolerations)) return F_TAINT;
   }
-  for (const hp of pod.hostPorts) if (s.ports.has(hp)) return ['host port conflict'];
-  const out: FilterReason[] = [];
-  if (pod.cpu > 0 && s.cpu + pod.cpu > n.allocatable.cpu) out.push('insufficient cpu');
-  if (pod.memory > 0 && s.memory + pod.memory > n.allocatable.memory) out.push('insufficient memory');
+  return F_OK;
+}
+
+/** Filters that change as pods are placed: host ports, CPU and memory. */
+function dynamicFilter(s: NodeState, pod: PodView): number {
+  const hps = pod.hostPorts;
+  for (let i = 0; i < hps.length; i++) if (s.ports.has(hps[i] as string)) return F_PORT;
+  let out = F_OK;
+  if (pod.cpu > 0 && s.cpu + pod.cpu > s.node.allocatable.cpu) out |= F_CPU;
+  if (pod.memory > 0 && s.memory + pod.memory > s.node.allocatable.memory) out |= F_MEMORY;
   return out;
+}
+
+function countFiltered(counts: Map<string, number>, code: number): void {
+  const add = (r: string) => counts.set(r, (counts.get(r) ?? 0) + 1);
+  if (code & F_CPU) add('insufficient cpu');
+  if (code & F_MEMORY) add('insufficient memory');
+  const base = code & 0xff;
+  if (base !== F_OK) add(REASONS[base] as string);
+}
+
+/**
+ * How many feasible nodes to find before scoring, as kube-scheduler's percentageOfNodesToScore:
+ * every node up to 100, then a share that falls from 50 % to 5 % as the fleet grows (never fewer
+ * than 100). Scanning stops there, so a placement costs O(feasible wanted), not O(fleet).
+ */
+export function feasibleNodesToFind(total: number): number {
+  if (total <= 100) return total;
+  const pct = Math.max(5, 50 - Math.floor(total / 125));
+  return Math.max(100, Math.floor((total * pct) / 100));
 }
 
 function utilisation(s: NodeState, pod: PodView): number {
@@ -145,7 +194,7 @@ function utilisation(s: NodeState, pod: PodView): number {
 function score(s: NodeState, pod: PodView, scoring: Scoring): number {
   const u = utilisation(s, pod);
   let v = scoring === 'MostAllocated' ? u * 100 : (1 - u) * 100;
-  if (pod.constraints && untoleratedTaint(s.node.taints, pod.constraints.tolerations, ['PreferNoSchedule'])) v -= 50;
+  if (s.node.taints.length > 0 && pod.constraints && untoleratedTaint(s.node.taints, pod.constraints.tolerations, ['PreferNoSchedule'])) v -= 50;
   return v;
 }
 
@@ -156,7 +205,9 @@ export function unschedulableReason(total: number, counts: ReadonlyMap<string, n
 }
 
 /**
- * Places pending pods, oldest first. Filters: readiness and cordon (not for DaemonSet pods, which
+ * Places pending pods, oldest first. Large fleets are scanned only until enough feasible nodes are
+ * found (see feasibleNodesToFind), always from the first node by name, so results stay deterministic
+ * and bin packing fills the same nodes first. Filters: readiness and cordon (not for DaemonSet pods, which
  * are pinned to their node), nodeSelector, required node affinity, NoSchedule/NoExecute taints,
  * host ports, CPU and memory requests against allocatable, hard topology spread. Scores:
  * MostAllocated (bin packing, default) or LeastAllocated, minus a penalty for PreferNoSchedule
@@ -174,15 +225,41 @@ export function schedule(input: ScheduleInput): SchedulePlan {
   const ordered = [...states.values()];
   const plan: SchedulePlan = { assign: [], unschedulable: [] };
   const pending = [...input.pending].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-  for (const pod of pending) {
-    const counts = new Map<string, number>();
-    const feasible: NodeState[] = [];
-    for (const s of ordered) {
-      const why = filterNode(s, pod);
-      if (why.length === 0) feasible.push(s);
-      else for (const r of why) counts.set(r, (counts.get(r) ?? 0) + 1);
+  const want = feasibleNodesToFind(ordered.length);
+  // Static filters are evaluated once per distinct set of constraints (the pods of one workload
+  // share them), so a placement costs a walk over the statically eligible nodes, not the fleet.
+  const staticCache = new Map<string, { eligible: NodeState[]; counts: Map<string, number> }>();
+  const staticOf = (pod: PodView) => {
+    const c = pod.constraints;
+    const key = `${pod.pinnedNode ?? ''}\u0000${c ? JSON.stringify([c.nodeSelector, c.affinityTerms, c.tolerations]) : ''}`;
+    let hit = staticCache.get(key);
+    if (!hit) {
+      hit = { eligible: [], counts: new Map() };
+      for (const s of ordered) {
+        const code = staticFilter(s, pod);
+        if (code === F_OK) hit.eligible.push(s);
+        else countFiltered(hit.counts, code);
+      }
+      staticCache.set(key, hit);
     }
+    return hit;
+  };
+  for (const pod of pending) {
+    const st = staticOf(pod);
+    const counts = new Map(st.counts);
+    const feasible: NodeState[] = [];
     const spread = pod.constraints?.topologySpread ?? [];
+    // Spread constraints count pods over every domain, so they see every node.
+    const enough = spread.length > 0 || pod.pinnedNode !== null ? ordered.length : want;
+    const eligible = st.eligible;
+    for (let i = 0; i < eligible.length; i++) {
+      const s = eligible[i] as NodeState;
+      const code = dynamicFilter(s, pod);
+      if (code === F_OK) {
+        feasible.push(s);
+        if (feasible.length >= enough) break;
+      } else countFiltered(counts, code);
+    }
     const penalty = new Map<NodeState, number>();
     let candidates = feasible;
     for (const tc of spread) {

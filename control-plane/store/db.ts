@@ -15,7 +15,26 @@ export type Db = LibSQLDatabase<typeof schema>;
 export function fromD1(d1: D1DatabaseLike): Db {
   const db = drizzleD1(d1 as never, { schema }) as DrizzleD1Database<typeof schema>;
   patchD1Batch(db, d1);
+  paramLimits.set(db, 100); // D1: at most 100 bound parameters per statement
   return db as unknown as Db;
+}
+
+const paramLimits = new WeakMap<object, number>();
+
+/**
+ * Most bound parameters one statement may carry on this database: multi-row inserts are chunked
+ * by it (D1 allows 100; SQLite's default limit is 32,766, of which we use a safe part).
+ */
+export function paramLimit(db: Db): number {
+  return paramLimits.get(db) ?? 8000;
+}
+
+/** Splits rows into chunks that keep each statement under the parameter limit. */
+export function chunkRows<T>(db: Db, rows: readonly T[], paramsPerRow: number, extraParams = 0): T[][] {
+  const per = Math.max(1, Math.floor((paramLimit(db) - extraParams) / paramsPerRow));
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += per) out.push(rows.slice(i, i + per));
+  return out;
 }
 
 interface BatchItem {

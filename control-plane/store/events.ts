@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, lt, type SQL } from 'drizzle-orm';
-import type { Db } from './db.js';
+import { chunkRows, type Db } from './db.js';
 import { events } from './schema.js';
 
 /** An event about one object, as recorded. */
@@ -17,6 +17,11 @@ export interface EventInput {
 /** An insert statement for an event, to put in a batch with the change it describes. */
 export function insertEvent(db: Db, e: EventInput) {
   return db.insert(events).values({ ...e, message: e.message.slice(0, 1024) });
+}
+
+/** Multi-row inserts for many events (chunked under the database's parameter limit). */
+export function insertEvents(db: Db, list: readonly EventInput[]) {
+  return chunkRows(db, list, 8).map((chunk) => db.insert(events).values(chunk.map((e) => ({ ...e, message: e.message.slice(0, 1024) }))));
 }
 
 /** Events, newest last, optionally for one namespace/object, after an id (for watching). */

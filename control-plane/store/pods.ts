@@ -1,7 +1,7 @@
 import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { PodSpec } from '../../shared/manifest.js';
 import type { PodConstraints, PodView, Scoring } from '../core/types.js';
-import type { Db } from './db.js';
+import { chunkRows, type Db } from './db.js';
 import { nodes, pods } from './schema.js';
 
 /** A stored pod row. */
@@ -97,14 +97,14 @@ export const leaseSubjectColumns = {
 /** A pod as lease signing needs it. */
 export type LeaseSubject = { [K in keyof typeof leaseSubjectColumns]: PodRow[K] };
 
-/** Lease subjects of the pods the given nodes should run, grouped by node (one query per 500 nodes). */
+/** Lease subjects of the pods the given nodes should run, grouped by node (queries chunked under the parameter limit). */
 export async function leaseSubjectsOf(db: Db, nodeIds: readonly string[]): Promise<Map<string, LeaseSubject[]>> {
   const out = new Map<string, LeaseSubject[]>(nodeIds.map((id) => [id, []]));
-  for (let i = 0; i < nodeIds.length; i += 500) {
+  for (const ids of chunkRows(db, nodeIds, 1, 1)) {
     const rows = await db
       .select(leaseSubjectColumns)
       .from(pods)
-      .where(and(inArray(pods.nodeId, nodeIds.slice(i, i + 500) as string[]), eq(pods.desired, 'run')))
+      .where(and(inArray(pods.nodeId, ids as string[]), eq(pods.desired, 'run')))
       .all();
     for (const r of rows) out.get(r.nodeId as string)?.push(r);
   }
@@ -121,12 +121,14 @@ export function desiredPodsOf(db: Db, nodeId: string): Promise<PodRow[]> {
     .all();
 }
 
-/** Bumps the desired-state version (the agent's ETag) of nodes. */
+/** Bumps the desired-state version (the agent's ETag) of nodes: statements, chunked under the parameter limit. */
 export function bumpNodes(db: Db, nodeIds: readonly string[]) {
-  return db
-    .update(nodes)
-    .set({ desiredVersion: sql`${nodes.desiredVersion} + 1` })
-    .where(inArray(nodes.id, [...nodeIds]));
+  return chunkRows(db, nodeIds, 1, 1).map((ids) =>
+    db
+      .update(nodes)
+      .set({ desiredVersion: sql`${nodes.desiredVersion} + 1` })
+      .where(inArray(nodes.id, [...ids])),
+  );
 }
 
 /** Assigns a pending pod to a node with a fresh epoch; a no-op if someone else placed it. */

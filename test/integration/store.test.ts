@@ -1,14 +1,15 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { hasWork, runTick } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
-import { enrollNode } from '../../control-plane/store/nodes.js';
+import { enrollNode, listNodes, patchNode } from '../../control-plane/store/nodes.js';
 import { listPods } from '../../control-plane/store/pods.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
-import { applyDeployment, deleteDeployment, getDeployment } from '../../control-plane/store/workloads.js';
-import { parseDeployment } from '../../shared/manifest.js';
+import { applyDeployment, applyWorkload, deleteDeployment, getDeployment } from '../../control-plane/store/workloads.js';
+import { parseDeployment, parseWorkload } from '../../shared/manifest.js';
 import { FACTS, nodeKeys } from '../lib/cp.js';
 import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
@@ -95,5 +96,60 @@ describe.each([
     const later = { ...deps, clock: () => now + deps.config.leaseTtlMs + deps.config.clockSkewMs + 1000 };
     await runTick(later);
     expect((await listPods(t.db)).filter((p) => p.deploymentId === dep!.id)).toEqual([]);
+  });
+
+  it('creates thousands of replicas in one tick, every pod with its own name and a node', async () => {
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('many', { replicas: 2000 })), 'default', now, 'test');
+    const r = await runTick(deps);
+    expect(r.created).toBe(2000);
+    const many = (await listPods(t.db, { namespace: 'default' })).filter((p) => p.workload === 'many');
+    expect(new Set(many.map((p) => p.name)).size).toBe(2000);
+    expect(many.every((p) => p.nodeId !== null && p.epoch === 1)).toBe(true);
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'many'))!, now, 'test');
+    await runTick(deps);
+  });
+
+  it('a DaemonSet follows node labels: the idle check sees a label change, and the pods follow', async () => {
+    const [n1, n2] = (await listNodes(t.db)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    await patchNode(t.db, n1!, { labels: { cam: 'yes' } }, now, 'test');
+    await applyWorkload(t.db, parseWorkload({ ...deploymentManifest('cams', { kind: 'DaemonSet', pod: { nodeSelector: { cam: 'yes' } } }) }), 'default', now, 'test');
+    await runTick(deps);
+    const cams = async () => (await listPods(t.db)).filter((p) => p.workload === 'cams' && p.desired === 'run');
+    expect((await cams()).map((p) => p.nodeId)).toEqual([n1!.id]);
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
+    await patchNode(t.db, n2!, { labels: { cam: 'yes' } }, now, 'test');
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
+    await runTick(deps);
+    expect((await cams()).map((p) => p.nodeId).sort()).toEqual([n1!.id, n2!.id].sort());
+    expect((await cams()).every((p) => p.policy === 'keep')).toBe(true);
+    await patchNode(t.db, n1!, { labels: {} }, now, 'test');
+    await runTick(deps);
+    expect((await cams()).map((p) => p.nodeId)).toEqual([n2!.id]);
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'cams', 'DaemonSet'))!, now, 'test');
+    await runTick(deps);
+  });
+
+  it('moves stop pods of a node whose lease lapsed past the skew to a live node at a higher epoch; keep pods stay', async () => {
+    const [n1, n2] = (await listNodes(t.db)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('mobile', { replicas: 1, nodeSelector: { 'kubernetes.io/hostname': n1!.name } })), 'default', now, 'test');
+    await applyWorkload(t.db, parseWorkload(deploymentManifest('stay', { kind: 'DaemonSet', pod: { nodeSelector: { 'kubernetes.io/hostname': n1!.name } } })), 'default', now, 'test');
+    await runTick(deps);
+    // widen the selector (a new revision replaces the pod, still on n1 by bin packing order)
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('mobile', { replicas: 1 })), 'default', now, 'test');
+    await runTick(deps);
+    const before = (await listPods(t.db)).find((p) => p.workload === 'mobile' && p.desired === 'run');
+    expect(before?.nodeId).toBe(n1!.id);
+    // n2 keeps renewing; n1 falls silent.
+    const later = now + deps.config.leaseTtlMs + deps.config.clockSkewMs + 1000;
+    await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${later}, lease_expires_at = ${later + 30_000} WHERE node_id = ${n2!.id}`);
+    const atSkewEdge = { ...deps, clock: () => n1!.leaseExpiresAt + deps.config.clockSkewMs - 1 };
+    await runTick(atSkewEdge);
+    expect((await listPods(t.db)).find((p) => p.id === before!.id)?.nodeId).toBe(n1!.id); // not before expiry + skew
+    await runTick({ ...deps, clock: () => later });
+    const after = (await listPods(t.db)).find((p) => p.id === before!.id);
+    expect([after?.nodeId, after?.epoch]).toEqual([n2!.id, before!.epoch + 1]);
+    expect((await listPods(t.db)).find((p) => p.workload === 'stay')?.nodeId).toBe(n1!.id);
+    const n1Row = (await listNodes(t.db)).find((n) => n.id === n1!.id);
+    expect(n1Row?.ready).toBe(false);
   });
 });
