@@ -1,18 +1,30 @@
 // npm run bench [-- NAME ...] [--quick]: runs the benchmarks, prints a table, rewrites docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { benchFailover, FULL as FAILOVER_FULL, QUICK as FAILOVER_QUICK, type FailoverResult } from './failover.js';
 import { benchHeartbeat, FULL, type HeartbeatResult, QUICK } from './heartbeat.js';
 import { machineFacts } from './procs.js';
+import { benchSchedule, FULL as SCHEDULE_FULL, QUICK as SCHEDULE_QUICK, type ScheduleRow } from './schedule.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const renderOnly = args.includes('--render-only'); // rewrite docs/benchmarks.md from the stored results
 const names = args.filter((a) => !a.startsWith('--'));
-const selected = renderOnly ? [] : names.length ? names : ['heartbeat'];
+const KNOWN = ['heartbeat', 'schedule', 'failover'];
+const selected = renderOnly ? [] : names.length ? names : KNOWN;
 const RESULTS = 'docs/bench-results.json';
 
+interface Run<R> {
+  at: string;
+  mode: string;
+  command: string;
+  machine: string;
+  result: R;
+}
 interface Stored {
-  heartbeat?: { at: string; mode: string; command: string; machine: string; result: HeartbeatResult };
+  heartbeat?: Run<HeartbeatResult>;
+  schedule?: Run<ScheduleRow[]>;
+  failover?: Run<FailoverResult>;
 }
 
 // The control plane is measured as it ships: compiled JS from dist/.
@@ -37,8 +49,38 @@ for (const name of selected) {
         'DB writes/heartbeat': r.writesPerHeartbeat.toFixed(2),
       },
     ]);
+  } else if (name === 'schedule') {
+    console.log(`== schedule (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const rows = await benchSchedule(quick ? SCHEDULE_QUICK : SCHEDULE_FULL, log);
+    stored.schedule = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:schedule${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: rows };
+    console.table(
+      rows.map((r) => ({
+        benchmark: 'schedule',
+        nodes: r.nodes,
+        pods: r.pods,
+        'pure placements/s': Math.round(r.pureRate),
+        'committed placements/s': Math.round(r.committedRate),
+        'raw inserts/s': Math.round(r.rawRate),
+        ratio: r.ratio.toFixed(2),
+        goal: '>= 0.1 and >= 3,750/s',
+      })),
+    );
+  } else if (name === 'failover') {
+    console.log(`== failover (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const r = await benchFailover(quick ? FAILOVER_QUICK : FAILOVER_FULL, log);
+    stored.failover = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:failover${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table([
+      {
+        benchmark: 'failover',
+        'lease TTL s': r.ttlMs / 1000,
+        'bare docker run ms': Math.round(r.dockerRunMs),
+        'failover s (median)': (r.failoverMs / 1000).toFixed(2),
+        ratio: r.ratio.toFixed(2),
+        goal: '<= 1.3',
+      },
+    ]);
   } else {
-    console.error(`unknown benchmark "${name}" (known: heartbeat)`);
+    console.error(`unknown benchmark "${name}" (known: ${KNOWN.join(', ')})`);
     process.exit(2);
   }
 }
@@ -80,6 +122,44 @@ function renderDocs(s: Stored): string {
       '| offered/s | achieved/s | p50 ms | p99 ms | errors | dropped |',
       '|---|---|---|---|---|---|',
       ...r.steps.map((x) => `| ${x.offered} | ${x.achieved.toFixed(0)} | ${x.p50.toFixed(1)} | ${x.p99.toFixed(1)} | ${x.errors} | ${x.dropped} |`),
+      '',
+    );
+  }
+  const sc = s.schedule;
+  if (sc) {
+    lines.push(
+      '## schedule',
+      '',
+      `Command: \`${sc.command}\` (${sc.mode} mode, ${sc.at.slice(0, 10)})  `,
+      `Machine: ${sc.machine}.`,
+      '',
+      'Pure: the scheduler core alone (warm), placing pods of 250m CPU / 256Mi on nodes of 4 CPUs / 8 GiB. Committed: one controller tick on the embedded libSQL file creates the pods of a Deployment, places them and commits everything (pods, events, node versions) in one batch. Baseline: raw batched single-row inserts of the same pod rows into a fresh database, measured before and after the committed run.',
+      '',
+      '| nodes | pods | pure placements/s | committed placements/s | raw inserts/s (baseline) | ratio | goal |',
+      '|---|---|---|---|---|---|---|',
+      ...sc.result.map(
+        (r) =>
+          `| ${r.nodes} | ${r.pods} | ${Math.round(r.pureRate)} | ${Math.round(r.committedRate)} | ${Math.round(r.rawRate)} | **${r.ratio.toFixed(2)}** | >= 0.1 and >= 3,750/s (${r.ratio >= 0.1 && r.committedRate >= 3750 ? 'met' : 'not met'}) |`,
+      ),
+      '',
+    );
+  }
+  const fo = s.failover;
+  if (fo) {
+    const r = fo.result;
+    lines.push(
+      '## failover',
+      '',
+      `Command: \`${fo.command}\` (${fo.mode} mode, ${fo.at.slice(0, 10)})  `,
+      `Machine: ${fo.machine}.`,
+      '',
+      `A Node control plane and real agents (compiled CLI) on the Docker engine, lease TTL ${r.ttlMs / 1000} s and clock-skew margin ${r.skewMs / 1000} s. The agent holding a one-replica Deployment's pod is killed with SIGKILL at a random point of its renewal cycle and its containers are removed; measured until the replacement answers HTTP on its published port. Baseline: lease TTL plus a bare \`docker run\` of the same image until it answers (median of 3), same run.`,
+      '',
+      '| metric | value | baseline (same run) | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| node loss -> replacement answering (median of ${r.runs.length}) | ${(r.failoverMs / 1000).toFixed(2)} s | ${r.ttlMs / 1000} s + ${Math.round(r.dockerRunMs)} ms | **${r.ratio.toFixed(2)}** | <= 1.3 (${r.ratio <= 1.3 ? 'met' : 'not met'}) |`,
+      '',
+      ...r.runs.map((x, i) => `- run ${i + 1}: ${(x.failoverMs / 1000).toFixed(2)} s (pod rescheduled after ${(x.detectMs / 1000).toFixed(2)} s)`),
       '',
     );
   }
