@@ -42,6 +42,19 @@ const duration = (fallback: string) =>
       return ms;
     });
 
+const quantity = (fallback: string, parse: (q: string) => number | null, what: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      const v = parse(s);
+      if (v === null) {
+        ctx.addIssue({ code: 'custom', message: `not a ${what} quantity: ${s}` });
+        return z.NEVER;
+      }
+      return v;
+    });
+
 const envSchema = z.object({
   FLOTILLA_LEASE_TTL: duration('30s'),
   FLOTILLA_HEARTBEAT_INTERVAL: z.string().optional(),
@@ -50,14 +63,8 @@ const envSchema = z.object({
   FLOTILLA_NODE_GRACE: z.string().optional(),
   FLOTILLA_TICK_INTERVAL: duration('2s'),
   FLOTILLA_EVENT_RETENTION: duration('1h'),
-  FLOTILLA_RESERVED_CPU: z
-    .string()
-    .default('100m')
-    .transform((s, ctx) => parseCpu(s) ?? (ctx.addIssue({ code: 'custom', message: `not a CPU quantity: ${s}` }), z.NEVER)),
-  FLOTILLA_RESERVED_MEMORY: z
-    .string()
-    .default('128Mi')
-    .transform((s, ctx) => parseMemory(s) ?? (ctx.addIssue({ code: 'custom', message: `not a memory quantity: ${s}` }), z.NEVER)),
+  FLOTILLA_RESERVED_CPU: quantity('100m', parseCpu, 'CPU'),
+  FLOTILLA_RESERVED_MEMORY: quantity('128Mi', parseMemory, 'memory'),
   FLOTILLA_SCHEDULER_SCORING: z.enum(['MostAllocated', 'LeastAllocated']).default('MostAllocated'),
 });
 

@@ -193,6 +193,24 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   }
 
   const takenNames = new Set(podRows.map((p) => `${p.namespace}/${p.name}`));
+  // What every new pod of a workload shares, computed once per workload (thousands of replicas).
+  const templateFacts = new Map<string, { req: { cpu: number; memory: number }; hostPorts: string[]; policy: 'stop' | 'keep'; labels: Record<string, string>; constraints: PodView['constraints'] }>();
+  const factsOf = (d: (typeof depRows)[number]) => {
+    let f = templateFacts.get(d.id);
+    if (!f) {
+      const t = (d.spec as WorkloadSpec).template;
+      const hash = d.templateDigest.slice(0, 10);
+      f = {
+        req: podRequests(t.spec),
+        hostPorts: podHostPorts(t.spec),
+        policy: disconnectPolicy(d.kind, d.annotations),
+        labels: { ...t.metadata.labels, ...(d.kind === 'Deployment' ? { 'pod-template-hash': hash } : { 'controller-revision-hash': hash }) },
+        constraints: constraintsOf(t.spec, scoringOf.get(d.id) ?? config.scoring),
+      };
+      templateFacts.set(d.id, f);
+    }
+    return f;
+  };
   const newPod = (d: (typeof depRows)[number], stamp: string, revision: number, pinnedNode: string | null) => {
     const spec = (d.spec as WorkloadSpec).template;
     const hash = d.templateDigest.slice(0, 10);
@@ -203,9 +221,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     do name = d.kind === 'DaemonSet' ? `${d.name}-${randomSuffix()}` : `${d.name}-${hash}-${randomSuffix()}`;
     while (takenNames.has(`${d.namespace}/${name}`));
     takenNames.add(`${d.namespace}/${name}`);
-    const req = podRequests(spec.spec);
-    const hostPorts = podHostPorts(spec.spec);
-    const policy = disconnectPolicy(d.kind, d.annotations);
+    const { req, hostPorts, policy, labels, constraints } = factsOf(d);
     const row = {
       id,
       namespace: d.namespace,
@@ -215,7 +231,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       revision,
       spec: spec.spec as Record<string, unknown>,
       specDigest: '',
-      labels: { ...spec.metadata.labels, ...(d.kind === 'Deployment' ? { 'pod-template-hash': hash } : { 'controller-revision-hash': hash }) },
+      labels,
       cpuRequest: req.cpu,
       memoryRequest: req.memory,
       hostPorts,
@@ -240,7 +256,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       hostPorts,
       policy,
       pinnedNode,
-      constraints: constraintsOf(spec.spec, scoringOf.get(d.id) ?? config.scoring),
+      constraints,
     });
   };
 

@@ -228,13 +228,13 @@ export function schedule(input: ScheduleInput): SchedulePlan {
   const want = feasibleNodesToFind(ordered.length);
   // Static filters are evaluated once per distinct set of constraints (the pods of one workload
   // share them), so a placement costs a walk over the statically eligible nodes, not the fleet.
-  const staticCache = new Map<string, { eligible: NodeState[]; counts: Map<string, number> }>();
+  const staticCache = new Map<string, { key: string; eligible: NodeState[]; counts: Map<string, number> }>();
   const staticOf = (pod: PodView) => {
     const c = pod.constraints;
     const key = `${pod.pinnedNode ?? ''}\u0000${c ? JSON.stringify([c.nodeSelector, c.affinityTerms, c.tolerations]) : ''}`;
     let hit = staticCache.get(key);
     if (!hit) {
-      hit = { eligible: [], counts: new Map() };
+      hit = { key, eligible: [], counts: new Map() };
       for (const s of ordered) {
         const code = staticFilter(s, pod);
         if (code === F_OK) hit.eligible.push(s);
@@ -244,22 +244,44 @@ export function schedule(input: ScheduleInput): SchedulePlan {
     }
     return hit;
   };
+  // Nodes only fill up while a plan is made: a node that could not take a pod cannot take an
+  // identical one later in the same plan. Identical pods (same constraints, requests and host
+  // ports) therefore resume the scan where the previous one found room, with the reasons of the
+  // nodes skipped carried over.
+  const cursors = new Map<string, { index: number; counts: Map<string, number> }>();
   for (const pod of pending) {
     const st = staticOf(pod);
+    const cursorKey = `${st.key}\u0000${pod.cpu}\u0000${pod.memory}\u0000${pod.hostPorts.join(',')}`;
+    let cursor = cursors.get(cursorKey);
+    if (!cursor) {
+      cursor = { index: 0, counts: new Map() };
+      cursors.set(cursorKey, cursor);
+    }
     const counts = new Map(st.counts);
+    for (const [r, n] of cursor.counts) counts.set(r, (counts.get(r) ?? 0) + n);
     const feasible: NodeState[] = [];
     const spread = pod.constraints?.topologySpread ?? [];
     // Spread constraints count pods over every domain, so they see every node.
     const enough = spread.length > 0 || pod.pinnedNode !== null ? ordered.length : want;
     const eligible = st.eligible;
-    for (let i = 0; i < eligible.length; i++) {
+    let advancing = true;
+    let i = cursor.index;
+    for (; i < eligible.length; i++) {
       const s = eligible[i] as NodeState;
       const code = dynamicFilter(s, pod);
       if (code === F_OK) {
+        if (advancing) {
+          cursor.index = i;
+          advancing = false;
+        }
         feasible.push(s);
         if (feasible.length >= enough) break;
-      } else countFiltered(counts, code);
+      } else {
+        countFiltered(counts, code);
+        if (advancing) countFiltered(cursor.counts, code);
+      }
     }
+    if (advancing) cursor.index = i;
     const penalty = new Map<NodeState, number>();
     let candidates = feasible;
     for (const tc of spread) {

@@ -79,7 +79,8 @@ describe('scheduling by capacity', () => {
     const packed = cluster.manifest('packed', 3, { container: { resources: { requests: { cpu: '600m', memory: '64Mi' }, limits: { cpu: '1', memory: '128Mi' } } } });
     cluster.cli('apply', '-f', packed);
     const pods = await waitFor('3 packed pods running', () => runningOf('packed').length === 3 && runningOf('packed'), 60_000, 300);
-    const perNode = pods.reduce<Record<string, number>>((m, p) => ({ ...m, [p.spec.nodeName]: (m[p.spec.nodeName] ?? 0) + 1 }), {});
+    const perNode: Record<string, number> = {};
+    for (const p of pods) perNode[p.spec.nodeName] = (perNode[p.spec.nodeName] ?? 0) + 1;
     // 600m each: edge-a (1 CPU) holds one, edge-b (2 CPUs) two; bin packing fills edge-a first.
     expect(perNode).toEqual({ 'edge-a': 1, 'edge-b': 2 });
     // The limits reached the engine.

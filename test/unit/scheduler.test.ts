@@ -26,6 +26,14 @@ describe('schedule: filters', () => {
     expect(schedule({ nodes, placed: [], pending: pods }).assign.map((a) => a.nodeId)).toEqual(['a', 'a', 'b']);
   });
 
+  it('counts every node in the reason when identical pods have filled them in the same plan', () => {
+    const nodes = [nodeView('a', { allocatable: { cpu: 1000, memory: GiB } }), nodeView('b', { allocatable: { cpu: 1000, memory: GiB } }), nodeView('c', { ready: false })];
+    const pods = ['p1', 'p2', 'p3'].map((id, i) => podView(id, { cpu: 800, createdAt: i }));
+    const plan = schedule({ nodes, placed: [], pending: pods });
+    expect(plan.assign.map((a) => a.nodeId)).toEqual(['a', 'b']);
+    expect(plan.unschedulable).toEqual([{ podId: 'p3', reason: '0/3 nodes available: 2 insufficient cpu, 1 not ready' }]);
+  });
+
   it('respects host ports', () => {
     const nodes = [nodeView('a'), nodeView('b')];
     const placed = [podView('x', { nodeId: 'a', hostPorts: ['TCP/8080'] })];
@@ -85,7 +93,8 @@ describe('schedule: scoring', () => {
     const pods = ['p1', 'p2', 'p3', 'p4'].map((id, i) => podView(id, { createdAt: i, constraints: c }));
     const plan = schedule({ nodes, placed: [], pending: pods });
     const site = (n: string) => n.slice(0, 1);
-    const perSite = plan.assign.reduce<Record<string, number>>((m, a) => ({ ...m, [site(a.nodeId)]: (m[site(a.nodeId)] ?? 0) + 1 }), {});
+    const perSite: Record<string, number> = {};
+    for (const a of plan.assign) perSite[site(a.nodeId)] = (perSite[site(a.nodeId)] ?? 0) + 1;
     expect(perSite).toEqual({ a: 2, b: 2 });
   });
 });
