@@ -52,6 +52,66 @@ describe('manifest validation', () => {
   });
 });
 
+describe('manifest validation: scheduling, resources and probes', () => {
+  const ctr = 'spec.template.spec.containers[0]';
+  const withContainer = (c: Record<string, unknown>) => deploymentManifest('web', { container: c });
+  const withPod = (p: Record<string, unknown>) => deploymentManifest('web', { pod: p });
+
+  it('accepts resources, affinity, tolerations, spread, probes and a DaemonSet', () => {
+    const ok = parseManifest(
+      deploymentManifest('web', {
+        pod: {
+          affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'site', operator: 'In', values: ['a'] }] }] } } },
+          tolerations: [{ key: 'edge', operator: 'Exists', effect: 'NoSchedule' }],
+          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'site', whenUnsatisfiable: 'ScheduleAnyway' }],
+          restartPolicy: 'OnFailure',
+        },
+        container: {
+          resources: { requests: { cpu: '250m', memory: '64Mi' }, limits: { cpu: 1, memory: '128Mi' } },
+          livenessProbe: { httpGet: { path: '/healthz', port: 80 } },
+          readinessProbe: { tcpSocket: { port: 80 }, periodSeconds: 2 },
+          startupProbe: { exec: { command: ['true'] }, failureThreshold: 30 },
+        },
+      }),
+    );
+    expect(ok.kind === 'Deployment' && ok.spec.template.spec.containers[0]?.livenessProbe).toMatchObject({ periodSeconds: 10, timeoutSeconds: 1, failureThreshold: 3, successThreshold: 1 });
+    expect(parseManifest(deploymentManifest('ds', { kind: 'DaemonSet' })).kind).toBe('DaemonSet');
+  });
+
+  it('rejects impossible requests with the field path', () => {
+    expect(errorsOf({ ...deploymentManifest('web'), spec: { ...deploymentManifest('web').spec, replicas: -1 } })[0]?.path).toBe('spec.replicas');
+    expect(errorsOf(withContainer({ resources: { requests: { cpu: 'abc' } } }))[0]?.path).toBe(`${ctr}.resources.requests.cpu`);
+    expect(errorsOf(withContainer({ resources: { requests: { memory: '12 parsecs' } } }))[0]?.path).toBe(`${ctr}.resources.requests.memory`);
+    expect(errorsOf(withContainer({ resources: { requests: { cpu: '2' }, limits: { cpu: '1' } } }))[0]).toEqual({
+      path: `${ctr}.resources.requests.cpu`,
+      message: 'must be less than or equal to the cpu limit',
+    });
+  });
+
+  it('rejects malformed selectors and tolerations', () => {
+    const term = (e: Record<string, unknown>) => ({ affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [e] }] } } } });
+    expect(errorsOf(withPod(term({ key: 'site', operator: 'In' })))[0]?.path).toBe(
+      'spec.template.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values',
+    );
+    expect(errorsOf(withPod(term({ key: 'site', operator: 'Near', values: ['a'] })))[0]?.path).toMatch(/matchExpressions\[0\]\.operator$/);
+    expect(errorsOf(withPod({ tolerations: [{ key: 'k', operator: 'Exists', value: 'v' }] }))[0]?.path).toBe('spec.template.spec.tolerations[0].value');
+    expect(errorsOf(withPod({ tolerations: [{ effect: 'NoSchedule' }] }))[0]?.path).toBe('spec.template.spec.tolerations[0].operator');
+    expect(errorsOf(withPod({ nodeSelector: { 'bad key!': 'x' } }))[0]?.path).toBe('spec.template.spec.nodeSelector.bad key!');
+  });
+
+  it('rejects unknown probe kinds, two handlers, and probes on undeclared ports', () => {
+    expect(errorsOf(withContainer({ livenessProbe: { grpc: { port: 80 } } }))).toContainEqual({ path: `${ctr}.livenessProbe.grpc`, message: 'unknown or unsupported field' });
+    expect(errorsOf(withContainer({ livenessProbe: { httpGet: { port: 80 }, tcpSocket: { port: 80 } } }))[0]?.message).toMatch(/exactly one of/);
+    expect(errorsOf(withContainer({ readinessProbe: { httpGet: { port: 8080 } } }))[0]?.path).toBe(`${ctr}.readinessProbe.httpGet.port`);
+    expect(errorsOf(withContainer({ livenessProbe: { tcpSocket: { port: 'metrics' } } }))[0]?.message).toBe('no container port named "metrics"');
+    expect(errorsOf(withContainer({ livenessProbe: { exec: { command: ['true'] }, successThreshold: 2 } }))[0]?.path).toBe(`${ctr}.livenessProbe.successThreshold`);
+  });
+
+  it('rejects an invalid disconnect policy annotation', () => {
+    expect(errorsOf(deploymentManifest('web', { annotations: { 'flotilla.dev/disconnect': 'maybe' } }))[0]?.path).toBe('metadata.annotations.flotilla.dev/disconnect');
+  });
+});
+
 describe('lease claims', () => {
   const claims: LeaseClaims = { iss: 'i', aud: 'n1', sub: 'p1', node: 'n1', pod: 'p1', ns: 'default', workload: 'web', rev: 1, digest: 'd', epoch: 3, policy: 'stop', iat: 100, exp: 200 };
   const expect1 = { issuer: 'i', nodeId: 'n1', podId: 'p1', specDigest: 'd', minEpoch: 3, nowSeconds: 150 };
