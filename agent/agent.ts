@@ -257,8 +257,28 @@ export class Agent {
   private runnable(now: number): DesiredPod[] {
     return (this.desired?.pods ?? []).filter((p) => {
       const l = this.leases.get(p.id)?.verified;
-      return l !== undefined && l !== null && (l.exp * 1000 > now || l.policy === 'keep');
+      return l !== undefined && l !== null && (l.policy === 'keep' || l.exp * 1000 - this.stopLeadMs(l) > now);
     });
+  }
+
+  /**
+   * How long before a `stop` lease's expiry the agent starts stopping the pod, so that its
+   * containers are dead by the expiry itself (the control plane reuses the slot after expiry plus
+   * the skew margin): the stop grace (at most a quarter of the lease TTL), one reconcile period and
+   * half a second. Renewals leave at least 5/12 of the TTL, so a connected agent never gets here.
+   */
+  private stopLeadMs(l: VerifiedLease): number {
+    const ttlMs = Math.max(0, (l.exp - l.iat) * 1000);
+    return Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) + (this.opts.reconcileMs ?? 2000) + 500;
+  }
+
+  /** A stop because a lease is lapsing gets a grace that ends before the lease does. */
+  private fenceStop(step: Step, now: number): Step {
+    if (step.action !== 'stop') return step;
+    const l = this.leases.get(step.podId)?.verified;
+    if (!l || l.policy !== 'stop' || !this.desired?.pods.some((p) => p.id === step.podId)) return step;
+    const graceSec = Math.max(0, Math.floor((l.exp * 1000 - now - 500) / 1000));
+    return { ...step, reason: 'lease expiring', timeoutSec: Math.min(this.opts.stopTimeoutSec ?? 10, graceSec) };
   }
 
   // ---- loops ----
@@ -350,7 +370,7 @@ export class Agent {
         'reconcile',
       );
       if (steps.length === 0) break;
-      await Promise.all(steps.map((s) => this.execute(s, actual)));
+      await Promise.all(steps.map((s) => this.execute(this.fenceStop(s, now), actual)));
     }
     this.syncProbes();
     this.reportStatuses();

@@ -6,6 +6,8 @@ export interface VerifiedLease {
   podId: string;
   epoch: number;
   exp: number;
+  /** When it was issued (seconds): `exp - iat` is the lease TTL. */
+  iat: number;
   policy: LeaseClaims['policy'];
   /** A `keep` lease past its expiry: still a valid signature, so the pod keeps running offline. */
   lapsed?: boolean;
@@ -67,7 +69,7 @@ export class LeaseVerifier {
       const c = payload as unknown as LeaseClaims;
       const check = checkLeaseClaims(c, { issuer: this.issuer, nodeId: this.nodeId, podId: expect.podId, specDigest: expect.specDigest, minEpoch: expect.minEpoch, nowSeconds: nowMs / 1000 });
       if (!check.ok) return { refused: check.reason };
-      return { podId: c.pod, epoch: c.epoch, exp: c.exp, policy: c.policy };
+      return { podId: c.pod, epoch: c.epoch, exp: c.exp, iat: c.iat, policy: c.policy };
     } catch (e) {
       const err = e as { code?: string; payload?: Partial<LeaseClaims> };
       // The signature verified (jose checks it before the claims); only the expiry failed. A `keep`
@@ -83,7 +85,7 @@ export class LeaseVerifier {
           nowSeconds: (c.exp as number) - 1,
         });
         if (!check.ok) return { refused: check.reason };
-        return { podId: c.pod as string, epoch: c.epoch as number, exp: c.exp as number, policy: 'keep', lapsed: true };
+        return { podId: c.pod as string, epoch: c.epoch as number, exp: c.exp as number, iat: (c.iat as number) ?? 0, policy: 'keep', lapsed: true };
       }
       return { refused: `lease signature or claims rejected: ${err.code ?? (e as Error).message}` };
     }

@@ -33,7 +33,8 @@ export interface StepArgs {
   pull: { image: string; podId: string };
   create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string };
   start: { containerId: string; podId: string; container: string };
-  stop: { containerId: string; podId: string; reason: string };
+  /** `timeoutSec` overrides the configured grace (a lapsing lease must end the container in time). */
+  stop: { containerId: string; podId: string; reason: string; timeoutSec?: number };
   /** `restartOf` is set when an exited container is removed to be replaced (counts a restart). */
   remove: { containerId: string; podId: string; restartOf?: { container: string; restarts: number; backoff: number; last: LastTermination } };
 }

@@ -174,7 +174,7 @@ export class DockerRuntime {
     stop: async (s) => {
       await this.docker
         .getContainer(s.containerId)
-        .stop({ t: this.opts.stopTimeoutSec })
+        .stop({ t: s.timeoutSec ?? this.opts.stopTimeoutSec })
         .catch((e: { statusCode?: number }) => {
           if (e.statusCode !== 304 && e.statusCode !== 404) throw e; // already stopped / gone
         });

@@ -239,6 +239,7 @@ describe('node loss', () => {
 
   it('an agent cut off by a relay stops its pod at lease expiry; the replacement starts elsewhere after it, never two live leases', async () => {
     const relay = await Relay.start(serverPort);
+    runCli(['uncordon', 'edge-b'], cluster.env()); // whatever an earlier test left behind
     try {
       await cluster.startAgent('edge-r', enroll, { server: `http://127.0.0.1:${relay.port}` });
       cluster.cli('cordon', 'edge-b');
@@ -267,21 +268,24 @@ describe('node loss', () => {
       const nodeR = cluster.nodeIdOf.get('edge-r') as string;
       const oldEnd = events.find((e) => e.node === nodeR && e.action === 'die')?.at ?? Infinity;
       const newStart = events.find((e) => e.node !== nodeR && e.action === 'start')?.at ?? -Infinity;
-      // the old container stopped by the time its lease expired (plus the stop grace), the new one started after
-      expect(oldEnd).toBeLessThanOrEqual((old?.exp ?? 0) * 1000 + 1500);
+      // The agent starts stopping early enough for the container to be dead at its lease's expiry
+      // (allow half the skew margin for the engine's latency under load); the new one started after.
+      expect(oldEnd).toBeLessThanOrEqual((old?.exp ?? 0) * 1000 + SKEW_MS / 2);
       expect(newStart).toBeGreaterThan(oldEnd);
       expect(newStart).toBeGreaterThanOrEqual((old?.exp ?? 0) * 1000);
       expect(moved.metadata.annotations['flotilla.dev/epoch']).toBe(String(now?.epoch));
-      cluster.cli('uncordon', 'edge-b');
-      cluster.cli('delete', 'deployment', 'fenced');
     } finally {
       await relay.close();
+      runCli(['uncordon', 'edge-b'], cluster.env());
+      runCli(['uncordon', 'edge-c'], cluster.env());
+      runCli(['delete', 'deployment', 'fenced'], cluster.env());
     }
   }, 120_000);
 });
 
 describe('offline autonomy', () => {
   it('an agent restarted while the control plane is down brings back its keep pods (DaemonSet), not lapsed stop pods', async () => {
+    runCli(['uncordon', 'edge-b'], cluster.env()); // whatever an earlier test left behind
     cluster.cli('apply', '-f', cluster.manifest('ephemeral', 1, { pod: { nodeSelector: { 'kubernetes.io/hostname': 'edge-b' } } }));
     await waitFor('ephemeral and cam on edge-b', () => runningOf('ephemeral').length === 1 && runningOf('cam').some((p) => p.spec.nodeName === 'edge-b'), 60_000, 300);
     const agentB = cluster.agents[1] as Proc;
