@@ -276,7 +276,7 @@ export class Agent {
   private fenceStop(step: Step, now: number): Step {
     if (step.action !== 'stop') return step;
     const l = this.leases.get(step.podId)?.verified;
-    if (!l || l.policy !== 'stop' || !this.desired?.pods.some((p) => p.id === step.podId)) return step;
+    if (l?.policy !== 'stop' || !this.desired?.pods.some((p) => p.id === step.podId)) return step;
     const graceSec = Math.max(0, Math.floor((l.exp * 1000 - now - 500) / 1000));
     return { ...step, reason: 'lease expiring', timeoutSec: Math.min(this.opts.stopTimeoutSec ?? 10, graceSec) };
   }

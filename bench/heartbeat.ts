@@ -141,6 +141,25 @@ export async function benchHeartbeat(o: HeartbeatOptions, log: (s: string) => vo
       const a = fleet[rr++ % fleet.length] as Hollow;
       return { method: 'POST', path: '/v1/agent/heartbeat', headers: { authorization: `Bearer ${await a.jwt()}`, 'content-type': 'application/json' }, body: '{}' };
     };
+    // Every simulated node must stay alive for the whole run, as in a real fleet: a node that stops
+    // heartbeating goes NotReady and its pods are rescheduled, which is controller work, not the
+    // heartbeat path. The cadence agents heartbeat at the default cadence in the background while
+    // the load steps run.
+    const cadence = agents.slice(o.fleet);
+    let keepAlive = true;
+    const cadenceLoop = (list: Hollow[], until: () => boolean) =>
+      Promise.all(
+        list.map(async (a, i) => {
+          await new Promise((r) => setTimeout(r, (i / list.length) * 5000)); // stagger like a real fleet
+          while (until()) {
+            const res = await client.send({ method: 'POST', path: '/v1/agent/heartbeat', headers: { authorization: `Bearer ${await a.jwt()}`, 'content-type': 'application/json' }, body: '{}' });
+            if (res.status !== 200) throw new Error(`heartbeat ${res.status}`);
+            // the server's nextHeartbeatMs is about 5 s with the default 30 s lease TTL
+            await new Promise((r) => setTimeout(r, 4250 + Math.random() * 750));
+          }
+        }),
+      );
+    const background = cadenceLoop(cadence, () => keepAlive);
     // Settle: after a mass enrollment every agent's first JWT verification, directory lookup and
     // renewal come at once. Measure the steady state: run through a full renewal cycle first.
     log(`settling the fleet for ${o.settleSeconds} s at ${o.rates[0]}/s`);
@@ -158,23 +177,15 @@ export async function benchHeartbeat(o: HeartbeatOptions, log: (s: string) => vo
     const max = await closedLoop(client, nextHeartbeat, 64, o.stepSeconds);
     log(`max heartbeat throughput (closed loop, 64 in flight): ${max.achieved.toFixed(0)}/s, p99 ${max.p99.toFixed(1)} ms`);
 
-    // DB writes per heartbeat at the default cadence: agents heartbeat when the server tells them to.
-    const cadence = agents.slice(o.fleet);
+    keepAlive = false;
+    await background;
+    // DB writes per heartbeat at the default cadence: every agent of the fleet heartbeats when the
+    // server tells it to (about every 5 s with the default 30 s lease TTL).
     const hb0 = await metric(port, admin, 'flotilla_heartbeats_total');
     const w0 = await metric(port, admin, 'flotilla_db_write_statements_total');
     const t0 = await metric(port, admin, 'flotilla_db_write_transactions_total');
     const until = Date.now() + o.cadenceSeconds * 1000;
-    await Promise.all(
-      cadence.map(async (a, i) => {
-        await new Promise((r) => setTimeout(r, (i / cadence.length) * 5000)); // stagger like a real fleet
-        while (Date.now() < until) {
-          const res = await client.send({ method: 'POST', path: '/v1/agent/heartbeat', headers: { authorization: `Bearer ${await a.jwt()}`, 'content-type': 'application/json' }, body: '{}' });
-          if (res.status !== 200) throw new Error(`heartbeat ${res.status}`);
-          // the server's nextHeartbeatMs is about 5 s with the default 30 s lease TTL
-          await new Promise((r) => setTimeout(r, 4250 + Math.random() * 750));
-        }
-      }),
-    );
+    await cadenceLoop(agents, () => Date.now() < until);
     const hbs = (await metric(port, admin, 'flotilla_heartbeats_total')) - hb0;
     const writes = (await metric(port, admin, 'flotilla_db_write_statements_total')) - w0;
     const txs = (await metric(port, admin, 'flotilla_db_write_transactions_total')) - t0;

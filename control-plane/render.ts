@@ -1,6 +1,6 @@
 import { formatCpu, formatMemory } from '../shared/quantity.js';
 import type { Config } from './config.js';
-import { allocatableOf } from './controllers/tick.js';
+import { allocatableOf } from './core/scheduler.js';
 import type { NodeRow } from './store/nodes.js';
 import type { PodRow } from './store/pods.js';
 import type { DeploymentRow, DeploymentSpec } from './store/workloads.js';
@@ -29,7 +29,7 @@ export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: numb
       ],
       capacity: { cpu: String(facts.cpus ?? 0), memory: String(facts.memoryBytes ?? 0) },
       allocatable: (() => {
-        const a = allocatableOf({ cpus: Number(facts.cpus ?? 0), memoryBytes: Number(facts.memoryBytes ?? 0), allocatable: n.allocatable }, cfg);
+        const a = allocatableOf({ cpus: Number(facts.cpus ?? 0), memoryBytes: Number(facts.memoryBytes ?? 0), allocatable: n.allocatable }, { cpu: cfg.reservedCpu, memory: cfg.reservedMemory });
         return { cpu: formatCpu(a.cpu), memory: formatMemory(a.memory) };
       })(),
       ...(n.draining ? { draining: true } : {}),

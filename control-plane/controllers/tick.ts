@@ -3,7 +3,7 @@ import { randomSuffix, specDigest } from '../../shared/digest.js';
 import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, SCORING_ANNOTATION } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
 import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans } from '../core/deployment.js';
-import { schedule } from '../core/scheduler.js';
+import { allocatableOf, schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
 import { chunkRows, type Db } from '../store/db.js';
 import { type EventInput, insertEvents, pruneEvents } from '../store/events.js';
@@ -75,14 +75,6 @@ export async function hasWork(db: Db, now: number, skewMs: number, graceMs: numb
   return Boolean(row?.work);
 }
 
-/** Allocatable resources of a node: the operator's override, else reported capacity minus the reserve. */
-export function allocatableOf(n: { cpus: number | null; memoryBytes: number | null; allocatable: { cpu?: number; memory?: number } | null }, config: Deps['config']) {
-  return {
-    cpu: n.allocatable?.cpu ?? Math.max(0, (n.cpus ?? 0) * 1000 - config.reservedCpu),
-    memory: n.allocatable?.memory ?? Math.max(0, (n.memoryBytes ?? 0) - config.reservedMemory),
-  };
-}
-
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
@@ -138,7 +130,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     name: n.name,
     labels: { ...(n.os ? { 'kubernetes.io/os': n.os } : {}), ...(n.arch ? { 'kubernetes.io/arch': n.arch } : {}), ...n.labels, 'kubernetes.io/hostname': n.name },
     taints: n.taints,
-    allocatable: allocatableOf(n, config),
+    allocatable: allocatableOf(n, { cpu: config.reservedCpu, memory: config.reservedMemory }),
     ready: now - n.lastSeenAt <= config.nodeGraceMs,
     cordoned: n.cordoned,
     draining: n.draining,

@@ -36,6 +36,20 @@ export interface ScheduleInput {
 export const DEFAULT_SCORING_CPU = 100;
 export const DEFAULT_SCORING_MEMORY = 200 * 1024 * 1024;
 
+/**
+ * Allocatable resources of a node (millicores, bytes): the operator's override, else the reported
+ * capacity minus the configured reserve.
+ */
+export function allocatableOf(
+  n: { cpus: number | null; memoryBytes: number | null; allocatable: { cpu?: number; memory?: number } | null },
+  reserve: { cpu: number; memory: number },
+): { cpu: number; memory: number } {
+  return {
+    cpu: n.allocatable?.cpu ?? Math.max(0, (n.cpus ?? 0) * 1000 - reserve.cpu),
+    memory: n.allocatable?.memory ?? Math.max(0, (n.memoryBytes ?? 0) - reserve.memory),
+  };
+}
+
 /** Does a node's label set satisfy a nodeSelector? */
 export function matchesSelector(labels: Readonly<Record<string, string>>, selector: Readonly<Record<string, string>>): boolean {
   for (const k in selector) if (labels[k] !== selector[k]) return false;

@@ -6,7 +6,8 @@ import { formatCpu, formatMemory, parseCpu, parseMemory } from '../../shared/qua
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
 import { readDocument } from '../body.js';
 import type { AppEnv, Deps, Principal } from '../context.js';
-import { allocatableOf, runTick } from '../controllers/tick.js';
+import { runTick } from '../controllers/tick.js';
+import { allocatableOf } from '../core/scheduler.js';
 import { renderPod, renderWorkload } from '../render.js';
 import { listEvents } from '../store/events.js';
 import { listNodes } from '../store/nodes.js';
@@ -39,7 +40,7 @@ async function checkFitsSomewhere(deps: Deps, w: Workload): Promise<void> {
   if (nodes.length === 0) return;
   const alloc = nodes.map((n) => {
     const f = n.facts as { cpus?: number; memoryBytes?: number };
-    return allocatableOf({ cpus: f.cpus ?? 0, memoryBytes: f.memoryBytes ?? 0, allocatable: n.allocatable }, deps.config);
+    return allocatableOf({ cpus: f.cpus ?? 0, memoryBytes: f.memoryBytes ?? 0, allocatable: n.allocatable }, { cpu: deps.config.reservedCpu, memory: deps.config.reservedMemory });
   });
   for (const [r, parse, fmt] of [
     ['cpu', parseCpu, formatCpu],
