@@ -17,7 +17,10 @@ export function renderNode(n: NodeRow, now: number, cfg: Config, podCount?: numb
     apiVersion: 'v1',
     kind: 'Node',
     metadata: { name: n.name, uid: n.id, labels: n.labels, creationTimestamp: iso(n.enrolledAt) },
-    spec: { unschedulable: n.cordoned, taints: n.taints },
+    spec: {
+      unschedulable: n.cordoned,
+      taints: n.taints.map((t) => ({ key: t.key, ...(t.value ? { value: t.value } : {}), effect: t.effect, ...(t.timeAdded ? { timeAdded: iso(t.timeAdded) } : {}) })),
+    },
     status: {
       conditions: [
         {

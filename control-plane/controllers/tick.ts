@@ -1,8 +1,8 @@
 import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
-import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, SCORING_ANNOTATION } from '../../shared/manifest.js';
+import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, SCORING_ANNOTATION, type Toleration } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
-import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans } from '../core/deployment.js';
+import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
 import { allocatableOf, schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
 import { chunkRows, type Db } from '../store/db.js';
@@ -62,6 +62,16 @@ export async function hasWork(db: Db, now: number, skewMs: number, graceMs: numb
          SELECT 1 FROM node_leases l WHERE l.node_id = p.node_id AND l.lease_expires_at >= ${now - skewMs}))
     OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id))
     OR EXISTS (SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${now - graceMs}))
+    OR EXISTS (SELECT 1 FROM nodes n WHERE n.revoked_at IS NULL AND n.taints LIKE '%NoExecute%' AND EXISTS (
+         SELECT 1 FROM json_each(n.taints) t JOIN pods p ON p.node_id = n.id
+         WHERE json_extract(t.value, '$.effect') = 'NoExecute' AND p.desired = 'run' AND p.pinned_node IS NULL
+           AND NOT EXISTS (SELECT 1 FROM json_each(p.spec, '$.tolerations') o
+             WHERE COALESCE(json_extract(o.value, '$.effect'), 'NoExecute') = 'NoExecute'
+               AND json_extract(o.value, '$.tolerationSeconds') IS NULL
+               AND ((json_extract(o.value, '$.operator') = 'Exists'
+                     AND (COALESCE(json_extract(o.value, '$.key'), '') = '' OR json_extract(o.value, '$.key') = json_extract(t.value, '$.key')))
+                 OR (json_extract(o.value, '$.operator') = 'Equal' AND json_extract(o.value, '$.key') = json_extract(t.value, '$.key')
+                     AND COALESCE(json_extract(o.value, '$.value'), '') = COALESCE(json_extract(t.value, '$.value'), ''))))))
     OR EXISTS (SELECT 1 FROM nodes n JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
          WHERE n.draining = 1 AND p.desired = 'run' AND d.kind = 'Deployment')
     OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND (
@@ -185,6 +195,48 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   }
 
   const takenNames = new Set(podRows.map((p) => `${p.namespace}/${p.name}`));
+  // NoExecute taints: pods without a toleration (or past their tolerationSeconds) are evicted, as
+  // Kubernetes' taint manager does; their workload replaces them (elsewhere: the taint filters).
+  // DaemonSet pods are left to the DaemonSet controller, whose eligibility includes NoExecute.
+  const taintsOf = new Map(liveNodes.filter((n) => n.taints.some((t) => t.effect === 'NoExecute')).map((n) => [n.id, n.taints]));
+  if (taintsOf.size > 0) {
+    const exposed = views.filter((v) => v.desired === 'run' && v.nodeId !== null && taintsOf.has(v.nodeId) && v.pinnedNode === null);
+    const tolerationsOf = new Map<string, Toleration[]>();
+    for (const chunk of chunkRows(
+      db,
+      exposed.map((v) => v.id),
+      1,
+    )) {
+      const rows = await db.select({ id: pods.id, spec: pods.spec }).from(pods).where(inArray(pods.id, chunk)).all();
+      for (const r of rows) tolerationsOf.set(r.id, (r.spec as PodSpec).tolerations ?? []);
+    }
+    const evictions = planTaintEvictions(
+      exposed.map((v) => ({ id: v.id, nodeId: v.nodeId as string, createdAt: v.createdAt, tolerations: tolerationsOf.get(v.id) ?? [] })),
+      taintsOf,
+      now,
+    );
+    const gone = new Set<string>();
+    for (const e of evictions) {
+      const row = nameOf.get(e.podId);
+      if (!row?.nodeId) continue;
+      stmts.push(stopPod(db, e.podId, now));
+      evs.push({
+        namespace: row.namespace,
+        kind: 'Pod',
+        name: row.name,
+        type: 'Warning',
+        reason: 'TaintManagerEviction',
+        message: `evicted: node ${nodeName.get(row.nodeId)} has taint ${e.taint.key}${e.taint.value ? `=${e.taint.value}` : ''}:NoExecute`,
+        source: 'taint-manager',
+        at: now,
+      });
+      touched.add(row.nodeId);
+      gone.add(e.podId);
+      result.stopped++;
+    }
+    if (gone.size > 0) views = views.map((v) => (gone.has(v.id) ? { ...v, desired: 'stop' } : v));
+  }
+
   // What every new pod of a workload shares, computed once per workload (thousands of replicas).
   const templateFacts = new Map<string, { req: { cpu: number; memory: number }; hostPorts: string[]; policy: 'stop' | 'keep'; labels: Record<string, string>; constraints: PodView['constraints'] }>();
   const factsOf = (d: (typeof depRows)[number]) => {

@@ -1,4 +1,6 @@
-import { matchesAffinity, matchesSelector, untoleratedTaint } from './scheduler.js';
+import type { Toleration } from '../../shared/manifest.js';
+import type { NodeTaint } from '../store/schema.js';
+import { matchesAffinity, matchesSelector, tolerates, untoleratedTaint } from './scheduler.js';
 import type { DeploymentView, NodeView, PodConstraints, PodView } from './types.js';
 
 /** What the deployment controller wants done for one Deployment. */
@@ -111,4 +113,31 @@ export interface NodeTransition {
 /** Node Ready/NotReady transitions to record (with events). */
 export function planNodeConditions(nodes: readonly { id: string; name: string; recordedReady: boolean; ready: boolean }[]): NodeTransition[] {
   return nodes.filter((n) => n.recordedReady !== n.ready).map((n) => ({ nodeId: n.id, name: n.name, ready: n.ready }));
+}
+
+/**
+ * Pods to evict because of a NoExecute taint on their node (Kubernetes' taint manager): at once
+ * when no toleration tolerates the taint; after the smallest `tolerationSeconds` (counted from
+ * when the taint was added or the pod was created, whichever is later) when the tolerations that
+ * do are timed; never when one is untimed.
+ */
+export function planTaintEvictions(
+  pods: readonly { id: string; nodeId: string; createdAt?: number; tolerations: readonly Toleration[] }[],
+  taintsOf: ReadonlyMap<string, readonly NodeTaint[]>,
+  now: number,
+): { podId: string; taint: NodeTaint }[] {
+  const out: { podId: string; taint: NodeTaint }[] = [];
+  for (const p of pods) {
+    for (const taint of taintsOf.get(p.nodeId) ?? []) {
+      if (taint.effect !== 'NoExecute') continue;
+      const matching = p.tolerations.filter((t) => tolerates(t, taint));
+      if (matching.length > 0 && matching.some((t) => t.tolerationSeconds === undefined)) continue;
+      const seconds = matching.length === 0 ? 0 : Math.min(...matching.map((t) => Math.max(0, t.tolerationSeconds ?? 0)));
+      if (Math.max(taint.timeAdded ?? 0, p.createdAt ?? 0) + seconds * 1000 <= now) {
+        out.push({ podId: p.id, taint });
+        break;
+      }
+    }
+  }
+  return out;
 }

@@ -103,7 +103,11 @@ export interface NodePatch {
 export async function patchNode(db: Db, node: NodeRow, patch: NodePatch, now: number, source: string): Promise<void> {
   const set: Partial<typeof nodes.$inferInsert> = {};
   if (patch.labels !== undefined) set.labels = { ...patch.labels, 'kubernetes.io/hostname': node.name };
-  if (patch.taints !== undefined) set.taints = patch.taints;
+  if (patch.taints !== undefined) {
+    // A taint that was already there keeps the time it was added; a new one is added now.
+    const same = (a: NodeTaint, b: NodeTaint) => a.key === b.key && (a.value ?? '') === (b.value ?? '') && a.effect === b.effect;
+    set.taints = patch.taints.map((t) => ({ key: t.key, ...(t.value ? { value: t.value } : {}), effect: t.effect, timeAdded: node.taints.find((o) => same(o, t))?.timeAdded ?? now }));
+  }
   if (patch.cordoned !== undefined) set.cordoned = patch.cordoned;
   if (patch.draining !== undefined) set.draining = patch.draining;
   if (patch.allocatable !== undefined) set.allocatable = patch.allocatable;

@@ -47,6 +47,8 @@ export interface NodeTaint {
   key: string;
   value?: string;
   effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  /** When the taint was added (ms): NoExecute tolerations with `tolerationSeconds` count from here. */
+  timeAdded?: number;
 }
 
 export const nodes = sqliteTable(

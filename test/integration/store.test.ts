@@ -152,4 +152,44 @@ describe.each([
     const n1Row = (await listNodes(t.db)).find((n) => n.id === n1!.id);
     expect(n1Row?.ready).toBe(false);
   });
+
+  it('a NoExecute taint evicts untolerating pods (the replacement lands elsewhere); an untimed toleration keeps a pod, a timed one until it runs out', async () => {
+    const [n1, n2] = (await listNodes(t.db)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const at = now + 60 * 60_000; // both nodes renewed at this time
+    for (const n of [n1!, n2!]) await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at}, lease_expires_at = ${at + 30_000} WHERE node_id = ${n.id}`);
+    const d = { ...deps, clock: () => at };
+    const pin = { 'kubernetes.io/hostname': n1!.name };
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('bare', { nodeSelector: pin })), 'default', at, 'test');
+    await applyDeployment(
+      t.db,
+      parseDeployment(deploymentManifest('timed', { nodeSelector: pin, pod: { tolerations: [{ key: 'maint', operator: 'Exists', effect: 'NoExecute', tolerationSeconds: 60 }] } })),
+      'default',
+      at,
+      'test',
+    );
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('forever', { nodeSelector: pin, pod: { tolerations: [{ operator: 'Exists' }] } })), 'default', at, 'test');
+    await runTick(d);
+    // let the bare pod go anywhere (a new revision, still packed onto n1 by name order)
+    await applyDeployment(t.db, parseDeployment(deploymentManifest('bare')), 'default', at, 'test');
+    await runTick(d);
+    const live = async (w: string) => (await listPods(t.db)).filter((p) => p.workload === w && p.desired === 'run');
+    expect((await live('bare'))[0]?.nodeId).toBe(n1!.id);
+    expect(await hasWork(t.db, at, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
+    const [n1now] = (await listNodes(t.db)).filter((n) => n.id === n1!.id);
+    await patchNode(t.db, n1now!, { taints: [{ key: 'maint', effect: 'NoExecute' }] }, at, 'test');
+    expect(await hasWork(t.db, at, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
+    await runTick(d);
+    expect((await live('bare')).map((p) => p.nodeId)).toEqual([n2!.id]);
+    const timed = (await live('timed'))[0];
+    expect(timed?.nodeId).toBe(n1!.id);
+    expect((await live('forever')).map((p) => p.nodeId)).toEqual([n1!.id]);
+    for (const n of [n1!, n2!]) await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at + 61_000}, lease_expires_at = ${at + 91_000} WHERE node_id = ${n.id}`);
+    await runTick({ ...deps, clock: () => at + 61_000 });
+    // the timed pod ran out of toleration: evicted and replaced (the replacement tolerates the taint
+    // too, so it may land there again, with a fresh 60 s)
+    expect((await live('timed')).map((p) => p.id)).not.toContain(timed?.id);
+    expect(await live('timed')).toHaveLength(1);
+    expect((await live('forever')).map((p) => p.nodeId)).toEqual([n1!.id]);
+    for (const w of ['bare', 'timed', 'forever']) await deleteDeployment(t.db, (await getDeployment(t.db, 'default', w))!, at, 'test');
+  });
 });

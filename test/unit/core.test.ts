@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planDaemonSet, planDeployment, planEvictions, planFinalize, planOrphans } from '../../control-plane/core/deployment.js';
+import { planDaemonSet, planDeployment, planEvictions, planFinalize, planOrphans, planTaintEvictions } from '../../control-plane/core/deployment.js';
 import { constraints, nodeView, podView } from '../lib/fixtures.js';
 
 const dep = { id: 'd1', namespace: 'default', name: 'web', replicas: 3, revision: 2 };
@@ -87,5 +87,20 @@ describe('planEvictions', () => {
       podView('keep', { nodeId: 'n', leaseExpiresAt: 1_000, policy: 'keep' }),
     ];
     expect(planEvictions(pods, 7_000, 5_000).map((p) => p.id)).toEqual(['lapsed']);
+  });
+});
+
+describe('planTaintEvictions', () => {
+  const taint = { key: 'maintenance', effect: 'NoExecute' as const, timeAdded: 10_000 };
+  const taints = new Map([['n', [taint, { key: 'other', effect: 'NoSchedule' as const }]]]);
+  it('evicts at once without a toleration, after tolerationSeconds with a timed one, never with an untimed one', () => {
+    const pods = [
+      { id: 'bare', nodeId: 'n', tolerations: [] },
+      { id: 'timed', nodeId: 'n', tolerations: [{ key: 'maintenance', operator: 'Exists' as const, effect: 'NoExecute' as const, tolerationSeconds: 60 }] },
+      { id: 'forever', nodeId: 'n', tolerations: [{ operator: 'Exists' as const }] },
+      { id: 'elsewhere', nodeId: 'm', tolerations: [] },
+    ];
+    expect(planTaintEvictions(pods, taints, 20_000).map((e) => e.podId)).toEqual(['bare']);
+    expect(planTaintEvictions(pods, taints, 70_000).map((e) => e.podId)).toEqual(['bare', 'timed']);
   });
 });
