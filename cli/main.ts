@@ -161,7 +161,7 @@ async function main(argv: string[]): Promise<number> {
       const all = values['all-namespaces'] === true;
       let path: string;
       if (kind === 'nodes') path = name ? `/v1/nodes/${encodeURIComponent(name)}` : '/v1/nodes';
-      else if (kind === 'events') path = `/v1/namespaces/${ns}/events`;
+      else if (kind === 'events') path = all ? '/v1/events?limit=1000' : `/v1/namespaces/${ns}/events`;
       else path = name ? `/v1/namespaces/${ns}/${kind}/${encodeURIComponent(name)}` : all ? `/v1/${kind}` : `/v1/namespaces/${ns}/${kind}`;
       const r = await call<Record<string, unknown>>(t, 'GET', path);
       if (values.output === 'json') {
@@ -169,7 +169,16 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       if (values.output && values.output !== 'table' && values.output !== 'wide') throw new CliError(`unknown output format "${values.output}" (table, wide, json)`, 2);
-      const items = (name ? [r.body] : (r.body.items as Array<Record<string, unknown>>)) as never[];
+      let items = (name ? [r.body] : (r.body.items as Array<Record<string, unknown>>)) as never[];
+      // Cluster-wide events (admin) come as stored rows, node events among them: same table.
+      if (kind === 'events' && all)
+        items = (items as Array<{ namespace: string; kind: string; name: string; type: string; reason: string; message: string; at: number }>).map((e) => ({
+          type: e.type,
+          reason: e.reason,
+          message: e.message,
+          lastTimestamp: new Date(e.at).toISOString(),
+          involvedObject: { kind: e.kind, name: e.namespace ? `${e.namespace}/${e.name}` : e.name },
+        })) as never[];
       const now = Date.now();
       if (kind === 'events') {
         const evs = items as Array<{ type: string; reason: string; message: string; lastTimestamp: string; involvedObject: { kind: string; name: string } }>;

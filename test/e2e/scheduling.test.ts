@@ -234,6 +234,7 @@ describe('node loss', () => {
     expect(JSON.parse(cluster.cli('get', 'nodes', 'edge-a', '-o', 'json')).status.conditions[0].status).toBe('Unknown');
     const nodeEvents = (await api('GET', '/v1/events?limit=1000')).body.items as any[];
     expect(nodeEvents.some((e) => e.kind === 'Node' && e.name === 'edge-a' && e.reason === 'NodeNotReady')).toBe(true);
+    expect(cluster.cli('get', 'events', '-A')).toMatch(/Warning\s+NodeNotReady\s+node\/edge-a\s+node stopped renewing its leases/);
     cluster.cli('delete', 'deployment', 'moving');
   }, 120_000);
 
