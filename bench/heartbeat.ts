@@ -129,11 +129,16 @@ export async function benchHeartbeat(o: HeartbeatOptions, log: (s: string) => vo
     const manifest = {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
-      metadata: { name: 'fleet' },
+      // LeastAllocated spreads the pods one per node (the default bin packing would put them all on one).
+      metadata: { name: 'fleet', annotations: { 'flotilla.dev/scoring': 'LeastAllocated' } },
       spec: { replicas: total, selector: { matchLabels: { app: 'fleet' } }, template: { metadata: { labels: { app: 'fleet' } }, spec: { containers: [{ name: 'c', image: 'local/busybox:1' }] } } },
     };
     const applied = await api('PUT', '/v1/namespaces/default/deployments/fleet', manifest);
     if (!applied.ok) throw new Error(`apply: ${applied.status}`);
+    const placed = ((await (await api('GET', '/v1/namespaces/default/pods')).json()) as { items: Array<{ spec: { nodeName: string | null } }> }).items;
+    const perNode = new Map<string, number>();
+    for (const p of placed) if (p.spec.nodeName) perNode.set(p.spec.nodeName, (perNode.get(p.spec.nodeName) ?? 0) + 1);
+    log(`pods placed on ${perNode.size} nodes, at most ${Math.max(0, ...perNode.values())} per node`);
     const client = new Client(port, 512);
     const fleet = agents.slice(0, o.fleet);
     let rr = 0;

@@ -90,6 +90,7 @@ export async function closedLoop(c: Client, next: () => Req | Promise<Req>, conc
 export async function openLoop(c: Client, next: () => Req | Promise<Req>, rate: number, seconds: number, maxOutstanding = 2000): Promise<StepResult> {
   const lat: number[] = [];
   let errors = 0;
+  const statuses = new Map<number, number>();
   let dropped = 0;
   let sent = 0;
   let outstanding = 0;
@@ -110,12 +111,16 @@ export async function openLoop(c: Client, next: () => Req | Promise<Req>, rate: 
         c.send(req).then((r) => {
           outstanding--;
           if (r.status >= 200 && r.status < 300) lat.push(r.ms);
-          else errors++;
+          else {
+            errors++;
+            statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+          }
         }),
       );
     }
     await new Promise((r) => setTimeout(r, 2));
   }
+  if (errors > 0) console.log(`    errors by status (0: connection failed): ${[...statuses].map(([k, v]) => `${k}: ${v}`).join(', ')}`);
   await Promise.all(inflight);
   const elapsed = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);

@@ -263,6 +263,7 @@ export function schedule(input: ScheduleInput): SchedulePlan {
   // ports) therefore resume the scan where the previous one found room, with the reasons of the
   // nodes skipped carried over.
   const cursors = new Map<string, { index: number; counts: Map<string, number> }>();
+  let rotation = 0;
   for (const pod of pending) {
     const st = staticOf(pod);
     const cursorKey = `${st.key}\u0000${pod.cpu}\u0000${pod.memory}\u0000${pod.hostPorts.join(',')}`;
@@ -278,24 +279,44 @@ export function schedule(input: ScheduleInput): SchedulePlan {
     // Spread constraints count pods over every domain, so they see every node.
     const enough = spread.length > 0 || pod.pinnedNode !== null ? ordered.length : want;
     const eligible = st.eligible;
-    let advancing = true;
-    let i = cursor.index;
-    for (; i < eligible.length; i++) {
-      const s = eligible[i] as NodeState;
-      const code = dynamicFilter(s, pod);
-      if (code === F_OK) {
-        if (advancing) {
-          cursor.index = i;
-          advancing = false;
-        }
-        feasible.push(s);
-        if (feasible.length >= enough) break;
-      } else {
-        countFiltered(counts, code);
-        if (advancing) countFiltered(cursor.counts, code);
+    const scoring = pod.constraints?.scoring ?? 'MostAllocated';
+    if (scoring === 'LeastAllocated' && enough < eligible.length) {
+      // Spreading: each scan starts where the last one stopped (kube-scheduler's rotating start
+      // index), so a sampled window never keeps landing on the same first nodes.
+      const start = rotation % eligible.length;
+      let examined = 0;
+      for (; examined < eligible.length; examined++) {
+        const s = eligible[(start + examined) % eligible.length] as NodeState;
+        const code = dynamicFilter(s, pod);
+        if (code === F_OK) {
+          feasible.push(s);
+          if (feasible.length >= enough) {
+            examined++;
+            break;
+          }
+        } else countFiltered(counts, code);
       }
+      rotation = start + examined;
+    } else {
+      let advancing = true;
+      let i = cursor.index;
+      for (; i < eligible.length; i++) {
+        const s = eligible[i] as NodeState;
+        const code = dynamicFilter(s, pod);
+        if (code === F_OK) {
+          if (advancing) {
+            cursor.index = i;
+            advancing = false;
+          }
+          feasible.push(s);
+          if (feasible.length >= enough) break;
+        } else {
+          countFiltered(counts, code);
+          if (advancing) countFiltered(cursor.counts, code);
+        }
+      }
+      if (advancing) cursor.index = i;
     }
-    if (advancing) cursor.index = i;
     const penalty = new Map<NodeState, number>();
     let candidates = feasible;
     for (const tc of spread) {
@@ -321,7 +342,6 @@ export function schedule(input: ScheduleInput): SchedulePlan {
     }
     let best: NodeState | undefined;
     let bestScore = -Infinity;
-    const scoring = pod.constraints?.scoring ?? 'MostAllocated';
     for (const s of candidates) {
       const v = score(s, pod, scoring) - (penalty.get(s) ?? 0);
       if (v > bestScore) {

@@ -206,3 +206,18 @@ describe('schedule: properties (fast-check)', () => {
     );
   });
 });
+
+describe('schedule: large fleets', () => {
+  it('LeastAllocated spreads over every node even when only a sample of nodes is scanned per pod', () => {
+    const nodes = Array.from({ length: 1500 }, (_, i) => nodeView(`n${String(i).padStart(4, '0')}`));
+    const pods = Array.from({ length: 1500 }, (_, i) => podView(`p${i}`, { createdAt: i, constraints: constraints({ scoring: 'LeastAllocated' }) }));
+    const plan = schedule({ nodes, placed: [], pending: pods });
+    expect(new Set(plan.assign.map((a) => a.nodeId)).size).toBe(1500);
+  });
+
+  it('MostAllocated packs a large fleet onto the first nodes', () => {
+    const nodes = Array.from({ length: 1500 }, (_, i) => nodeView(`n${String(i).padStart(4, '0')}`, { allocatable: { cpu: 4000, memory: 8 * GiB } }));
+    const pods = Array.from({ length: 160 }, (_, i) => podView(`p${i}`, { createdAt: i, cpu: 250 }));
+    expect(new Set(schedule({ nodes, placed: [], pending: pods }).assign.map((a) => a.nodeId)).size).toBe(10);
+  });
+});
