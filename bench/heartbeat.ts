@@ -168,6 +168,7 @@ export async function benchHeartbeat(o: HeartbeatOptions, log: (s: string) => vo
     // Settle: after a mass enrollment every agent's first JWT verification, directory lookup and
     // renewal come at once. Measure the steady state: run through a full renewal cycle first.
     log(`settling the fleet for ${o.settleSeconds} s at ${o.rates[0]}/s`);
+    const ticks0 = [await metric(port, admin, 'flotilla_controller_ticks_total'), await metric(port, admin, 'flotilla_controller_ticks_with_work_total')];
     await openLoop(client, nextHeartbeat, o.rates[0] as number, o.settleSeconds);
     const steps: StepResult[] = [];
     let held: StepResult | null = null;
@@ -179,6 +180,8 @@ export async function benchHeartbeat(o: HeartbeatOptions, log: (s: string) => vo
       if (!ok) break;
       held = s;
     }
+    const ticks1 = [await metric(port, admin, 'flotilla_controller_ticks_total'), await metric(port, admin, 'flotilla_controller_ticks_with_work_total')];
+    log(`controller ticks during the load steps: ${(ticks1[0] ?? 0) - (ticks0[0] ?? 0)}, with work: ${(ticks1[1] ?? 0) - (ticks0[1] ?? 0)}`);
     const max = await closedLoop(client, nextHeartbeat, 64, o.stepSeconds);
     log(`max heartbeat throughput (closed loop, 64 in flight): ${max.achieved.toFixed(0)}/s, p99 ${max.p99.toFixed(1)} ms`);
 

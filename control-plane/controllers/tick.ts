@@ -88,7 +88,9 @@ export async function hasWork(db: Db, now: number, skewMs: number, graceMs: numb
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
+  deps.metrics?.inc('flotilla_controller_ticks_total');
   if (!(await hasWork(db, now, config.clockSkewMs, config.nodeGraceMs))) return 0;
+  deps.metrics?.inc('flotilla_controller_ticks_with_work_total');
   // A narrow snapshot: wide columns (pod specs and statuses, node facts and keys) are what made
   // a tick expensive, and libSQL's native calls block the event loop while rows are read.
   const [depRows, podRows, nodeRows, fleetRow] = await Promise.all([
