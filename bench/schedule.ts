@@ -65,6 +65,7 @@ function pureRate(nodes: number, podCount: number): number {
     desired: 'run',
     phase: 'Pending',
     ready: false,
+    readySince: null,
     createdAt: i,
     leaseExpiresAt: 0,
     cpu: 250,

@@ -1,3 +1,4 @@
+import { rolloutBounds } from '../shared/manifest.js';
 import { formatCpu, formatMemory } from '../shared/quantity.js';
 import type { Config } from './config.js';
 import { allocatableOf } from './core/scheduler.js';
@@ -93,8 +94,8 @@ export function renderPod(p: PodRow, node: { name: string; leaseExpiresAt: numbe
 }
 
 /** A workload object (Deployment or DaemonSet) with status computed from its pods. */
-export function renderWorkload(d: DeploymentRow, pods: readonly PodRow[]) {
-  return d.kind === 'DaemonSet' ? renderDaemonSet(d, pods) : renderDeployment(d, pods);
+export function renderWorkload(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
+  return d.kind === 'DaemonSet' ? renderDaemonSet(d, pods) : renderDeployment(d, pods, now);
 }
 
 /** A DaemonSet object with Kubernetes' status counts. */
@@ -119,12 +120,21 @@ export function renderDaemonSet(d: DeploymentRow, pods: readonly PodRow[]) {
   };
 }
 
-/** A Deployment object with replica counts computed from its pods. */
-export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[]) {
+/**
+ * A Deployment object with Kubernetes' status: replica counts (available = Ready for
+ * minReadySeconds) and the Available and Progressing conditions.
+ */
+export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
   const spec = d.spec as DeploymentSpec;
   const mine = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
   const updated = mine.filter((p) => p.revision === d.revision);
   const ready = mine.filter((p) => p.ready);
+  const minReadyMs = (spec.minReadySeconds ?? 0) * 1000;
+  const available = ready.filter((p) => p.readySince !== null && now - p.readySince >= minReadyMs);
+  const strategy = spec.strategy ?? { type: 'RollingUpdate' as const };
+  const { maxUnavailable } = strategy.type === 'RollingUpdate' ? rolloutBounds({ ...spec, strategy }) : { maxUnavailable: spec.replicas };
+  const complete = updated.length === spec.replicas && mine.length === spec.replicas && available.length === spec.replicas;
+  const minimumAvailable = available.length >= spec.replicas - maxUnavailable;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -143,8 +153,17 @@ export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[]) {
       replicas: mine.length,
       updatedReplicas: updated.length,
       readyReplicas: ready.length,
-      availableReplicas: ready.length,
-      unavailableReplicas: Math.max(0, spec.replicas - ready.length),
+      availableReplicas: available.length,
+      unavailableReplicas: Math.max(0, spec.replicas - available.length),
+      conditions: [
+        { type: 'Available', status: minimumAvailable ? 'True' : 'False', reason: minimumAvailable ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable' },
+        {
+          type: 'Progressing',
+          status: 'True',
+          reason: spec.paused ? 'DeploymentPaused' : complete ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated',
+          message: complete ? `revision ${d.revision} is available` : `${updated.length} of ${spec.replicas} updated, ${available.length} available`,
+        },
+      ],
     },
   };
 }

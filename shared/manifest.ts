@@ -245,6 +245,30 @@ const daemonSetSchema = z
   })
   .superRefine(checkSelector);
 
+/** An integer or a percentage ("25%"), as Kubernetes' IntOrString for maxSurge/maxUnavailable. */
+const intOrPercent = z.union([
+  z.number().int().min(0, 'must not be negative'),
+  z
+    .string()
+    .regex(/^\d{1,3}%$/, 'must be an integer or a percentage such as "25%"')
+    .refine((v) => Number(v.slice(0, -1)) <= 100, 'must not be over 100%'),
+]);
+
+const deploymentStrategy = z
+  .strictObject({
+    type: z.enum(['RollingUpdate', 'Recreate']).default('RollingUpdate'),
+    rollingUpdate: z.strictObject({ maxSurge: intOrPercent.default('25%'), maxUnavailable: intOrPercent.default('25%') }).optional(),
+  })
+  .superRefine((st, ctx) => {
+    if (st.type === 'Recreate' && st.rollingUpdate) ctx.addIssue({ code: 'custom', path: ['rollingUpdate'], message: 'may not be specified when strategy type is Recreate' });
+    const ru = st.rollingUpdate;
+    if (ru && isZero(ru.maxSurge) && isZero(ru.maxUnavailable)) ctx.addIssue({ code: 'custom', path: ['rollingUpdate', 'maxUnavailable'], message: 'may not be 0 when maxSurge is 0' });
+  });
+
+function isZero(v: number | string): boolean {
+  return v === 0 || v === '0%';
+}
+
 const deploymentSchema = z
   .strictObject({
     apiVersion: z.literal('apps/v1'),
@@ -254,10 +278,36 @@ const deploymentSchema = z
       replicas: z.number().int().min(0).max(10_000).default(1),
       selector: z.strictObject({ matchLabels: labels }),
       template: templateSchema,
+      strategy: deploymentStrategy.default({ type: 'RollingUpdate' }),
+      minReadySeconds: z.number().int().min(0).max(86_400).default(0),
+      progressDeadlineSeconds: z.number().int().min(1).max(86_400).default(600),
+      revisionHistoryLimit: z.number().int().min(0).max(1000).default(10),
+      paused: z.boolean().default(false),
     }),
     status: z.unknown().optional(),
   })
-  .superRefine(checkSelector);
+  .superRefine(checkSelector)
+  .superRefine((d, ctx) => {
+    if (d.spec.progressDeadlineSeconds <= d.spec.minReadySeconds) ctx.addIssue({ code: 'custom', path: ['spec', 'progressDeadlineSeconds'], message: 'must be greater than minReadySeconds' });
+  });
+
+/** Resolves maxSurge/maxUnavailable against replicas: percentages round up for surge, down for unavailable (Kubernetes). */
+export function resolveIntOrPercent(v: number | string, replicas: number, roundUp: boolean): number {
+  if (typeof v === 'number') return v;
+  const pct = Number(v.slice(0, -1));
+  const x = (pct * replicas) / 100;
+  return roundUp ? Math.ceil(x) : Math.floor(x);
+}
+
+/** The rolling-update bounds of a Deployment: pods over replicas allowed, and pods that may be unavailable. */
+export function rolloutBounds(spec: Deployment['spec']): { maxSurge: number; maxUnavailable: number } {
+  const ru = spec.strategy.rollingUpdate ?? { maxSurge: '25%', maxUnavailable: '25%' };
+  const maxSurge = resolveIntOrPercent(ru.maxSurge, spec.replicas, true);
+  let maxUnavailable = resolveIntOrPercent(ru.maxUnavailable, spec.replicas, false);
+  // Both may round to 0 for small replica counts: then one pod may be unavailable, as in Kubernetes.
+  if (maxSurge === 0 && maxUnavailable === 0) maxUnavailable = 1;
+  return { maxSurge, maxUnavailable };
+}
 
 const namespaceSchema = z.strictObject({
   apiVersion: z.literal('v1'),

@@ -1,6 +1,6 @@
 import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
-import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, SCORING_ANNOTATION, type Toleration } from '../../shared/manifest.js';
+import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, rolloutBounds, SCORING_ANNOTATION, type Toleration } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
 import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
 import { allocatableOf, schedule } from '../core/scheduler.js';
@@ -295,6 +295,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       desired: 'run',
       phase: 'Pending',
       ready: false,
+      readySince: null,
       createdAt: now,
       leaseExpiresAt: 0,
       cpu: req.cpu,
@@ -309,6 +310,13 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   for (const d of depRows) {
     const spec = d.spec as WorkloadSpec;
     const view: DeploymentView = { id: d.id, namespace: d.namespace, name: d.name, replicas: spec.replicas ?? 0, revision: d.revision };
+    if (d.kind === 'Deployment') {
+      const ds = spec as Deployment['spec'];
+      const strategy = ds.strategy ?? { type: 'RollingUpdate' as const };
+      view.strategy = { type: strategy.type, ...rolloutBounds({ ...ds, strategy }) };
+      view.minReadyMs = (ds.minReadySeconds ?? 0) * 1000;
+      view.paused = ds.paused ?? false;
+    }
     let create: (string | null)[];
     let stop: DeploymentPlan['stop'];
     let want = d.want;
@@ -319,7 +327,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       want = plan.want;
       if (create.length === 0 && stop.length === 0 && want === d.want && d.observedFleet === fleetVersion) continue;
     } else {
-      const plan = planDeployment(view, views, draining);
+      const plan = planDeployment(view, views, draining, now);
       create = Array.from({ length: plan.create }, () => null);
       stop = plan.stop;
       if (create.length === 0 && stop.length === 0) continue;

@@ -17,22 +17,76 @@ function stopOrder(a: PodView, b: PodView): number {
   return rank(a) - rank(b) || b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1);
 }
 
+/** Kubernetes' default rolling update: 25 % surge (rounded up), 25 % unavailable (rounded down), never both 0. */
+export function defaultStrategy(replicas: number): NonNullable<DeploymentView['strategy']> {
+  const maxSurge = Math.ceil(replicas / 4);
+  const maxUnavailable = Math.floor(replicas / 4);
+  return { type: 'RollingUpdate', maxSurge, maxUnavailable: maxSurge === 0 && maxUnavailable === 0 ? 1 : maxUnavailable };
+}
+
+/** Whether a pod counts as available: Ready for at least `minReadyMs`. */
+export function isAvailable(p: PodView, now: number, minReadyMs: number): boolean {
+  return p.ready && p.readySince !== null && now - p.readySince >= minReadyMs;
+}
+
 /**
- * Plans one Deployment: keep `replicas` running pods of the current revision, stop the rest.
- * Pods of older revisions are replaced all at once here; health-gated rolling updates build on this.
+ * Plans one Deployment: `replicas` pods of the current revision, reached from older revisions by
+ * the Deployment's strategy (Kubernetes' algorithm):
+ *
+ * - RollingUpdate: new pods are created while the total stays within replicas + maxSurge; old pods
+ *   are stopped (unavailable ones first) while the available pods stay at least
+ *   replicas - maxUnavailable. A pod is available once Ready for minReadySeconds.
+ * - Recreate: every old pod is stopped first; new ones are created only once none is left running
+ *   (terminating ones included), so old and new never overlap.
+ * - Paused: a new revision is not rolled out (scaling still applies to the pods there are).
  *
  * Pods on draining nodes are moved without loss of readiness: a replacement is created for each,
  * and a draining pod that is Ready is stopped only while the Ready pods left are at least `replicas`.
  */
-export function planDeployment(d: DeploymentView, pods: readonly PodView[], draining: ReadonlySet<string> = new Set()): DeploymentPlan {
-  const live = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
+export function planDeployment(d: DeploymentView, pods: readonly PodView[], draining: ReadonlySet<string> = new Set(), now = 0): DeploymentPlan {
+  const mine = pods.filter((p) => p.deploymentId === d.id);
+  const live = mine.filter((p) => p.desired === 'run');
   const current = live.filter((p) => p.revision === d.revision);
   const outdated = live.filter((p) => p.revision !== d.revision);
-  const stop: DeploymentPlan['stop'] = outdated.map((p) => ({ podId: p.id, reason: 'outdated' as const }));
+  const strategy = d.strategy ?? defaultStrategy(d.replicas);
+  const minReadyMs = d.minReadyMs ?? 0;
+  const stop: DeploymentPlan['stop'] = [];
   const leaving = current.filter((p) => p.nodeId !== null && draining.has(p.nodeId));
   const staying = current.filter((p) => !(p.nodeId !== null && draining.has(p.nodeId)));
-  const surplus = staying.length - d.replicas;
-  if (surplus > 0) for (const p of [...staying].sort(stopOrder).slice(0, surplus)) stop.push({ podId: p.id, reason: 'scale-down' });
+
+  let create = 0;
+  // Recreate waits for old pods that are still terminating on their nodes, too.
+  const oldStillRunning = mine.some((p) => p.revision !== d.revision && p.desired === 'stop' && p.nodeId !== null);
+  if (strategy.type === 'Recreate' && !d.paused && (outdated.length > 0 || oldStillRunning)) {
+    for (const p of outdated) stop.push({ podId: p.id, reason: 'outdated' });
+  } else if (outdated.length === 0 || d.paused) {
+    // Steady state, or paused mid-rollout: keep `replicas` pods of what there is (a paused
+    // Deployment scaled up gets pods of the current revision; scaled down, it loses the surplus).
+    const keep = d.paused ? [...staying, ...outdated] : staying;
+    const surplus = keep.length - d.replicas;
+    if (surplus > 0) for (const p of [...keep].sort(stopOrder).slice(0, surplus)) stop.push({ podId: p.id, reason: 'scale-down' });
+    create = Math.max(0, -surplus);
+  } else {
+    const total = current.length + outdated.length;
+    const maxTotal = d.replicas + strategy.maxSurge;
+    // Terminating pods still on a node hold a container until their agent reports them gone: they
+    // count against the surge, so the containers running never exceed replicas + maxSurge.
+    const terminating = mine.filter((p) => p.desired === 'stop' && p.nodeId !== null).length;
+    create = Math.max(0, Math.min(d.replicas - staying.length, maxTotal - total - terminating));
+    const minAvailable = d.replicas - strategy.maxUnavailable;
+    const newUnavailable = current.filter((p) => !isAvailable(p, now, minReadyMs)).length;
+    let budget = total - minAvailable - newUnavailable;
+    // Unavailable old pods go first (they serve nothing), then available ones, oldest revision first.
+    const byHealth = [...outdated].sort((a, b) => Number(isAvailable(a, now, minReadyMs)) - Number(isAvailable(b, now, minReadyMs)) || a.revision - b.revision || stopOrder(a, b));
+    for (const p of byHealth) {
+      if (budget <= 0) break;
+      stop.push({ podId: p.id, reason: 'outdated' });
+      budget--;
+    }
+    // New pods beyond replicas (after a scale-down during a rollout).
+    const surplus = staying.length - d.replicas;
+    if (surplus > 0) for (const p of [...staying].sort(stopOrder).slice(0, surplus)) stop.push({ podId: p.id, reason: 'scale-down' });
+  }
   if (leaving.length > 0) {
     let ready = Math.min(d.replicas, staying.filter((p) => p.ready).length) + leaving.filter((p) => p.ready).length;
     for (const p of [...leaving].sort(stopOrder)) {
@@ -43,7 +97,7 @@ export function planDeployment(d: DeploymentView, pods: readonly PodView[], drai
       }
     }
   }
-  return { create: Math.max(0, -surplus), stop };
+  return { create, stop };
 }
 
 /** What the DaemonSet controller wants done for one DaemonSet. */

@@ -26,6 +26,8 @@ export interface PodView {
   desired: 'run' | 'stop';
   phase: string;
   ready: boolean;
+  /** Since when it has been Ready (ms), or null. */
+  readySince: number | null;
   createdAt: number;
   leaseExpiresAt: number;
   /** Summed requests: millicores and bytes. */
@@ -47,6 +49,12 @@ export interface DeploymentView {
   name: string;
   replicas: number;
   revision: number;
+  /** How a new revision replaces the old (default: RollingUpdate, 25 % / 25 %). */
+  strategy?: { type: 'RollingUpdate' | 'Recreate'; maxSurge: number; maxUnavailable: number };
+  /** A pod counts as available once Ready for this long. */
+  minReadyMs?: number;
+  /** A paused Deployment does not roll out a new revision. */
+  paused?: boolean;
 }
 
 /** A node as the scheduler sees it. */

@@ -160,33 +160,33 @@ for (const [plural, kind] of WORKLOAD_RESOURCES) {
       requireScope(c.var.principal, 'read');
       const p = c.var.principal;
       const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, undefined, kind), listPods(c.var.deps.db)]);
-      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderWorkload(r, pods)) });
+      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderWorkload(r, pods, c.var.deps.clock())) });
     })
     .get(`/namespaces/:ns/${plural}`, async (c) => {
       const namespace = ns(c.req.param('ns'));
       requireScope(c.var.principal, 'read', namespace);
       const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, namespace, kind), listPods(c.var.deps.db, { namespace })]);
-      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.map((r) => renderWorkload(r, pods)) });
+      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.map((r) => renderWorkload(r, pods, c.var.deps.clock())) });
     })
     .post(`/namespaces/:ns/${plural}`, async (c) => {
       const { namespace, m } = await workloadBody(c, kind);
       if (await getDeployment(c.var.deps.db, namespace, m.metadata.name, kind)) throw conflict(`${label} ${namespace}/${m.metadata.name} already exists`);
       const { row } = await apply(c.var.deps, c.var.principal, m, namespace);
-      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace })), 201);
+      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace }), c.var.deps.clock()), 201);
     })
     .put(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const { namespace, m } = await workloadBody(c, kind);
       if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
       const { row, outcome } = await apply(c.var.deps, c.var.principal, m, namespace);
       c.header('Flotilla-Outcome', outcome);
-      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace })), outcome === 'created' ? 201 : 200);
+      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace }), c.var.deps.clock()), outcome === 'created' ? 201 : 200);
     })
     .get(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const namespace = ns(c.req.param('ns'));
       requireScope(c.var.principal, 'read', namespace);
       const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'), kind);
       if (!row) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
-      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace })));
+      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace }), c.var.deps.clock()));
     })
     .delete(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const namespace = ns(c.req.param('ns'));

@@ -175,6 +175,8 @@ export const pods = sqliteTable(
       .default('run'),
     phase: text('phase').notNull().default('Pending'),
     ready: integer('ready', { mode: 'boolean' }).notNull().default(false),
+    /** Since when the pod has been Ready without interruption (for minReadySeconds); null while not Ready. */
+    readySince: integer('ready_since'),
     reason: text('reason'),
     message: text('message'),
     status: text('status', { mode: 'json' }).$type<Record<string, unknown>>(),

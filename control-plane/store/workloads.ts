@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm';
-import { specDigest } from '../../shared/digest.js';
+import { canonicalJson, specDigest } from '../../shared/digest.js';
 import { conflict } from '../../shared/errors.js';
 import type { Deployment, Workload } from '../../shared/manifest.js';
 import type { Db } from './db.js';
@@ -31,10 +31,7 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
   const templateDigest = await specDigest(d.spec.template);
   const kind = d.kind;
   const replicas = d.kind === 'Deployment' ? d.spec.replicas : undefined;
-  const spec = (d.kind === 'Deployment' ? { replicas: d.spec.replicas, selector: d.spec.selector, template: d.spec.template } : { selector: d.spec.selector, template: d.spec.template }) as Record<
-    string,
-    unknown
-  >;
+  const spec = { ...d.spec } as Record<string, unknown>;
   const labels = d.metadata.labels ?? {};
   const annotations = d.metadata.annotations ?? {};
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -76,8 +73,13 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
     const selectorChanged = JSON.stringify(oldSpec.selector) !== JSON.stringify(d.spec.selector);
     if (selectorChanged) throw conflict(`spec.selector of ${kind.toLowerCase()} ${namespace}/${existing.name} is immutable; delete and re-create it to change the selector`);
     const templateChanged = existing.templateDigest !== templateDigest;
+    const { template: _oldTemplate, ...oldRest } = oldSpec as Record<string, unknown>;
+    const { template: _newTemplate, ...newRest } = spec;
     const same =
-      !templateChanged && oldSpec.replicas === replicas && JSON.stringify(existing.labels) === JSON.stringify(labels) && JSON.stringify(existing.annotations) === JSON.stringify(annotations);
+      !templateChanged &&
+      canonicalJson(oldRest) === canonicalJson(newRest) &&
+      JSON.stringify(existing.labels) === JSON.stringify(labels) &&
+      JSON.stringify(existing.annotations) === JSON.stringify(annotations);
     if (same) return { row: existing, outcome: 'unchanged' };
     const revision = templateChanged ? existing.revision + 1 : existing.revision;
     const updated = { labels, annotations, spec, generation: existing.generation + 1, revision, templateDigest, updatedAt: now };

@@ -151,6 +151,9 @@ describe.each([
     expect((await listPods(t.db)).find((p) => p.workload === 'stay')?.nodeId).toBe(n1!.id);
     const n1Row = (await listNodes(t.db)).find((n) => n.id === n1!.id);
     expect(n1Row?.ready).toBe(false);
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'mobile'))!, later, 'test');
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'stay', 'DaemonSet'))!, later, 'test');
+    await runTick({ ...deps, clock: () => later });
   });
 
   it('a NoExecute taint evicts untolerating pods (the replacement lands elsewhere); an untimed toleration keeps a pod, a timed one until it runs out', async () => {
@@ -169,8 +172,11 @@ describe.each([
     );
     await applyDeployment(t.db, parseDeployment(deploymentManifest('forever', { nodeSelector: pin, pod: { tolerations: [{ operator: 'Exists' }] } })), 'default', at, 'test');
     await runTick(d);
-    // let the bare pod go anywhere (a new revision, still packed onto n1 by name order)
+    // let the bare pod go anywhere (a new revision, rolled out: the new pod is packed onto n1 too,
+    // and the old one goes once the new one is Ready)
     await applyDeployment(t.db, parseDeployment(deploymentManifest('bare')), 'default', at, 'test');
+    await runTick(d);
+    await t.db.run(sql`UPDATE pods SET ready = 1, ready_since = ${at} WHERE workload = 'bare' AND desired = 'run'`);
     await runTick(d);
     const live = async (w: string) => (await listPods(t.db)).filter((p) => p.workload === w && p.desired === 'run');
     expect((await live('bare'))[0]?.nodeId).toBe(n1!.id);

@@ -60,6 +60,7 @@ export function podView(id: string, o: Partial<PodView> = {}): PodView {
     desired: 'run',
     phase: 'Pending',
     ready: false,
+    readySince: null,
     createdAt: 0,
     leaseExpiresAt: 0,
     cpu: 0,

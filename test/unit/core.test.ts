@@ -5,10 +5,10 @@ import { constraints, nodeView, podView } from '../lib/fixtures.js';
 const dep = { id: 'd1', namespace: 'default', name: 'web', replicas: 3, revision: 2 };
 
 describe('planDeployment', () => {
-  it('creates the missing replicas of the current revision and replaces outdated pods', () => {
+  it('creates the missing replicas of the current revision within the surge; old pods wait for new ones to be available', () => {
     const plan = planDeployment(dep, [podView('a', { revision: 2 }), podView('b', { revision: 1 })]);
-    expect(plan.create).toBe(2);
-    expect(plan.stop).toEqual([{ podId: 'b', reason: 'outdated' }]);
+    // 3 replicas: surge 1 (25 % rounded up), unavailable 0: at most 4 pods, at least 3 available
+    expect(plan).toEqual({ create: 2, stop: [] });
   });
 
   it('scales down unscheduled first, then not ready, then newest', () => {
@@ -102,5 +102,60 @@ describe('planTaintEvictions', () => {
     ];
     expect(planTaintEvictions(pods, taints, 20_000).map((e) => e.podId)).toEqual(['bare']);
     expect(planTaintEvictions(pods, taints, 70_000).map((e) => e.podId)).toEqual(['bare', 'timed']);
+  });
+});
+
+describe('rolling updates', () => {
+  const ready = (id: string, revision: number, o = {}) => podView(id, { revision, nodeId: 'n', ready: true, readySince: 0, ...o });
+  const d4 = { id: 'd1', namespace: 'default', name: 'web', replicas: 4, revision: 2, strategy: { type: 'RollingUpdate' as const, maxSurge: 1, maxUnavailable: 1 } };
+
+  it('4 replicas, maxSurge 1, maxUnavailable 1: one new pod and one old stopped per step, never over 5 or under 3 available', () => {
+    const old = ['o1', 'o2', 'o3', 'o4'].map((id, i) => ready(id, 1, { createdAt: i }));
+    const first = planDeployment(d4, old, new Set(), 10_000);
+    expect(first.create).toBe(1);
+    expect(first.stop).toHaveLength(1);
+    // one old stopped, one new pending: 3 old + 1 new (not ready): nothing more may go
+    const stopped = first.stop[0]?.podId;
+    const step2 = [...old.filter((p) => p.id !== stopped), podView('n1', { revision: 2, nodeId: 'n' })];
+    expect(planDeployment(d4, step2, new Set(), 10_000)).toEqual({ create: 1, stop: [] });
+    // the new pods become available: two more old can go, and no more than 5 pods in all
+    const step3 = [...step2.filter((p) => p.id !== 'n1'), ready('n1', 2), podView('n2', { revision: 2, nodeId: 'n' })];
+    const plan3 = planDeployment(d4, step3, new Set(), 10_000);
+    expect(plan3.create).toBe(0);
+    expect(plan3.stop).toHaveLength(1);
+  });
+
+  it('stops unavailable old pods before available ones', () => {
+    const pods = [ready('o1', 1), podView('o2', { revision: 1, nodeId: 'n', ready: false }), ready('o3', 1), ready('o4', 1)];
+    expect(planDeployment(d4, pods, new Set(), 10_000).stop[0]).toEqual({ podId: 'o2', reason: 'outdated' });
+  });
+
+  it('minReadySeconds: a Ready pod is not available until it has been Ready that long', () => {
+    const d = { ...d4, minReadyMs: 5_000 };
+    const pods = [ready('o1', 1), ready('o2', 1), ready('o3', 1), ready('n1', 2, { readySince: 8_000 }), podView('n2', { revision: 2, nodeId: 'n' })];
+    expect(planDeployment(d, pods, new Set(), 10_000).stop).toEqual([]); // n1 Ready for 2 s only
+    expect(planDeployment(d, pods, new Set(), 13_000).stop).toHaveLength(1);
+  });
+
+  it('Recreate: every old pod stops first; new pods only once none of the old still runs', () => {
+    const d = { ...d4, strategy: { type: 'Recreate' as const, maxSurge: 0, maxUnavailable: 0 } };
+    const old = ['o1', 'o2'].map((id) => ready(id, 1));
+    expect(planDeployment(d, old, new Set(), 0)).toEqual({
+      create: 0,
+      stop: [
+        { podId: 'o1', reason: 'outdated' },
+        { podId: 'o2', reason: 'outdated' },
+      ],
+    });
+    const terminating = old.map((p) => ({ ...p, desired: 'stop' as const }));
+    expect(planDeployment(d, terminating, new Set(), 0)).toEqual({ create: 0, stop: [] });
+    expect(planDeployment(d, [], new Set(), 0)).toEqual({ create: 4, stop: [] });
+  });
+
+  it('a paused Deployment does not roll out a new revision, but scales', () => {
+    const d = { ...d4, paused: true };
+    const old = ['o1', 'o2', 'o3', 'o4'].map((id) => ready(id, 1));
+    expect(planDeployment(d, old, new Set(), 0)).toEqual({ create: 0, stop: [] });
+    expect(planDeployment({ ...d, replicas: 5 }, old, new Set(), 0)).toEqual({ create: 1, stop: [] });
   });
 });

@@ -3,7 +3,7 @@ import { canonicalJson, specDigest, timingSafeEqual } from '../../shared/digest.
 import { parseDuration } from '../../shared/duration.js';
 import { isFlotillaError } from '../../shared/errors.js';
 import { checkLeaseClaims, type LeaseClaims } from '../../shared/lease.js';
-import { parseManifest } from '../../shared/manifest.js';
+import { parseManifest, rolloutBounds } from '../../shared/manifest.js';
 import { parseLabelArgs } from '../../shared/names.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 
@@ -105,6 +105,30 @@ describe('manifest validation: scheduling, resources and probes', () => {
     expect(errorsOf(withContainer({ readinessProbe: { httpGet: { port: 8080 } } }))[0]?.path).toBe(`${ctr}.readinessProbe.httpGet.port`);
     expect(errorsOf(withContainer({ livenessProbe: { tcpSocket: { port: 'metrics' } } }))[0]?.message).toBe('no container port named "metrics"');
     expect(errorsOf(withContainer({ livenessProbe: { exec: { command: ['true'] }, successThreshold: 2 } }))[0]?.path).toBe(`${ctr}.livenessProbe.successThreshold`);
+  });
+
+  it('rejects impossible rollout settings with the field path', () => {
+    const withSpec = (extra: Record<string, unknown>) => {
+      const d = deploymentManifest('web', { replicas: 4 });
+      return { ...d, spec: { ...d.spec, ...extra } };
+    };
+    const ru = (maxSurge: unknown, maxUnavailable: unknown) => withSpec({ strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable } } });
+    expect(errorsOf(ru(0, 0))[0]).toEqual({ path: 'spec.strategy.rollingUpdate.maxUnavailable', message: 'may not be 0 when maxSurge is 0' });
+    expect(errorsOf(ru('0%', 0))[0]?.path).toBe('spec.strategy.rollingUpdate.maxUnavailable');
+    expect(errorsOf(ru(-1, 1))[0]?.path).toBe('spec.strategy.rollingUpdate.maxSurge');
+    expect(errorsOf(ru(1, '150%'))[0]).toEqual({ path: 'spec.strategy.rollingUpdate.maxUnavailable', message: 'must not be over 100%' });
+    expect(errorsOf(ru('x', 1))[0]?.path).toBe('spec.strategy.rollingUpdate.maxSurge');
+    expect(errorsOf(withSpec({ strategy: { type: 'Recreate', rollingUpdate: { maxSurge: 1 } } }))[0]?.path).toBe('spec.strategy.rollingUpdate');
+    expect(errorsOf(withSpec({ minReadySeconds: 30, progressDeadlineSeconds: 10 }))[0]?.path).toBe('spec.progressDeadlineSeconds');
+  });
+
+  it('resolves rollout bounds like Kubernetes: surge rounds up, unavailable down, never both 0', () => {
+    const d = parseManifest(deploymentManifest('web', { replicas: 10 }));
+    if (d.kind !== 'Deployment') throw new Error('expected a Deployment');
+    expect(rolloutBounds(d.spec)).toEqual({ maxSurge: 3, maxUnavailable: 2 });
+    expect(rolloutBounds({ ...d.spec, replicas: 1 })).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+    expect(rolloutBounds({ ...d.spec, replicas: 1, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '10%', maxUnavailable: '10%' } } })).toEqual({ maxSurge: 1, maxUnavailable: 0 });
+    expect(rolloutBounds({ ...d.spec, replicas: 1, strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: '10%' } } })).toEqual({ maxSurge: 0, maxUnavailable: 1 });
   });
 
   it('rejects an invalid disconnect policy annotation', () => {

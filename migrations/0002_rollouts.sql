@@ -1,0 +1,1 @@
+ALTER TABLE `pods` ADD `ready_since` integer;

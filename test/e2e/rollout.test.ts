@@ -1,0 +1,132 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABELS } from '../../shared/protocol.js';
+import { requireDocker } from '../lib/docker.js';
+import { type Proc, startCli } from '../lib/proc.js';
+import { waitFor } from '../lib/wait.js';
+import { Cluster } from './cluster.js';
+
+// Rolling updates on a Node control plane with two CLI agents and the real Docker engine.
+let docker: Docker;
+let server: Proc;
+let cluster: Cluster;
+let dataDir: string;
+
+beforeAll(async () => {
+  docker = await requireDocker();
+  dataDir = mkdtempSync(join(tmpdir(), 'flotilla-rollout-'));
+  server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir]);
+  const m = await server.waitForOutput(/control plane on (http:\/\/\S+); admin token in (\S+)/);
+  cluster = new Cluster(m[1] as string, readFileSync(m[2] as string, 'utf8').trim(), docker);
+  const token = cluster.cli('token', 'create', '--uses', '2').trim();
+  await Promise.all([cluster.startAgent('roll-a', token), cluster.startAgent('roll-b', token)]);
+}, 90_000);
+
+afterAll(async () => {
+  await cluster?.close();
+  await server?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+const readiness = { httpGet: { path: '/', port: 80 }, periodSeconds: 1, failureThreshold: 1 };
+const isReady = (p: any) => p.status.conditions.find((c: any) => c.type === 'Ready')?.status === 'True';
+const live = (app: string) => cluster.pods().filter((p) => p.metadata.labels.app === app && p.status.phase !== 'Terminating');
+
+/** Running containers of a workload, across both agents, as the engine lists them. */
+async function running(app: string) {
+  const all = await cluster.containers(true);
+  return all.filter((c) => c.Labels[LABELS.workload] === app);
+}
+
+function manifestFile(name: string, replicas: number, image: string, strategy: Record<string, unknown>): string {
+  const f = cluster.manifest(name, replicas, { image, container: { readinessProbe: readiness } });
+  const doc = JSON.parse(readFileSync(f, 'utf8'));
+  doc.spec.strategy = strategy;
+  writeFileSync(f, JSON.stringify(doc));
+  return f;
+}
+
+/** Samples the API and the engine every 150 ms until stopped. */
+function sampler(app: string) {
+  let on = true;
+  const seen = { minReady: Infinity, maxContainers: 0, images: [] as string[][] };
+  const loop = (async () => {
+    while (on) {
+      const [pods, ctrs] = [live(app), await running(app)];
+      seen.minReady = Math.min(seen.minReady, pods.filter(isReady).length);
+      seen.maxContainers = Math.max(seen.maxContainers, ctrs.length);
+      seen.images.push([...new Set(ctrs.map((c) => c.Image))].sort());
+      await new Promise((r) => setTimeout(r, 150));
+    }
+  })();
+  return {
+    seen,
+    async stop() {
+      on = false;
+      await loop;
+    },
+  };
+}
+
+async function allServe(app: string, body: string, n: number) {
+  await waitFor(
+    `${n} ${app} pods Ready serving ${body.trim()}`,
+    async () => {
+      const pods = live(app);
+      if (pods.length !== n || !pods.every(isReady)) return false;
+      for (const p of pods) {
+        const hp = p.status.hostPorts[0];
+        if (!hp || (await (await fetch(`http://127.0.0.1:${hp.hostPort}/`)).text()) !== body) return false;
+      }
+      return (await running(app)).length === n;
+    },
+    90_000,
+    300,
+  );
+}
+
+describe('rolling update', () => {
+  it('4 replicas v1 -> v2 with maxSurge 1, maxUnavailable 1: never fewer than 3 Ready nor more than 5 containers; ends all v2', async () => {
+    const strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 1 } };
+    expect(cluster.cli('apply', '-f', manifestFile('roll', 4, 'local/busybox:1', strategy)).trim()).toBe('deployment.apps/roll created');
+    await allServe('roll', 'v1\n', 4);
+    const s = sampler('roll');
+    expect(cluster.cli('apply', '-f', manifestFile('roll', 4, 'local/busybox:2', strategy)).trim()).toBe('deployment.apps/roll configured');
+    await allServe('roll', 'v2\n', 4);
+    await s.stop();
+    expect(s.seen.minReady).toBeGreaterThanOrEqual(3);
+    expect(s.seen.maxContainers).toBeLessThanOrEqual(5);
+    // it was a rolling update: at some observation v1 and v2 ran side by side
+    expect(s.seen.images.some((i) => i.length === 2)).toBe(true);
+    const dep = JSON.parse(cluster.cli('get', 'deployment', 'roll', '-o', 'json'));
+    expect(dep.metadata.annotations['deployment.kubernetes.io/revision']).toBe('2');
+    expect(dep.status).toMatchObject({ replicas: 4, updatedReplicas: 4, readyReplicas: 4, availableReplicas: 4 });
+    expect(dep.status.conditions).toContainEqual(expect.objectContaining({ type: 'Progressing', reason: 'NewReplicaSetAvailable' }));
+    // an identical re-apply creates no revision and restarts nothing
+    const ids = live('roll')
+      .map((p) => p.metadata.uid)
+      .sort();
+    expect(cluster.cli('apply', '-f', manifestFile('roll', 4, 'local/busybox:2', strategy)).trim()).toBe('deployment.apps/roll unchanged');
+    expect(
+      live('roll')
+        .map((p) => p.metadata.uid)
+        .sort(),
+    ).toEqual(ids);
+    cluster.cli('delete', 'deployment', 'roll');
+  }, 180_000);
+
+  it('Recreate: old and new never run at the same time', async () => {
+    const strategy = { type: 'Recreate' };
+    cluster.cli('apply', '-f', manifestFile('recr', 2, 'local/busybox:1', strategy));
+    await allServe('recr', 'v1\n', 2);
+    const s = sampler('recr');
+    cluster.cli('apply', '-f', manifestFile('recr', 2, 'local/busybox:2', strategy));
+    await allServe('recr', 'v2\n', 2);
+    await s.stop();
+    expect(s.seen.images.every((i) => i.length <= 1)).toBe(true);
+    cluster.cli('delete', 'deployment', 'recr');
+  }, 180_000);
+});
