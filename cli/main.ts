@@ -17,6 +17,8 @@ Usage:
   flotilla apply -f FILE|-  [-n NS]
   flotilla get nodes|deployments|daemonsets|pods|events [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]
+  flotilla scale deployment/NAME --replicas N
+  flotilla rollout history|pause|resume deployment/NAME
   flotilla cordon NODE | uncordon NODE
   flotilla drain NODE [--timeout 5m]
   flotilla label node NODE key=value ... key- ...
@@ -219,6 +221,38 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'scale': {
+      const { values, positionals } = parse(rest, { replicas: { type: 'string' } });
+      const name = deploymentName(positionals);
+      const replicas = Number(values.replicas);
+      if (!name || values.replicas === undefined || !Number.isInteger(replicas) || replicas < 0) throw new CliError('usage: flotilla scale deployment/NAME --replicas N', 2);
+      await call(target(values), 'PUT', `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}/scale`, { spec: { replicas } });
+      console.log(`deployment.apps/${name} scaled`);
+      return 0;
+    }
+    case 'rollout': {
+      const [sub, ...more] = rest;
+      const { values, positionals } = parse(more, {});
+      const name = deploymentName(positionals);
+      if (!name || !['history', 'pause', 'resume'].includes(sub ?? '')) throw new CliError('usage: flotilla rollout history|pause|resume deployment/NAME', 2);
+      const base = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}`;
+      const t = target(values);
+      if (sub === 'history') {
+        const r = await call<{ items: Array<{ revision: number; current: boolean; images: string[]; changeCause: string | null; createdAt: string }> }>(t, 'GET', `${base}/revisions`);
+        if (values.output === 'json') console.log(JSON.stringify(r.body, null, 2));
+        else
+          console.log(
+            tableOf(
+              ['REVISION', 'IMAGES', 'CHANGE-CAUSE', 'CREATED'],
+              r.body.items.map((x) => [`${x.revision}${x.current ? ' (current)' : ''}`, x.images.join(','), x.changeCause ?? '<none>', x.createdAt]),
+            ),
+          );
+        return 0;
+      }
+      await call(t, 'POST', `${base}/${sub}`);
+      console.log(`deployment.apps/${name} ${sub === 'pause' ? 'paused' : 'resumed'}`);
+      return 0;
+    }
     case 'cordon':
     case 'uncordon': {
       const { values, positionals } = parse(rest, {});
@@ -329,6 +363,14 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new CliError(`unknown command "${cmd}" (see flotilla --help)`, 2);
   }
+}
+
+/** `deployment/NAME`, `deployment NAME` or `deploy/NAME` -> NAME (only Deployments). */
+function deploymentName(positionals: string[]): string | undefined {
+  const [a, b] = positionals;
+  if (!a) return undefined;
+  const [kind, name] = a.includes('/') ? (a.split('/', 2) as [string, string]) : [a, b];
+  return KIND_ALIASES[kind] === 'deployments' && name ? name : undefined;
 }
 
 function labelsText(l: unknown): string {

@@ -1,6 +1,6 @@
 import { type Context, Hono } from 'hono';
 import { conflict, invalid, notFound } from '../../shared/errors.js';
-import { parseManifest, podRequests, type Workload } from '../../shared/manifest.js';
+import { type Deployment, parseManifest, parseWorkload, podRequests, type Workload } from '../../shared/manifest.js';
 import { DNS1123_LABEL } from '../../shared/names.js';
 import { formatCpu, formatMemory, parseCpu, parseMemory } from '../../shared/quantity.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
@@ -13,7 +13,7 @@ import { listEvents } from '../store/events.js';
 import { listNodes } from '../store/nodes.js';
 import { getPod, listPods } from '../store/pods.js';
 import { namespaces as namespacesTable } from '../store/schema.js';
-import { applyWorkload, deleteDeployment, ensureNamespace, getDeployment, listDeployments, type WorkloadKind } from '../store/workloads.js';
+import { applyWorkload, deleteDeployment, ensureNamespace, getDeployment, listDeployments, listRevisions, manifestOf, type WorkloadKind } from '../store/workloads.js';
 
 function ns(name: string): string {
   if (!DNS1123_LABEL.test(name) || name.length > 63) throw invalid(`invalid namespace "${name}"`, [{ path: 'metadata.namespace', message: 'must be a DNS-1123 label' }]);
@@ -198,3 +198,58 @@ for (const [plural, kind] of WORKLOAD_RESOURCES) {
       return c.json({ apiVersion: 'v1', kind: 'Status', status: 'Success', details: { name: row.name, kind: plural, uid: row.id } });
     });
 }
+
+/** Reads a Deployment the caller may change, applies `change` to its manifest, and applies the result. */
+async function changeDeployment(c: Context<AppEnv>, change: (spec: Record<string, unknown>) => void) {
+  const namespace = ns(c.req.param('ns') ?? '');
+  requireScope(c.var.principal, 'deploy', namespace);
+  const deps = c.var.deps;
+  const row = await getDeployment(deps.db, namespace, c.req.param('name') ?? '');
+  if (!row) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+  const m = manifestOf(row) as { spec: Record<string, unknown> };
+  m.spec = { ...m.spec };
+  change(m.spec);
+  const { row: after } = await apply(deps, c.var.principal, parseWorkload(m), namespace);
+  return after;
+}
+
+// Deployment subresources: scale (as Kubernetes' /scale), pause/resume, revision history.
+workloadRoutes
+  .put('/namespaces/:ns/deployments/:name/scale', async (c) => {
+    const body = (await readDocument(c)) as { spec?: { replicas?: unknown }; replicas?: unknown } | null;
+    const replicas = body?.spec?.replicas ?? body?.replicas;
+    if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0 || replicas > 10_000)
+      throw invalid('spec.replicas must be an integer from 0 to 10000', [{ path: 'spec.replicas', message: 'must be an integer from 0 to 10000' }]);
+    const row = await changeDeployment(c, (spec) => {
+      spec.replicas = replicas;
+    });
+    return c.json({ apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: row.name, namespace: row.namespace }, spec: { replicas }, status: { replicas } });
+  })
+  .post('/namespaces/:ns/deployments/:name/:verb{pause|resume}', async (c) => {
+    const paused = c.req.param('verb') === 'pause';
+    const row = await changeDeployment(c, (spec) => {
+      spec.paused = paused;
+    });
+    return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
+  })
+  .get('/namespaces/:ns/deployments/:name/revisions', async (c) => {
+    const namespace = ns(c.req.param('ns'));
+    requireScope(c.var.principal, 'read', namespace);
+    const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'));
+    if (!row) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+    const revs = await listRevisions(c.var.deps.db, row.id);
+    return c.json({
+      kind: 'RevisionList',
+      items: revs.map((r) => {
+        const t = r.template as Deployment['spec']['template'];
+        return {
+          revision: r.revision,
+          current: r.revision === row.revision,
+          digest: r.digest,
+          images: t.spec.containers.map((x) => x.image),
+          changeCause: t.metadata.annotations?.['kubernetes.io/change-cause'] ?? null,
+          createdAt: new Date(r.createdAt).toISOString(),
+        };
+      }),
+    });
+  });

@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, asc, eq, lt } from 'drizzle-orm';
 import { canonicalJson, specDigest } from '../../shared/digest.js';
 import { conflict } from '../../shared/errors.js';
 import type { Deployment, Workload } from '../../shared/manifest.js';
@@ -97,6 +97,8 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
             .values({ deploymentId: existing.id, revision, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now })
             .onConflictDoNothing(),
           insertEvent(db, { namespace, kind, name: existing.name, type: 'Normal', reason: 'NewRevision', message: `revision ${revision} by ${source}`, source: 'api', at: now }),
+          // Keep the current revision and `revisionHistoryLimit` older ones.
+          db.delete(revisions).where(and(eq(revisions.deploymentId, existing.id), lt(revisions.revision, revision - historyLimit(d)))),
         ]
       : oldSpec.replicas !== replicas
         ? [
@@ -159,4 +161,23 @@ export function isUniqueViolation(e: unknown): boolean {
   const texts: string[] = [];
   for (let x: unknown = e; x && texts.length < 5; x = (x as { cause?: unknown }).cause) texts.push(String((x as { message?: unknown }).message ?? x));
   return texts.some((t) => /UNIQUE constraint failed|SQLITE_CONSTRAINT/i.test(t));
+}
+
+function historyLimit(d: Workload): number {
+  return d.kind === 'Deployment' ? (d.spec.revisionHistoryLimit ?? 10) : 10;
+}
+
+/** The revisions kept of a workload, oldest first. */
+export function listRevisions(db: Db, workloadId: string) {
+  return db.select().from(revisions).where(eq(revisions.deploymentId, workloadId)).orderBy(asc(revisions.revision)).all();
+}
+
+/** The manifest a stored workload was applied from (for read-modify-write changes such as scale). */
+export function manifestOf(row: DeploymentRow): Record<string, unknown> {
+  return {
+    apiVersion: 'apps/v1',
+    kind: row.kind,
+    metadata: { name: row.name, namespace: row.namespace, labels: row.labels, annotations: row.annotations },
+    spec: row.spec,
+  };
 }

@@ -5,7 +5,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../shared/protocol.js';
 import { requireDocker } from '../lib/docker.js';
-import { type Proc, startCli } from '../lib/proc.js';
+import { type Proc, runCli, startCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
 import { Cluster } from './cluster.js';
 
@@ -105,6 +105,8 @@ describe('rolling update', () => {
     expect(dep.metadata.annotations['deployment.kubernetes.io/revision']).toBe('2');
     expect(dep.status).toMatchObject({ replicas: 4, updatedReplicas: 4, readyReplicas: 4, availableReplicas: 4 });
     expect(dep.status.conditions).toContainEqual(expect.objectContaining({ type: 'Progressing', reason: 'NewReplicaSetAvailable' }));
+    const history = cluster.cli('rollout', 'history', 'deployment/roll');
+    expect(history).toMatch(/REVISION\s+IMAGES[\s\S]*\n1\s+local\/busybox:1[\s\S]*\n2 \(current\)\s+local\/busybox:2/);
     // an identical re-apply creates no revision and restarts nothing
     const ids = live('roll')
       .map((p) => p.metadata.uid)
@@ -128,5 +130,34 @@ describe('rolling update', () => {
     await s.stop();
     expect(s.seen.images.every((i) => i.length <= 1)).toBe(true);
     cluster.cli('delete', 'deployment', 'recr');
+  }, 180_000);
+
+  it('scale, pause and resume: a paused Deployment does not roll out a new template until resumed', async () => {
+    const strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+    cluster.cli('apply', '-f', manifestFile('pz', 1, 'local/busybox:1', strategy));
+    await allServe('pz', 'v1\n', 1);
+    expect(cluster.cli('scale', 'deployment/pz', '--replicas', '2').trim()).toBe('deployment.apps/pz scaled');
+    await allServe('pz', 'v1\n', 2);
+    expect(cluster.cli('rollout', 'pause', 'deployment/pz').trim()).toBe('deployment.apps/pz paused');
+    const paused = manifestFile('pz', 2, 'local/busybox:2', strategy);
+    const doc = JSON.parse(readFileSync(paused, 'utf8'));
+    doc.spec.paused = true;
+    writeFileSync(paused, JSON.stringify(doc));
+    cluster.cli('apply', '-f', paused);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await running('pz')).map((c) => c.Image)).toEqual(['local/busybox:1', 'local/busybox:1']);
+    expect(cluster.cli('rollout', 'resume', 'deployment/pz').trim()).toBe('deployment.apps/pz resumed');
+    await allServe('pz', 'v2\n', 2);
+    // bad input changes nothing: one readable line, non-zero exit
+    const bad = await fetch(`${cluster.url}/v1/namespaces/default/deployments/pz/scale`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${cluster.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ spec: { replicas: -1 } }),
+    });
+    expect(bad.status).toBe(422);
+    expect(((await bad.json()) as { errors: Array<{ path: string }> }).errors[0]?.path).toBe('spec.replicas');
+    expect(runCli(['scale', 'deployment/pz'], cluster.env()).code).toBe(2);
+    expect(live('pz')).toHaveLength(2);
+    cluster.cli('delete', 'deployment', 'pz');
   }, 180_000);
 });
