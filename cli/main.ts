@@ -18,7 +18,7 @@ Usage:
   flotilla get nodes|deployments|daemonsets|pods|events [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]
   flotilla scale deployment/NAME --replicas N
-  flotilla rollout history|pause|resume deployment/NAME
+  flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume deployment/NAME
   flotilla cordon NODE | uncordon NODE
   flotilla drain NODE [--timeout 5m]
   flotilla label node NODE key=value ... key- ...
@@ -232,9 +232,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'rollout': {
       const [sub, ...more] = rest;
-      const { values, positionals } = parse(more, {});
+      const { values, positionals } = parse(more, { 'to-revision': { type: 'string' }, timeout: { type: 'string' } });
       const name = deploymentName(positionals);
-      if (!name || !['history', 'pause', 'resume'].includes(sub ?? '')) throw new CliError('usage: flotilla rollout history|pause|resume deployment/NAME', 2);
+      if (!name || !['history', 'pause', 'resume', 'undo', 'restart', 'status'].includes(sub ?? ''))
+        throw new CliError('usage: flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume deployment/NAME', 2);
       const base = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}`;
       const t = target(values);
       if (sub === 'history') {
@@ -249,8 +250,16 @@ async function main(argv: string[]): Promise<number> {
           );
         return 0;
       }
+      if (sub === 'undo') {
+        const to = values['to-revision'];
+        if (to !== undefined && !/^[1-9]\d*$/.test(to)) throw new CliError('--to-revision must be a revision number', 2);
+        await call(t, 'POST', `${base}/rollback`, to === undefined ? {} : { toRevision: Number(to) });
+        console.log(`deployment.apps/${name} rolled back${to ? ` to revision ${to}` : ''}`);
+        return 0;
+      }
+      if (sub === 'status') return rolloutStatus(t, base, name, values.timeout);
       await call(t, 'POST', `${base}/${sub}`);
-      console.log(`deployment.apps/${name} ${sub === 'pause' ? 'paused' : 'resumed'}`);
+      console.log(`deployment.apps/${name} ${sub === 'pause' ? 'paused' : sub === 'resume' ? 'resumed' : 'restarted'}`);
       return 0;
     }
     case 'cordon':
@@ -362,6 +371,41 @@ async function main(argv: string[]): Promise<number> {
     }
     default:
       throw new CliError(`unknown command "${cmd}" (see flotilla --help)`, 2);
+  }
+}
+
+/**
+ * Follows a rollout like `kubectl rollout status`: a line whenever the counts change; exit 0 once
+ * every replica is updated and available, 1 on timeout (with where it stood).
+ */
+async function rolloutStatus(t: ReturnType<typeof target>, base: string, name: string, timeout: string | undefined): Promise<number> {
+  const timeoutMs = timeout ? parseDuration(timeout) : 600_000;
+  if (timeoutMs === null) throw new CliError(`--timeout: not a duration: ${timeout}`, 2);
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const d = (
+      await call<{
+        spec: { replicas: number; paused?: boolean };
+        status: { replicas: number; updatedReplicas: number; availableReplicas: number; conditions: Array<{ type: string; reason: string }> };
+      }>(t, 'GET', base)
+    ).body;
+    const st = d.status;
+    if (st.conditions.some((c) => c.type === 'Progressing' && c.reason === 'NewReplicaSetAvailable')) {
+      console.log(`deployment "${name}" successfully rolled out`);
+      return 0;
+    }
+    const line = d.spec.paused
+      ? `deployment "${name}" is paused: ${st.updatedReplicas} of ${d.spec.replicas} updated replicas`
+      : st.updatedReplicas < d.spec.replicas
+        ? `Waiting for deployment "${name}" rollout to finish: ${st.updatedReplicas} out of ${d.spec.replicas} new replicas have been updated...`
+        : st.replicas > st.updatedReplicas
+          ? `Waiting for deployment "${name}" rollout to finish: ${st.replicas - st.updatedReplicas} old replicas are pending termination...`
+          : `Waiting for deployment "${name}" rollout to finish: ${st.availableReplicas} of ${st.updatedReplicas} updated replicas are available...`;
+    if (line !== last) console.log(line);
+    last = line;
+    if (Date.now() > deadline) throw new CliError(`timed out waiting for the rollout of ${name}: ${line.replace(/^Waiting for deployment "[^"]+" rollout to finish: /, '')}`);
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 

@@ -232,6 +232,36 @@ workloadRoutes
     });
     return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
   })
+  .post('/namespaces/:ns/deployments/:name/rollback', async (c) => {
+    // Undo: the template of an earlier revision (the previous one by default) becomes a new revision.
+    const namespace = ns(c.req.param('ns'));
+    requireScope(c.var.principal, 'deploy', namespace);
+    const body = (c.req.header('content-type') ? await readDocument(c) : null) as { toRevision?: unknown } | null;
+    const to = body?.toRevision;
+    if (to !== undefined && (typeof to !== 'number' || !Number.isInteger(to) || to < 1))
+      throw invalid('toRevision must be a positive integer', [{ path: 'toRevision', message: 'must be a positive integer' }]);
+    const row0 = await getDeployment(c.var.deps.db, namespace, c.req.param('name'));
+    if (!row0) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+    const revs = await listRevisions(c.var.deps.db, row0.id);
+    const target = to === undefined ? revs.filter((r) => r.revision < row0.revision).at(-1) : revs.find((r) => r.revision === to);
+    if (!target)
+      throw invalid(to === undefined ? 'there is no earlier revision to roll back to' : `revision ${to} not found (kept: ${revs.map((r) => r.revision).join(', ')})`, [
+        { path: 'toRevision', message: 'no such revision' },
+      ]);
+    const row = await changeDeployment(c, (spec) => {
+      spec.template = target.template;
+    });
+    return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
+  })
+  .post('/namespaces/:ns/deployments/:name/restart', async (c) => {
+    // Restart: a new revision that differs only by an annotation, rolled out like any other.
+    const now = new Date(c.var.deps.clock()).toISOString();
+    const row = await changeDeployment(c, (spec) => {
+      const t = spec.template as { metadata: { annotations?: Record<string, string> } };
+      spec.template = { ...t, metadata: { ...t.metadata, annotations: { ...(t.metadata.annotations ?? {}), 'flotilla.dev/restartedAt': now } } };
+    });
+    return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
+  })
   .get('/namespaces/:ns/deployments/:name/revisions', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);

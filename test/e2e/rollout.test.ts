@@ -160,4 +160,32 @@ describe('rolling update', () => {
     expect(live('pz')).toHaveLength(2);
     cluster.cli('delete', 'deployment', 'pz');
   }, 180_000);
+
+  it('rollout undo --to-revision, restart and status', async () => {
+    const strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+    cluster.cli('apply', '-f', manifestFile('undo', 2, 'local/busybox:1', strategy));
+    await allServe('undo', 'v1\n', 2);
+    cluster.cli('apply', '-f', manifestFile('undo', 2, 'local/busybox:2', strategy));
+    const status = runCli(['rollout', 'status', 'deployment/undo', '--timeout', '90s'], cluster.env());
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout.trim().split('\n').at(-1)).toBe('deployment "undo" successfully rolled out');
+    await allServe('undo', 'v2\n', 2);
+    const missing = runCli(['rollout', 'undo', 'deployment/undo', '--to-revision', '99'], cluster.env());
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/revision 99 not found/);
+    expect(cluster.cli('rollout', 'undo', 'deployment/undo', '--to-revision', '1').trim()).toBe('deployment.apps/undo rolled back to revision 1');
+    await allServe('undo', 'v1\n', 2);
+    expect(cluster.cli('rollout', 'history', 'deployment/undo')).toMatch(/\n3 \(current\)\s+local\/busybox:1/);
+    const before = live('undo').map((p) => p.metadata.uid);
+    expect(cluster.cli('rollout', 'restart', 'deployment/undo').trim()).toBe('deployment.apps/undo restarted');
+    expect(runCli(['rollout', 'status', 'deployment/undo', '--timeout', '90s'], cluster.env()).code).toBe(0);
+    await allServe('undo', 'v1\n', 2);
+    expect(
+      live('undo')
+        .map((p) => p.metadata.uid)
+        .filter((u) => before.includes(u)),
+    ).toEqual([]);
+    cluster.cli('delete', 'deployment', 'undo');
+  }, 180_000);
 });
