@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import { stopChild } from './procs.js';
 
 // Node loss to replacement running: a Node control plane and two real agents (compiled CLI) on the
 // Docker engine; the agent holding the pod is killed with SIGKILL and its containers removed (the
@@ -40,13 +41,7 @@ function startProc(args: string[], env: Record<string, string>): Proc {
   return {
     child,
     out: () => buf,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-      }),
+    stop: () => stopChild(child),
   };
 }
 

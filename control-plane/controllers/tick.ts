@@ -1,6 +1,6 @@
 import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
-import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, rolloutBounds, SCORING_ANNOTATION, type Toleration } from '../../shared/manifest.js';
+import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, rolloutBounds, SCORING_ANNOTATION } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
 import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
 import { allocatableOf, schedule } from '../core/scheduler.js';
@@ -8,7 +8,7 @@ import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.j
 import { chunkRows, type Db } from '../store/db.js';
 import { type EventInput, insertEvents, pruneEvents } from '../store/events.js';
 import { fleetVersionSql } from '../store/meta.js';
-import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, toPodView } from '../store/pods.js';
+import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, specsOf, toPodView } from '../store/pods.js';
 import { controllerLocks, deployments, nodeLeases, nodes, pods } from '../store/schema.js';
 
 /** What one tick did, for logs and tests. */
@@ -122,12 +122,10 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const fleetVersion = Number(fleetRow?.v ?? 0);
   const scoringOf = new Map(depRows.map((d) => [d.id, (d.annotations[SCORING_ANNOTATION] as Scoring | undefined) ?? config.scoring]));
   // Specs only for the pods placement needs them for (pending ones).
-  const pendingIds = podRows.filter((p) => p.nodeId === null && p.desired === 'run').map((p) => p.id);
-  const specs = new Map<string, Record<string, unknown>>();
-  for (const ids of chunkRows(db, pendingIds, 1)) {
-    const rows = await db.select({ id: pods.id, spec: pods.spec }).from(pods).where(inArray(pods.id, ids)).all();
-    for (const r of rows) specs.set(r.id, r.spec);
-  }
+  const specs = await specsOf(
+    db,
+    podRows.filter((p) => p.nodeId === null && p.desired === 'run').map((p) => p.id),
+  );
   // A lease is its node's, revoked or not: a revoked node's agent may hold leases until they expire.
   const nodeLease = new Map(nodeRows.map((n) => [n.id, n.leaseExpiresAt]));
   let views = podRows.map((p) => toPodView({ ...p, spec: specs.get(p.id) }, nodeLease, scoringOf.get(p.deploymentId)));
@@ -188,11 +186,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   }
   if (evicted.size > 0) {
     // Evicted pods need their specs to be placed in this same tick.
-    const ids = [...evicted];
-    for (const chunk of chunkRows(db, ids, 1)) {
-      const rows = await db.select({ id: pods.id, spec: pods.spec }).from(pods).where(inArray(pods.id, chunk)).all();
-      for (const r of rows) specs.set(r.id, r.spec);
-    }
+    for (const [id, spec] of await specsOf(db, [...evicted])) specs.set(id, spec);
     views = views.map((v) => (evicted.has(v.id) ? { ...v, nodeId: null, ready: false, constraints: constraintsOf(specs.get(v.id) as PodSpec, scoringOf.get(v.deploymentId) ?? config.scoring) } : v));
   }
 
@@ -203,17 +197,12 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const taintsOf = new Map(liveNodes.filter((n) => n.taints.some((t) => t.effect === 'NoExecute')).map((n) => [n.id, n.taints]));
   if (taintsOf.size > 0) {
     const exposed = views.filter((v) => v.desired === 'run' && v.nodeId !== null && taintsOf.has(v.nodeId) && v.pinnedNode === null);
-    const tolerationsOf = new Map<string, Toleration[]>();
-    for (const chunk of chunkRows(
+    const exposedSpecs = await specsOf(
       db,
       exposed.map((v) => v.id),
-      1,
-    )) {
-      const rows = await db.select({ id: pods.id, spec: pods.spec }).from(pods).where(inArray(pods.id, chunk)).all();
-      for (const r of rows) tolerationsOf.set(r.id, (r.spec as PodSpec).tolerations ?? []);
-    }
+    );
     const evictions = planTaintEvictions(
-      exposed.map((v) => ({ id: v.id, nodeId: v.nodeId as string, createdAt: v.createdAt, tolerations: tolerationsOf.get(v.id) ?? [] })),
+      exposed.map((v) => ({ id: v.id, nodeId: v.nodeId as string, createdAt: v.createdAt, tolerations: (exposedSpecs.get(v.id) as PodSpec | undefined)?.tolerations ?? [] })),
       taintsOf,
       now,
     );

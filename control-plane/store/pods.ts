@@ -155,3 +155,17 @@ export function releaseLostPod(db: Db, podId: string, nodeId: string, now: numbe
       and(eq(pods.id, podId), eq(pods.nodeId, nodeId), eq(pods.desired, 'run'), sql`NOT EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = ${nodeId} AND l.lease_expires_at >= ${now - skewMs})`),
     );
 }
+
+/** The specs of the given pods, by id (queries chunked under the parameter limit). */
+export async function specsOf(db: Db, ids: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const chunk of chunkRows(db, ids, 1)) {
+    const rows = await db
+      .select({ id: pods.id, spec: pods.spec })
+      .from(pods)
+      .where(inArray(pods.id, [...chunk]))
+      .all();
+    for (const r of rows) out.set(r.id, r.spec);
+  }
+  return out;
+}

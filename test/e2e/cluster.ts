@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -108,4 +108,31 @@ export class Cluster {
     await removeNodeContainers(this.docker, this.nodeIds);
     for (const d of this.dirs) rmSync(d, { recursive: true, force: true });
   }
+}
+
+/** A `flotilla server --no-agent` on a free port with its own data dir, and a Cluster talking to it. */
+export interface NodeControlPlane {
+  server: Proc;
+  cluster: Cluster;
+  dataDir: string;
+  /** Stops the agents (removing their containers), the server, and deletes the data dir. */
+  close(): Promise<void>;
+}
+
+/** Starts a Node control plane for an e2e file. */
+export async function startNodeControlPlane(docker: Docker, prefix: string): Promise<NodeControlPlane> {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir]);
+  const m = await server.waitForOutput(/control plane on (http:\/\/\S+); admin token in (\S+)/);
+  const cluster = new Cluster(m[1] as string, readFileSync(m[2] as string, 'utf8').trim(), docker);
+  return {
+    server,
+    cluster,
+    dataDir,
+    async close() {
+      await cluster.close();
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,30 +1,22 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type Docker from 'dockerode';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireDocker } from '../lib/docker.js';
-import { type Proc, runCli, startCli } from '../lib/proc.js';
+import { type Proc, runCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
-import { Cluster } from './cluster.js';
+import { type Cluster, type NodeControlPlane, startNodeControlPlane } from './cluster.js';
 
-let docker: Docker;
+let cp: NodeControlPlane;
 let server: Proc;
 let cluster: Cluster;
 let dataDir: string;
 
 beforeAll(async () => {
-  docker = await requireDocker();
-  dataDir = mkdtempSync(join(tmpdir(), 'flotilla-server-'));
-  server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir]);
-  const m = await server.waitForOutput(/control plane on (http:\/\/\S+); admin token in (\S+)/);
-  cluster = new Cluster(m[1] as string, readFileSync(m[2] as string, 'utf8').trim(), docker);
+  cp = await startNodeControlPlane(await requireDocker(), 'flotilla-server-');
+  ({ server, cluster, dataDir } = cp);
 });
 
 afterAll(async () => {
-  await cluster?.close();
-  await server?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await cp?.close();
 });
 
 describe('Node control plane with two agents on real Docker', () => {

@@ -1,34 +1,27 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../shared/protocol.js';
 import { requireDocker } from '../lib/docker.js';
-import { type Proc, runCli, startCli } from '../lib/proc.js';
+import { runCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
-import { Cluster } from './cluster.js';
+import { type Cluster, type NodeControlPlane, startNodeControlPlane } from './cluster.js';
 
 // Rolling updates on a Node control plane with two CLI agents and the real Docker engine.
 let docker: Docker;
-let server: Proc;
+let cp: NodeControlPlane;
 let cluster: Cluster;
-let dataDir: string;
 
 beforeAll(async () => {
   docker = await requireDocker();
-  dataDir = mkdtempSync(join(tmpdir(), 'flotilla-rollout-'));
-  server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir]);
-  const m = await server.waitForOutput(/control plane on (http:\/\/\S+); admin token in (\S+)/);
-  cluster = new Cluster(m[1] as string, readFileSync(m[2] as string, 'utf8').trim(), docker);
+  cp = await startNodeControlPlane(docker, 'flotilla-rollout-');
+  cluster = cp.cluster;
   const token = cluster.cli('token', 'create', '--uses', '2').trim();
   await Promise.all([cluster.startAgent('roll-a', token), cluster.startAgent('roll-b', token)]);
 }, 90_000);
 
 afterAll(async () => {
-  await cluster?.close();
-  await server?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await cp?.close();
 });
 
 const readiness = { httpGet: { path: '/', port: 80 }, periodSeconds: 1, failureThreshold: 1 };

@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { decodeJwt } from 'jose';
@@ -8,7 +7,7 @@ import { nodeContainers, requireDocker } from '../lib/docker.js';
 import { type Proc, runCli, startCli } from '../lib/proc.js';
 import { Relay } from '../lib/relay.js';
 import { waitFor } from '../lib/wait.js';
-import { Cluster } from './cluster.js';
+import { type Cluster, type NodeControlPlane, startNodeControlPlane } from './cluster.js';
 
 // Scheduling, DaemonSets, probes, restarts and node loss, end to end: a Node control plane and CLI
 // agents on the real Docker engine (FAST_ENV: lease TTL 10 s, clock skew 1 s).
@@ -16,26 +15,22 @@ const TTL_MS = 10_000;
 const SKEW_MS = 1_000;
 
 let docker: Docker;
+let cp: NodeControlPlane;
 let server: Proc;
 let cluster: Cluster;
-let dataDir: string;
 let serverPort: number;
 let enroll: string;
 
 beforeAll(async () => {
   docker = await requireDocker();
-  dataDir = mkdtempSync(join(tmpdir(), 'flotilla-sched-'));
-  server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir]);
-  const m = await server.waitForOutput(/control plane on (http:\/\/\S+); admin token in (\S+)/);
-  cluster = new Cluster(m[1] as string, readFileSync(m[2] as string, 'utf8').trim(), docker);
-  serverPort = Number(new URL(m[1] as string).port);
+  cp = await startNodeControlPlane(docker, 'flotilla-sched-');
+  ({ server, cluster } = cp);
+  serverPort = Number(new URL(cluster.url).port);
   enroll = cluster.cli('token', 'create', '--uses', '10', '--ttl', '30m').trim();
 }, 60_000);
 
 afterAll(async () => {
-  await cluster?.close();
-  await server?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await cp?.close();
 });
 
 /** Start and die events of a pod's containers, from the engine, oldest first. */
