@@ -77,6 +77,9 @@ export class Agent {
   private readonly pollWaker = new Waker();
   private readonly hbWaker = new Waker();
   private readonly reconcileWaker = new Waker();
+  private readonly fenceWaker = new Waker();
+  /** Containers with a stop in flight (a fencing stop and a reconcile stop never double up). */
+  private readonly stopping = new Set<string>();
   private readonly loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
   private lastActual: ActualContainer[] = [];
@@ -172,7 +175,7 @@ export class Agent {
     const agent = new Agent(identity, client, runtime, verifier, opts, log);
     agent.outbox.setFacts(facts);
     await agent.loadCachedDesired();
-    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop());
+    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop());
     return agent;
   }
 
@@ -183,6 +186,7 @@ export class Agent {
     this.pollWaker.wake();
     this.hbWaker.wake();
     this.reconcileWaker.wake();
+    this.fenceWaker.wake();
     await Promise.allSettled(this.loops);
     this.probes.stopAll();
   }
@@ -231,6 +235,7 @@ export class Agent {
     if (etag !== null) this.etag = etag;
     if (persist) writePrivate(this.desiredPath(), JSON.stringify(state));
     this.reconcileWaker.wake();
+    this.fenceWaker.wake();
   }
 
   private async renewLeases(tokens: Record<string, string>): Promise<void> {
@@ -248,6 +253,7 @@ export class Agent {
       pod.lease = token;
     }
     if (this.desired) writePrivate(this.desiredPath(), JSON.stringify(this.desired));
+    this.fenceWaker.wake();
   }
 
   /**
@@ -272,12 +278,12 @@ export class Agent {
     return Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) + (this.opts.reconcileMs ?? 2000) + 500;
   }
 
-  /** A stop because a lease is lapsing gets a grace that ends before the lease does. */
-  private fenceStop(step: Step, now: number): Step {
+  /** A stop because a lease is lapsing gets a grace that ends before the lease does (counted from the moment the stop is sent). */
+  private fenceStop(step: Step): Step {
     if (step.action !== 'stop') return step;
     const l = this.leases.get(step.podId)?.verified;
     if (l?.policy !== 'stop' || !this.desired?.pods.some((p) => p.id === step.podId)) return step;
-    const graceSec = Math.max(0, Math.floor((l.exp * 1000 - now - 500) / 1000));
+    const graceSec = Math.max(0, Math.floor((l.exp * 1000 - Date.now() - 500) / 1000));
     return { ...step, reason: 'lease expiring', timeoutSec: Math.min(this.opts.stopTimeoutSec ?? 10, graceSec) };
   }
 
@@ -349,6 +355,44 @@ export class Agent {
     }
   }
 
+  /**
+   * Fencing on its own clock: a reconcile pass can be busy for minutes (an image pull), so the stop
+   * of a pod whose `stop` lease is lapsing must not wait for it. Sleeps until the earliest stop
+   * deadline (or until leases change), then stops that pod's running containers once per lease.
+   */
+  private async fenceLoop(): Promise<void> {
+    const fenced = new Set<string>(); // `${podId}:${exp}` already handled
+    while (this.running) {
+      const now = Date.now();
+      let next = now + 60_000;
+      const lapsing = new Set<string>();
+      for (const p of this.desired?.pods ?? []) {
+        const l = this.leases.get(p.id)?.verified;
+        if (l?.policy !== 'stop') continue;
+        const at = l.exp * 1000 - this.stopLeadMs(l);
+        if (at > now) next = Math.min(next, at);
+        else if (!fenced.has(`${p.id}:${l.exp}`)) {
+          lapsing.add(p.id);
+          fenced.add(`${p.id}:${l.exp}`);
+        }
+      }
+      if (lapsing.size > 0) {
+        try {
+          const actual = await this.runtime.listActual();
+          const targets = actual.filter((a) => a.state === 'running' && lapsing.has(a.podId));
+          if (targets.length > 0) this.log.info({ pods: [...lapsing] }, 'leases lapsing: stopping their containers');
+          await Promise.all(targets.map((a) => this.execute({ action: 'stop', containerId: a.id, podId: a.podId, reason: 'lease expiring' }, actual)));
+        } catch (e) {
+          this.log.error({ err: (e as Error).message }, 'fencing failed');
+        }
+        this.reconcileWaker.wake();
+      }
+      const live = new Set((this.desired?.pods ?? []).map((p) => `${p.id}:${this.leases.get(p.id)?.verified?.exp}`));
+      for (const k of fenced) if (!live.has(k)) fenced.delete(k);
+      await this.fenceWaker.sleep(Math.max(0, next - Date.now()));
+    }
+  }
+
   /** One full reconcile: execute layers of steps until none is left (bounded), then report. */
   async reconcileOnce(): Promise<void> {
     for (let layer = 0; layer < 10 && this.running; layer++) {
@@ -370,7 +414,7 @@ export class Agent {
         'reconcile',
       );
       if (steps.length === 0) break;
-      await Promise.all(steps.map((s) => this.execute(this.fenceStop(s, now), actual)));
+      await Promise.all(steps.map((s) => this.execute(s, actual)));
     }
     this.syncProbes();
     this.reportStatuses();
@@ -391,9 +435,15 @@ export class Agent {
     this.probes.sync(targets);
   }
 
-  private async execute(step: Step, actual: readonly ActualContainer[]): Promise<void> {
+  private async execute(planned: Step, actual: readonly ActualContainer[]): Promise<void> {
+    const step = this.fenceStop(planned);
     const pod = this.desired?.pods.find((p) => p.id === step.podId);
     const podLabel = pod?.name ?? actual.find((a) => a.podId === step.podId)?.podName ?? step.podId;
+    // A stop already in flight for this container is not sent twice; a pod whose lease lapsed
+    // while the pass was planned is not started.
+    if (step.action === 'stop' && this.stopping.has(step.containerId)) return;
+    if ((step.action === 'create' || step.action === 'start') && !this.runnable(Date.now()).some((p) => p.id === step.podId)) return;
+    if (step.action === 'stop') this.stopping.add(step.containerId);
     try {
       await this.runtime.run(step);
       switch (step.action) {
@@ -435,6 +485,8 @@ export class Agent {
         this.problems.set(step.podId, { reason: 'CreateContainerError', message: msg });
         this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to create container: ${msg}` });
       }
+    } finally {
+      if (step.action === 'stop') this.stopping.delete(step.containerId);
     }
   }
 
