@@ -66,6 +66,7 @@ function pureRate(nodes: number, podCount: number): number {
     phase: 'Pending',
     ready: false,
     readySince: null,
+    restarts: 0,
     createdAt: i,
     leaseExpiresAt: 0,
     cpu: 250,

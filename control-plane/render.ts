@@ -95,18 +95,28 @@ export function renderPod(p: PodRow, node: { name: string; leaseExpiresAt: numbe
 
 /** A workload object (Deployment or DaemonSet) with status computed from its pods. */
 export function renderWorkload(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
-  return d.kind === 'DaemonSet' ? renderDaemonSet(d, pods) : renderDeployment(d, pods, now);
+  return d.kind === 'DaemonSet' ? renderDaemonSet(d, pods, now) : renderDeployment(d, pods, now);
 }
 
-/** A DaemonSet object with Kubernetes' status counts. */
-export function renderDaemonSet(d: DeploymentRow, pods: readonly PodRow[]) {
+/** A DaemonSet object with Kubernetes' status counts, and the rollout. */
+export function renderDaemonSet(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
   const mine = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
   const scheduled = mine.filter((p) => p.nodeId !== null);
   const ready = mine.filter((p) => p.ready);
+  const minReadyMs = ((d.spec as { minReadySeconds?: number }).minReadySeconds ?? 0) * 1000;
+  const available = ready.filter((p) => p.readySince !== null && now - p.readySince >= minReadyMs);
   return {
     apiVersion: 'apps/v1',
     kind: 'DaemonSet',
-    metadata: { name: d.name, namespace: d.namespace, uid: d.id, labels: d.labels, annotations: d.annotations, generation: d.generation, creationTimestamp: iso(d.createdAt) },
+    metadata: {
+      name: d.name,
+      namespace: d.namespace,
+      uid: d.id,
+      labels: d.labels,
+      annotations: { ...d.annotations, 'deprecated.daemonset.template.generation': String(d.revision) },
+      generation: d.generation,
+      creationTimestamp: iso(d.createdAt),
+    },
     spec: d.spec,
     status: {
       observedGeneration: d.generation,
@@ -114,9 +124,25 @@ export function renderDaemonSet(d: DeploymentRow, pods: readonly PodRow[]) {
       currentNumberScheduled: scheduled.length,
       updatedNumberScheduled: scheduled.filter((p) => p.revision === d.revision).length,
       numberReady: ready.length,
-      numberAvailable: ready.length,
-      numberUnavailable: Math.max(0, d.want - ready.length),
+      numberAvailable: available.length,
+      numberUnavailable: Math.max(0, d.want - available.length),
+      rollout: rolloutStatus(d),
     },
+  };
+}
+
+/** The rollout controller's view of the current revision (a Flotilla extension of the status). */
+function rolloutStatus(d: DeploymentRow) {
+  const r = d.rollout?.revision === d.revision ? d.rollout : null;
+  return {
+    revision: d.revision,
+    stableRevision: d.stableRevision || null,
+    state: r?.state ?? 'Progressing',
+    reason: r?.reason ?? 'NewRevision',
+    message: r?.message ?? `rolling out revision ${d.revision}`,
+    since: r ? iso(r.since) : null,
+    ...(r?.rolledBack ? { rolledBack: { from: r.rolledBack.from, to: r.rolledBack.to, reason: r.rolledBack.reason, message: r.rolledBack.message, at: iso(r.rolledBack.at) } } : {}),
+    ...(r?.canaryAvailableAt !== undefined ? { canary: { availableSince: iso(r.canaryAvailableAt), promoted: Boolean(r.promoted) || d.promotedRevision === d.revision } } : {}),
   };
 }
 
@@ -157,13 +183,19 @@ export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[], now 
       unavailableReplicas: Math.max(0, spec.replicas - available.length),
       conditions: [
         { type: 'Available', status: minimumAvailable ? 'True' : 'False', reason: minimumAvailable ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable' },
-        {
-          type: 'Progressing',
-          status: 'True',
-          reason: spec.paused ? 'DeploymentPaused' : complete ? 'NewReplicaSetAvailable' : 'ReplicaSetUpdated',
-          message: complete ? `revision ${d.revision} is available` : `${updated.length} of ${spec.replicas} updated, ${available.length} available`,
-        },
+        progressing(d, spec, complete, `${updated.length} of ${spec.replicas} updated, ${available.length} available`),
       ],
+      rollout: rolloutStatus(d),
     },
   };
+}
+
+/** Kubernetes' Progressing condition, from the rollout controller's record when it has one. */
+function progressing(d: DeploymentRow, spec: DeploymentSpec, complete: boolean, counts: string) {
+  const r = d.rollout?.revision === d.revision ? d.rollout : null;
+  if (r?.state === 'Failed') return { type: 'Progressing', status: 'False', reason: r.reason, message: r.message };
+  if (spec.paused || r?.state === 'Paused') return { type: 'Progressing', status: 'Unknown', reason: 'DeploymentPaused', message: `paused: ${counts}` };
+  if (r?.state === 'Complete' || (!r && complete)) return { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `revision ${d.revision} is available` };
+  if (r?.state === 'CanaryHold') return { type: 'Progressing', status: 'True', reason: 'CanaryHold', message: r.message };
+  return { type: 'Progressing', status: 'True', reason: r?.reason === 'RolledBack' ? 'RolledBack' : 'ReplicaSetUpdated', message: r?.reason === 'RolledBack' ? `${r.message} (${counts})` : counts };
 }

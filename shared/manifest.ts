@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from './duration.js';
 import { type FieldError, invalid } from './errors.js';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN, isLabelKey, isLabelValue } from './names.js';
 import { parseCpu, parseMemory } from './quantity.js';
@@ -209,6 +210,33 @@ export const podSpecSchema = z
 export const DISCONNECT_ANNOTATION = 'flotilla.dev/disconnect';
 /** Annotation choosing the scheduler's scoring for a workload. */
 export const SCORING_ANNOTATION = 'flotilla.dev/scoring';
+/** Annotation choosing what a failed rollout does: `rollback` (default) to the last good revision, or `pause`. */
+export const ON_FAILURE_ANNOTATION = 'flotilla.dev/on-failure';
+/** Annotation asking for a canary: this many pods (or percent of replicas) of a new revision first. */
+export const CANARY_ANNOTATION = 'flotilla.dev/canary';
+/** Annotation: how long a healthy canary is held before the rollout continues (`30s`, `5m`); absent: until `rollout promote`. */
+export const CANARY_HOLD_ANNOTATION = 'flotilla.dev/canary-hold';
+/** Annotation: a DaemonSet's progress deadline in seconds (Deployments have spec.progressDeadlineSeconds). */
+export const PROGRESS_DEADLINE_ANNOTATION = 'flotilla.dev/progress-deadline-seconds';
+
+/** A canary hold in ms (`30s`, `5m`, `1h`, at most a week); undefined when absent or invalid. */
+export function parseHold(v: string | undefined): number | undefined {
+  const ms = v === undefined ? null : parseDuration(v);
+  return ms === null || ms > 7 * 86_400_000 ? undefined : ms;
+}
+
+/** What a workload's annotations ask of its rollouts. */
+export function rolloutPolicyOf(kind: Workload['kind'], annotations: Record<string, string> | undefined, replicas: number, progressDeadlineSeconds?: number) {
+  const a = annotations ?? {};
+  const canary = a[CANARY_ANNOTATION];
+  const count = canary === undefined ? undefined : Math.max(1, resolveIntOrPercent(/%$/.test(canary) ? canary : Number(canary), replicas, true));
+  const deadline = progressDeadlineSeconds ?? (a[PROGRESS_DEADLINE_ANNOTATION] ? Number(a[PROGRESS_DEADLINE_ANNOTATION]) : 600);
+  return {
+    onFailure: (a[ON_FAILURE_ANNOTATION] ?? 'rollback') as 'rollback' | 'pause',
+    progressDeadlineMs: deadline * 1000,
+    canary: kind === 'Deployment' && count !== undefined && count < replicas ? { count, holdMs: parseHold(a[CANARY_HOLD_ANNOTATION]) ?? null } : undefined,
+  };
+}
 
 const workloadMetadata = metadata.superRefine((m, ctx) => {
   const a = m.annotations ?? {};
@@ -217,6 +245,15 @@ const workloadMetadata = metadata.superRefine((m, ctx) => {
   const sc = a[SCORING_ANNOTATION];
   if (sc !== undefined && sc !== 'MostAllocated' && sc !== 'LeastAllocated')
     ctx.addIssue({ code: 'custom', path: ['annotations', SCORING_ANNOTATION], message: 'must be "MostAllocated" or "LeastAllocated"' });
+  const of = a[ON_FAILURE_ANNOTATION];
+  if (of !== undefined && of !== 'rollback' && of !== 'pause') ctx.addIssue({ code: 'custom', path: ['annotations', ON_FAILURE_ANNOTATION], message: 'must be "rollback" or "pause"' });
+  const c = a[CANARY_ANNOTATION];
+  if (c !== undefined && !(/^[1-9]\d{0,4}$/.test(c) || (/^\d{1,3}%$/.test(c) && Number(c.slice(0, -1)) > 0 && Number(c.slice(0, -1)) < 100)))
+    ctx.addIssue({ code: 'custom', path: ['annotations', CANARY_ANNOTATION], message: 'must be a positive number of pods or a percentage between 1% and 99%' });
+  const h = a[CANARY_HOLD_ANNOTATION];
+  if (h !== undefined && parseHold(h) === undefined) ctx.addIssue({ code: 'custom', path: ['annotations', CANARY_HOLD_ANNOTATION], message: 'must be a duration such as "30s", "5m" or "1h"' });
+  const pd = a[PROGRESS_DEADLINE_ANNOTATION];
+  if (pd !== undefined && !/^[1-9]\d{0,4}$/.test(pd)) ctx.addIssue({ code: 'custom', path: ['annotations', PROGRESS_DEADLINE_ANNOTATION], message: 'must be a whole number of seconds' });
 });
 
 const templateSchema = z.strictObject({
@@ -232,19 +269,6 @@ function checkSelector(d: { spec: { selector: { matchLabels: Record<string, stri
   }
 }
 
-const daemonSetSchema = z
-  .strictObject({
-    apiVersion: z.literal('apps/v1'),
-    kind: z.literal('DaemonSet'),
-    metadata: workloadMetadata,
-    spec: z.strictObject({
-      selector: z.strictObject({ matchLabels: labels }),
-      template: templateSchema,
-    }),
-    status: z.unknown().optional(),
-  })
-  .superRefine(checkSelector);
-
 /** An integer or a percentage ("25%"), as Kubernetes' IntOrString for maxSurge/maxUnavailable. */
 const intOrPercent = z.union([
   z.number().int().min(0, 'must not be negative'),
@@ -253,6 +277,33 @@ const intOrPercent = z.union([
     .regex(/^\d{1,3}%$/, 'must be an integer or a percentage such as "25%"')
     .refine((v) => Number(v.slice(0, -1)) <= 100, 'must not be over 100%'),
 ]);
+
+/** A DaemonSet's update strategy: RollingUpdate in waves of maxUnavailable nodes (default 1), or OnDelete. */
+const daemonSetStrategy = z
+  .strictObject({
+    type: z.enum(['RollingUpdate', 'OnDelete']).default('RollingUpdate'),
+    rollingUpdate: z.strictObject({ maxUnavailable: intOrPercent.default(1) }).optional(),
+  })
+  .superRefine((st, ctx) => {
+    if (st.type === 'OnDelete' && st.rollingUpdate) ctx.addIssue({ code: 'custom', path: ['rollingUpdate'], message: 'may not be specified when strategy type is OnDelete' });
+    if (st.rollingUpdate && isZero(st.rollingUpdate.maxUnavailable)) ctx.addIssue({ code: 'custom', path: ['rollingUpdate', 'maxUnavailable'], message: 'must be at least 1 (or 1%)' });
+  });
+
+const daemonSetSchema = z
+  .strictObject({
+    apiVersion: z.literal('apps/v1'),
+    kind: z.literal('DaemonSet'),
+    metadata: workloadMetadata,
+    spec: z.strictObject({
+      selector: z.strictObject({ matchLabels: labels }),
+      template: templateSchema,
+      updateStrategy: daemonSetStrategy.default({ type: 'RollingUpdate' }),
+      minReadySeconds: z.number().int().min(0).max(86_400).default(0),
+      revisionHistoryLimit: z.number().int().min(0).max(1000).default(10),
+    }),
+    status: z.unknown().optional(),
+  })
+  .superRefine(checkSelector);
 
 const deploymentStrategy = z
   .strictObject({

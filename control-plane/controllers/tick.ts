@@ -1,15 +1,29 @@
 import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
-import { type DaemonSet, type Deployment, disconnectPolicy, type PodSpec, podHostPorts, podRequests, rolloutBounds, SCORING_ANNOTATION } from '../../shared/manifest.js';
+import {
+  type DaemonSet,
+  type Deployment,
+  disconnectPolicy,
+  type PodSpec,
+  podHostPorts,
+  podRequests,
+  resolveIntOrPercent,
+  rolloutBounds,
+  rolloutPolicyOf,
+  SCORING_ANNOTATION,
+  type Workload,
+} from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
-import { type DeploymentPlan, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
+import { type DeploymentPlan, daemonSetEligible, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
+import { assessRollout, canaryLimit, type RolloutPolicy, type RolloutSubject } from '../core/rollout.js';
 import { allocatableOf, schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
 import { chunkRows, type Db } from '../store/db.js';
-import { type EventInput, insertEvents, pruneEvents } from '../store/events.js';
+import { type EventInput, insertEvent, insertEvents, pruneEvents } from '../store/events.js';
 import { fleetVersionSql } from '../store/meta.js';
 import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, specsOf, toPodView } from '../store/pods.js';
-import { controllerLocks, deployments, nodeLeases, nodes, pods } from '../store/schema.js';
+import { controllerLocks, deployments, nodeLeases, nodes, pods, type RolloutRecord, revisions } from '../store/schema.js';
+import { applyWorkload, manifestOf } from '../store/workloads.js';
 
 /** What one tick did, for logs and tests. */
 export interface TickResult {
@@ -48,7 +62,9 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
  * Whether any controller has work, decided inside SQLite with one aggregate query (no rows come back
  * to JavaScript): pods to place, terminating pods to forget, orphans, pods of lost nodes to move,
  * node conditions to record, draining nodes with Deployment pods, a Deployment whose pods do not
- * match its replicas and revision, or a DaemonSet planned against an older fleet or missing pods.
+ * match its replicas and revision, a DaemonSet planned against an older fleet or missing pods, or
+ * a rollout still to assess (progressing, held, paused, resumed after a failure, or failed with
+ * every pod now Ready: it may have completed after all).
  * An idle cluster then costs one cheap query per tick instead of a full snapshot, which at
  * thousands of nodes took long enough to stall the event loop.
  */
@@ -81,6 +97,12 @@ export async function hasWork(db: Db, now: number, skewMs: number, graceMs: numb
          d.observed_fleet != ${fleetVersionSql}
          OR d.want != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
          OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)))
+    OR EXISTS (SELECT 1 FROM deployments d WHERE d.rollout IS NULL
+         OR json_extract(d.rollout, '$.revision') != d.revision
+         OR json_extract(d.rollout, '$.state') IN ('Progressing', 'CanaryHold', 'Paused')
+         OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1 AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
+         OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') IS NULL
+             AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0))))
     AS work`);
   return Boolean(row?.work);
 }
@@ -285,6 +307,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       phase: 'Pending',
       ready: false,
       readySince: null,
+      restarts: 0,
       createdAt: now,
       leaseExpiresAt: 0,
       cpu: req.cpu,
@@ -296,27 +319,75 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     });
   };
 
+  const podsOf = new Map<string, PodView[]>();
+  for (const v of views) {
+    const list = podsOf.get(v.deploymentId);
+    if (list) list.push(v);
+    else podsOf.set(v.deploymentId, [v]);
+  }
   for (const d of depRows) {
     const spec = d.spec as WorkloadSpec;
     const view: DeploymentView = { id: d.id, namespace: d.namespace, name: d.name, replicas: spec.replicas ?? 0, revision: d.revision };
+    const mine = podsOf.get(d.id) ?? [];
+    const record = d.rollout?.revision === d.revision ? d.rollout : null;
+    const subject: RolloutSubject = {
+      revision: d.revision,
+      replicas: view.replicas,
+      paused: false,
+      minReadyMs: (spec.minReadySeconds ?? 0) * 1000,
+      stableRevision: d.stableRevision,
+      promotedRevision: d.promotedRevision,
+      record: d.rollout,
+    };
+    let policy: RolloutPolicy;
     if (d.kind === 'Deployment') {
       const ds = spec as Deployment['spec'];
       const strategy = ds.strategy ?? { type: 'RollingUpdate' as const };
       view.strategy = { type: strategy.type, ...rolloutBounds({ ...ds, strategy }) };
-      view.minReadyMs = (ds.minReadySeconds ?? 0) * 1000;
-      view.paused = ds.paused ?? false;
+      view.minReadyMs = subject.minReadyMs;
+      view.paused = subject.paused = ds.paused ?? false;
+      policy = rolloutPolicyOf(d.kind, d.annotations, view.replicas, ds.progressDeadlineSeconds);
+      if (strategy.type === 'RollingUpdate') view.canaryLimit = canaryLimit(subject, policy);
+    } else {
+      const dss = spec as DaemonSet['spec'];
+      const eligible = nodeViews.filter((n) => daemonSetEligible(n, constraintsOf(dss.template.spec, config.scoring))).length;
+      const us = dss.updateStrategy ?? { type: 'RollingUpdate' as const };
+      // A failed wave with `on-failure: pause` halts (no more old pods replaced) until a new revision.
+      const halted = record?.state === 'Failed' && record.pausedOnFailure === true;
+      view.maxUnavailable = us.type === 'OnDelete' || halted ? 0 : Math.max(1, resolveIntOrPercent(us.rollingUpdate?.maxUnavailable ?? 1, eligible, true));
+      view.minReadyMs = subject.minReadyMs;
+      subject.replicas = eligible;
+      subject.paused = halted;
+      policy = rolloutPolicyOf(d.kind, d.annotations, eligible);
     }
+
+    // The rollout: progress, completion, failure (and the rollback or pause it calls for).
+    const decision = assessRollout(subject, mine, now, policy);
+    if (decision.failure && (decision.failure.rollbackTo !== null || (decision.failure.pause && d.kind === 'Deployment'))) {
+      await failRollout(deps, d, decision.record, decision.failure, now);
+      continue; // the workload changed: the next tick plans its new generation
+    }
+    if (decision.record !== d.rollout || decision.complete) {
+      stmts.push(
+        db
+          .update(deployments)
+          .set({ rollout: decision.record, ...(decision.complete ? { stableRevision: d.revision } : {}) })
+          .where(and(eq(deployments.id, d.id), eq(deployments.generation, d.generation))),
+      );
+      if (decision.transition) evs.push(rolloutEvent(d, decision.record, now));
+    }
+
     let create: (string | null)[];
     let stop: DeploymentPlan['stop'];
     let want = d.want;
     if (d.kind === 'DaemonSet') {
-      const plan = planDaemonSet(view, constraintsOf(spec.template.spec, config.scoring), nodeViews, views);
+      const plan = planDaemonSet(view, constraintsOf(spec.template.spec, config.scoring), nodeViews, mine, now);
       create = plan.create;
       stop = plan.stop;
       want = plan.want;
       if (create.length === 0 && stop.length === 0 && want === d.want && d.observedFleet === fleetVersion) continue;
     } else {
-      const plan = planDeployment(view, views, draining, now);
+      const plan = planDeployment(view, mine, draining, now);
       create = Array.from({ length: plan.create }, () => null);
       stop = plan.stop;
       if (create.length === 0 && stop.length === 0) continue;
@@ -569,4 +640,85 @@ export async function maybeTick(deps: Deps): Promise<TickResult | null> {
     .returning({ until: controllerLocks.until });
   if (won.length === 0) return null;
   return runTick(deps);
+}
+
+/** The event for a rollout's state change. */
+function rolloutEvent(d: typeof deployments.$inferSelect, r: RolloutRecord, now: number): EventInput {
+  const reason = r.state === 'Complete' ? 'RolloutComplete' : r.state === 'Failed' ? r.reason : r.state === 'CanaryHold' ? 'CanaryHold' : r.reason;
+  return {
+    namespace: d.namespace,
+    kind: d.kind,
+    name: d.name,
+    type: r.state === 'Failed' ? 'Warning' : 'Normal',
+    reason,
+    message: r.state === 'Failed' ? `rollout of revision ${r.revision} failed: ${r.message}` : r.message,
+    source: 'rollout-controller',
+    at: now,
+  };
+}
+
+/**
+ * A failed rollout: the workload goes back to the template of its last fully available revision
+ * (as a new revision, like `rollout undo`), or pauses. Written through apply's optimistic path, so a
+ * concurrent change by an operator wins and the failure is assessed again on the next tick.
+ */
+async function failRollout(deps: Deps, d: typeof deployments.$inferSelect, record: RolloutRecord, failure: { reason: string; message: string; rollbackTo: number | null }, now: number) {
+  const { db } = deps;
+  const manifest = manifestOf(d) as unknown as Workload;
+  const spec = { ...(d.spec as Record<string, unknown>) };
+  let rollout: RolloutRecord;
+  if (failure.rollbackTo !== null) {
+    const target = await db
+      .select()
+      .from(revisions)
+      .where(and(eq(revisions.deploymentId, d.id), eq(revisions.revision, failure.rollbackTo)))
+      .get();
+    if (!target) {
+      const kept = { ...record, message: `${record.message}; revision ${failure.rollbackTo} to roll back to is no longer kept` };
+      await db.batch([
+        db
+          .update(deployments)
+          .set({ rollout: kept })
+          .where(and(eq(deployments.id, d.id), eq(deployments.generation, d.generation))),
+        insertEvent(db, rolloutEvent(d, kept, now)),
+      ]);
+      return;
+    }
+    spec.template = target.template;
+    const message = `rolled back from revision ${d.revision} to the template of revision ${failure.rollbackTo}: ${failure.message}`;
+    rollout = {
+      revision: d.revision + 1,
+      state: 'Progressing',
+      reason: 'RolledBack',
+      message,
+      since: now,
+      progressAt: now,
+      updated: 0,
+      available: 0,
+      outdated: record.updated + record.outdated,
+      rolledBack: { from: d.revision, to: failure.rollbackTo, reason: failure.reason, message: failure.message, at: now },
+    };
+  } else {
+    spec.paused = true;
+    rollout = record;
+  }
+  try {
+    const { outcome } = await applyWorkload(db, { ...manifest, spec } as Workload, d.namespace, now, 'rollout-controller', { rollout, expectGeneration: d.generation });
+    if (outcome === 'unchanged') {
+      // The last good revision has this very template: nothing to go back to; record the failure.
+      await db
+        .update(deployments)
+        .set({ rollout: record })
+        .where(and(eq(deployments.id, d.id), eq(deployments.generation, d.generation)));
+      await insertEvent(db, rolloutEvent(d, record, now));
+    } else {
+      const ev = rolloutEvent(d, { ...record, state: 'Failed' }, now);
+      if (failure.rollbackTo !== null) Object.assign(ev, { reason: 'RolledBack', message: rollout.message });
+      else Object.assign(ev, { message: `${ev.message}; paused (flotilla.dev/on-failure: pause)` });
+      await insertEvent(db, ev);
+    }
+  } catch (e) {
+    // Changed concurrently (an operator applied or undid meanwhile): the next tick looks again.
+    deps.logger.warn({ workload: `${d.namespace}/${d.name}`, err: (e as Error).message }, 'rollout failure not recorded');
+  }
 }

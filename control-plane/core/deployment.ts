@@ -76,6 +76,11 @@ export function planDeployment(d: DeploymentView, pods: readonly PodView[], drai
     const minAvailable = d.replicas - strategy.maxUnavailable;
     const newUnavailable = current.filter((p) => !isAvailable(p, now, minReadyMs)).length;
     let budget = total - minAvailable - newUnavailable;
+    // A canary not yet promoted: at most `canaryLimit` new pods, and the old ones make up the rest.
+    if (d.canaryLimit !== undefined) {
+      create = Math.min(create, Math.max(0, d.canaryLimit - staying.length));
+      budget = Math.min(budget, outdated.length - (d.replicas - d.canaryLimit));
+    }
     // Unavailable old pods go first (they serve nothing), then available ones, oldest revision first.
     const byHealth = [...outdated].sort((a, b) => Number(isAvailable(a, now, minReadyMs)) - Number(isAvailable(b, now, minReadyMs)) || a.revision - b.revision || stopOrder(a, b));
     for (const p of byHealth) {
@@ -116,22 +121,48 @@ export function daemonSetEligible(n: NodeView, c: PodConstraints): boolean {
 
 /**
  * Plans one DaemonSet: one pod of the current revision on every eligible node (readiness and
- * cordons do not matter, as in Kubernetes); pods on nodes that are gone or no longer eligible,
- * pods of older revisions and duplicates are stopped.
+ * cordons do not matter, as in Kubernetes); pods on nodes that are gone or no longer eligible and
+ * duplicates are stopped. A new revision replaces old pods in waves (RollingUpdate): an old pod
+ * that is available is stopped only while fewer than `maxUnavailable` Ready nodes lack an available
+ * pod; unavailable old pods and pods on NotReady nodes (which serve nothing now, and would stall a
+ * fleet-wide wave forever) are replaced at once. A node gets its new pod once the old one is gone
+ * from it (DaemonSet pods often bind host ports). `maxUnavailable` 0 means OnDelete: old pods stay.
  */
-export function planDaemonSet(d: DeploymentView, constraints: PodConstraints, nodes: readonly NodeView[], pods: readonly PodView[]): DaemonSetPlan {
-  const eligible = new Set(nodes.filter((n) => daemonSetEligible(n, constraints)).map((n) => n.id));
+export function planDaemonSet(d: DeploymentView, constraints: PodConstraints, nodes: readonly NodeView[], pods: readonly PodView[], now = 0): DaemonSetPlan {
+  const eligibleNodes = nodes.filter((n) => daemonSetEligible(n, constraints));
+  const eligible = new Set(eligibleNodes.map((n) => n.id));
+  const readyNode = new Set(eligibleNodes.filter((n) => n.ready).map((n) => n.id));
+  const minReadyMs = d.minReadyMs ?? 0;
+  const maxUnavailable = d.maxUnavailable ?? 1;
   const stop: DeploymentPlan['stop'] = [];
   const have = new Set<string>();
-  const live = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run').sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  const occupied = new Set<string>();
+  const old: PodView[] = [];
+  const mine = pods.filter((p) => p.deploymentId === d.id);
+  for (const p of mine) if (p.desired === 'stop' && p.nodeId !== null) occupied.add(p.nodeId);
+  const live = mine.filter((p) => p.desired === 'run').sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   for (const p of live) {
     const node = p.pinnedNode ?? p.nodeId;
     if (node === null || !eligible.has(node)) stop.push({ podId: p.id, reason: 'not eligible' });
-    else if (p.revision !== d.revision) stop.push({ podId: p.id, reason: 'outdated' });
-    else if (have.has(node)) stop.push({ podId: p.id, reason: 'duplicate' });
+    else if (have.has(node) || old.some((o) => (o.pinnedNode ?? o.nodeId) === node)) stop.push({ podId: p.id, reason: 'duplicate' });
+    else if (p.revision !== d.revision) old.push(p);
     else have.add(node);
   }
-  const create = [...eligible].filter((n) => !have.has(n)).sort();
+  // Ready nodes without an available pod of any revision: the unavailability the wave may add to.
+  const availableOn = new Set(live.filter((p) => isAvailable(p, now, minReadyMs)).map((p) => p.pinnedNode ?? p.nodeId));
+  let budget = maxUnavailable - [...readyNode].filter((n) => !availableOn.has(n)).length;
+  const nodeName = new Map(nodes.map((n) => [n.id, n.name]));
+  const byNode = (p: PodView) => nodeName.get((p.pinnedNode ?? p.nodeId) as string) ?? '';
+  for (const p of old.sort((a, b) => (byNode(a) < byNode(b) ? -1 : byNode(a) > byNode(b) ? 1 : 0))) {
+    const node = (p.pinnedNode ?? p.nodeId) as string;
+    const free = !readyNode.has(node) || !isAvailable(p, now, minReadyMs);
+    if (maxUnavailable > 0 && (free || budget > 0)) {
+      stop.push({ podId: p.id, reason: 'outdated' });
+      if (!free) budget--;
+      occupied.add(node);
+    } else have.add(node);
+  }
+  const create = [...eligible].filter((n) => !have.has(n) && !occupied.has(n)).sort();
   return { create, stop, want: eligible.size };
 }
 

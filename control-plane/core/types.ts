@@ -28,6 +28,8 @@ export interface PodView {
   ready: boolean;
   /** Since when it has been Ready (ms), or null. */
   readySince: number | null;
+  /** Container restarts (summed). */
+  restarts: number;
   createdAt: number;
   leaseExpiresAt: number;
   /** Summed requests: millicores and bytes. */
@@ -55,6 +57,10 @@ export interface DeploymentView {
   minReadyMs?: number;
   /** A paused Deployment does not roll out a new revision. */
   paused?: boolean;
+  /** A canary not yet promoted: at most this many pods of the new revision. */
+  canaryLimit?: number;
+  /** DaemonSets: nodes that may be without an available pod during an update. */
+  maxUnavailable?: number;
 }
 
 /** A node as the scheduler sees it. */

@@ -190,7 +190,16 @@ const authed = new Hono<AppEnv>()
       stmts.push(
         db
           .update(pods)
-          .set({ phase: s.phase, ready: s.ready, readySince: s.ready ? sql`COALESCE(${pods.readySince}, ${now})` : null, reason: s.reason ?? null, message: s.message ?? null, status, updatedAt: now })
+          .set({
+            phase: s.phase,
+            ready: s.ready,
+            readySince: s.ready ? sql`COALESCE(${pods.readySince}, ${now})` : null,
+            restarts: s.containers.reduce((n, c) => n + c.restartCount, 0),
+            reason: s.reason ?? null,
+            message: s.message ?? null,
+            status,
+            updatedAt: now,
+          })
           .where(mine),
       );
     }

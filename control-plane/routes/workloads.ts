@@ -1,6 +1,7 @@
+import { and, eq } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { conflict, invalid, notFound } from '../../shared/errors.js';
-import { type Deployment, parseManifest, parseWorkload, podRequests, type Workload } from '../../shared/manifest.js';
+import { type Deployment, parseManifest, parseWorkload, podRequests, rolloutPolicyOf, type Workload } from '../../shared/manifest.js';
 import { DNS1123_LABEL } from '../../shared/names.js';
 import { formatCpu, formatMemory, parseCpu, parseMemory } from '../../shared/quantity.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
@@ -9,11 +10,11 @@ import type { AppEnv, Deps, Principal } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { allocatableOf } from '../core/scheduler.js';
 import { renderPod, renderWorkload } from '../render.js';
-import { listEvents } from '../store/events.js';
+import { insertEvent, listEvents } from '../store/events.js';
 import { listNodes } from '../store/nodes.js';
 import { getPod, listPods } from '../store/pods.js';
-import { namespaces as namespacesTable } from '../store/schema.js';
-import { applyWorkload, deleteDeployment, ensureNamespace, getDeployment, listDeployments, listRevisions, manifestOf, type WorkloadKind } from '../store/workloads.js';
+import { deployments, namespaces as namespacesTable } from '../store/schema.js';
+import { applyWorkload, type DeploymentSpec, deleteDeployment, ensureNamespace, getDeployment, listDeployments, listRevisions, manifestOf, type WorkloadKind } from '../store/workloads.js';
 
 function ns(name: string): string {
   if (!DNS1123_LABEL.test(name) || name.length > 63) throw invalid(`invalid namespace "${name}"`, [{ path: 'metadata.namespace', message: 'must be a DNS-1123 label' }]);
@@ -199,13 +200,20 @@ for (const [plural, kind] of WORKLOAD_RESOURCES) {
     });
 }
 
-/** Reads a Deployment the caller may change, applies `change` to its manifest, and applies the result. */
-async function changeDeployment(c: Context<AppEnv>, change: (spec: Record<string, unknown>) => void) {
+const KIND_OF: Record<string, WorkloadKind> = { deployments: 'Deployment', daemonsets: 'DaemonSet' };
+
+/** The workload kind a subresource path names (`deployments` unless it says `daemonsets`). */
+function kindOf(c: Context<AppEnv>): WorkloadKind {
+  return KIND_OF[c.req.param('res') ?? 'deployments'] ?? 'Deployment';
+}
+
+/** Reads a workload the caller may change, applies `change` to its manifest, and applies the result. */
+async function changeDeployment(c: Context<AppEnv>, change: (spec: Record<string, unknown>) => void, kind: WorkloadKind = 'Deployment') {
   const namespace = ns(c.req.param('ns') ?? '');
   requireScope(c.var.principal, 'deploy', namespace);
   const deps = c.var.deps;
-  const row = await getDeployment(deps.db, namespace, c.req.param('name') ?? '');
-  if (!row) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+  const row = await getDeployment(deps.db, namespace, c.req.param('name') ?? '', kind);
+  if (!row) throw notFound(`${kind.toLowerCase()} ${namespace}/${c.req.param('name')} not found`);
   const m = manifestOf(row) as { spec: Record<string, unknown> };
   m.spec = { ...m.spec };
   change(m.spec);
@@ -232,7 +240,7 @@ workloadRoutes
     });
     return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
   })
-  .post('/namespaces/:ns/deployments/:name/rollback', async (c) => {
+  .post('/namespaces/:ns/:res{deployments|daemonsets}/:name/rollback', async (c) => {
     // Undo: the template of an earlier revision (the previous one by default) becomes a new revision.
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'deploy', namespace);
@@ -240,33 +248,76 @@ workloadRoutes
     const to = body?.toRevision;
     if (to !== undefined && (typeof to !== 'number' || !Number.isInteger(to) || to < 1))
       throw invalid('toRevision must be a positive integer', [{ path: 'toRevision', message: 'must be a positive integer' }]);
-    const row0 = await getDeployment(c.var.deps.db, namespace, c.req.param('name'));
-    if (!row0) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+    const kind = kindOf(c);
+    const row0 = await getDeployment(c.var.deps.db, namespace, c.req.param('name'), kind);
+    if (!row0) throw notFound(`${kind.toLowerCase()} ${namespace}/${c.req.param('name')} not found`);
     const revs = await listRevisions(c.var.deps.db, row0.id);
     const target = to === undefined ? revs.filter((r) => r.revision < row0.revision).at(-1) : revs.find((r) => r.revision === to);
     if (!target)
       throw invalid(to === undefined ? 'there is no earlier revision to roll back to' : `revision ${to} not found (kept: ${revs.map((r) => r.revision).join(', ')})`, [
         { path: 'toRevision', message: 'no such revision' },
       ]);
-    const row = await changeDeployment(c, (spec) => {
-      spec.template = target.template;
-    });
+    const row = await changeDeployment(
+      c,
+      (spec) => {
+        spec.template = target.template;
+      },
+      kind,
+    );
     return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
   })
-  .post('/namespaces/:ns/deployments/:name/restart', async (c) => {
+  .post('/namespaces/:ns/:res{deployments|daemonsets}/:name/restart', async (c) => {
     // Restart: a new revision that differs only by an annotation, rolled out like any other.
     const now = new Date(c.var.deps.clock()).toISOString();
-    const row = await changeDeployment(c, (spec) => {
-      const t = spec.template as { metadata: { annotations?: Record<string, string> } };
-      spec.template = { ...t, metadata: { ...t.metadata, annotations: { ...(t.metadata.annotations ?? {}), 'flotilla.dev/restartedAt': now } } };
-    });
+    const row = await changeDeployment(
+      c,
+      (spec) => {
+        const t = spec.template as { metadata: { annotations?: Record<string, string> } };
+        spec.template = { ...t, metadata: { ...t.metadata, annotations: { ...(t.metadata.annotations ?? {}), 'flotilla.dev/restartedAt': now } } };
+      },
+      kindOf(c),
+    );
     return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
   })
-  .get('/namespaces/:ns/deployments/:name/revisions', async (c) => {
+  .post('/namespaces/:ns/deployments/:name/promote', async (c) => {
+    // Promote a held canary: the rollout goes on to every replica.
+    const namespace = ns(c.req.param('ns'));
+    requireScope(c.var.principal, 'deploy', namespace);
+    const deps = c.var.deps;
+    const row = await getDeployment(deps.db, namespace, c.req.param('name'));
+    if (!row) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+    const r = row.rollout?.revision === row.revision ? row.rollout : null;
+    const canary = rolloutPolicyOf('Deployment', row.annotations, (row.spec as DeploymentSpec).replicas).canary;
+    const inProgress = canary && row.stableRevision > 0 && r && (r.state === 'CanaryHold' || r.state === 'Progressing') && !r.promoted && row.promotedRevision !== row.revision;
+    if (!inProgress) throw conflict(`no canary in progress for deployment ${namespace}/${row.name}${canary ? '' : ' (it has no flotilla.dev/canary annotation)'}`);
+    const now = deps.clock();
+    const [done] = await deps.db.batch([
+      deps.db
+        .update(deployments)
+        .set({ promotedRevision: row.revision })
+        .where(and(eq(deployments.id, row.id), eq(deployments.revision, row.revision)))
+        .returning({ id: deployments.id }),
+      insertEvent(deps.db, {
+        namespace,
+        kind: 'Deployment',
+        name: row.name,
+        type: 'Normal',
+        reason: 'CanaryPromoted',
+        message: `canary of revision ${row.revision} promoted by ${who(c.var.principal)}`,
+        source: 'api',
+        at: now,
+      }),
+    ]);
+    if ((done as unknown[]).length !== 1) throw conflict(`deployment ${namespace}/${row.name} changed meanwhile; try again`);
+    await runTick(deps);
+    return c.json(renderWorkload({ ...row, promotedRevision: row.revision }, await listPods(deps.db, { namespace }), now));
+  })
+  .get('/namespaces/:ns/:res{deployments|daemonsets}/:name/revisions', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);
-    const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'));
-    if (!row) throw notFound(`deployment ${namespace}/${c.req.param('name')} not found`);
+    const kind = kindOf(c);
+    const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'), kind);
+    if (!row) throw notFound(`${kind.toLowerCase()} ${namespace}/${c.req.param('name')} not found`);
     const revs = await listRevisions(c.var.deps.db, row.id);
     return c.json({
       kind: 'RevisionList',

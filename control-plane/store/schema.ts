@@ -101,6 +101,32 @@ export const signingKeys = sqliteTable('signing_keys', {
 });
 
 /**
+ * The rollout controller's record of a workload's current revision (controller-owned; the API
+ * renders it as `status.rollout` and the Progressing condition).
+ */
+export interface RolloutRecord {
+  revision: number;
+  /** Progressing, Complete, Paused, CanaryHold (canary pods up, waiting for promotion), Failed (paused on failure, or nothing to roll back to). */
+  state: 'Progressing' | 'Complete' | 'Paused' | 'CanaryHold' | 'Failed';
+  reason: string;
+  message: string;
+  /** When the state last changed (ms). */
+  since: number;
+  /** Last progress (ms) and the counts it was measured by: more updated or available pods, fewer old ones. */
+  progressAt: number;
+  updated: number;
+  available: number;
+  outdated: number;
+  /** Canary: when every canary pod was first available; and whether the canary was promoted. */
+  canaryAvailableAt?: number;
+  promoted?: boolean;
+  /** Failed and paused by the controller (the workload's `flotilla.dev/on-failure: pause`): resuming retries. */
+  pausedOnFailure?: boolean;
+  /** This revision is an automatic rollback: from which revision, to which one's template, and why. */
+  rolledBack?: { from: number; to: number; reason: string; message: string; at: number };
+}
+
+/**
  * Workloads (Deployments and DaemonSets; the table keeps its first name). `want` is how many pods the
  * last plan wanted (DaemonSets: matching nodes) and `observed_fleet` the fleet version it saw, so the
  * idle check can tell in SQL whether a DaemonSet needs a look.
@@ -126,6 +152,12 @@ export const deployments = sqliteTable(
     /** Optimistic-concurrency guard for controller plans: bumped, with a unique stamp, by every plan. */
     planVersion: integer('plan_version').notNull().default(0),
     planStamp: text('plan_stamp'),
+    /** Rollout state of the current revision (see RolloutRecord); null until the controller first looks. */
+    rollout: text('rollout', { mode: 'json' }).$type<RolloutRecord | null>(),
+    /** The last revision that was fully rolled out and available: what an automatic rollback returns to. */
+    stableRevision: integer('stable_revision').notNull().default(0),
+    /** A canary of this revision was promoted by an operator (`rollout promote`). */
+    promotedRevision: integer('promoted_revision').notNull().default(0),
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
   },
@@ -177,6 +209,8 @@ export const pods = sqliteTable(
     ready: integer('ready', { mode: 'boolean' }).notNull().default(false),
     /** Since when the pod has been Ready without interruption (for minReadySeconds); null while not Ready. */
     readySince: integer('ready_since'),
+    /** Container restarts reported by the agent (summed over containers): crash loops fail a rollout. */
+    restarts: integer('restarts').notNull().default(0),
     reason: text('reason'),
     message: text('message'),
     status: text('status', { mode: 'json' }).$type<Record<string, unknown>>(),

@@ -1,10 +1,10 @@
-import { and, asc, eq, lt } from 'drizzle-orm';
+import { and, asc, eq, lt, ne, sql } from 'drizzle-orm';
 import { canonicalJson, specDigest } from '../../shared/digest.js';
 import { conflict } from '../../shared/errors.js';
 import type { Deployment, Workload } from '../../shared/manifest.js';
 import type { Db } from './db.js';
 import { insertEvent } from './events.js';
-import { deployments, namespaces, revisions } from './schema.js';
+import { deployments, namespaces, type RolloutRecord, revisions } from './schema.js';
 
 /** A stored workload row (Deployment or DaemonSet). */
 export type DeploymentRow = typeof deployments.$inferSelect;
@@ -27,7 +27,14 @@ export function ensureNamespace(db: Db, name: string, now: number) {
  * revision; a change to replicas alone does not; an identical manifest writes nothing.
  * Optimistic: the update is conditional on the generation read; a concurrent writer wins, we retry.
  */
-export async function applyWorkload(db: Db, d: Workload, namespace: string, now: number, source: string): Promise<{ row: DeploymentRow; outcome: ApplyOutcome }> {
+export async function applyWorkload(
+  db: Db,
+  d: Workload,
+  namespace: string,
+  now: number,
+  source: string,
+  opts: { rollout?: RolloutRecord; expectGeneration?: number } = {},
+): Promise<{ row: DeploymentRow; outcome: ApplyOutcome }> {
   const templateDigest = await specDigest(d.spec.template);
   const kind = d.kind;
   const replicas = d.kind === 'Deployment' ? d.spec.replicas : undefined;
@@ -53,6 +60,9 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
         templateDigest,
         planVersion: 0,
         planStamp: null,
+        rollout: null,
+        stableRevision: 0,
+        promotedRevision: 0,
         createdAt: now,
         updatedAt: now,
       };
@@ -69,6 +79,7 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
         throw e;
       }
     }
+    if (opts.expectGeneration !== undefined && existing.generation !== opts.expectGeneration) throw conflict(`${kind.toLowerCase()} ${namespace}/${existing.name} changed meanwhile`);
     const oldSpec = existing.spec as DeploymentSpec;
     const selectorChanged = JSON.stringify(oldSpec.selector) !== JSON.stringify(d.spec.selector);
     if (selectorChanged) throw conflict(`spec.selector of ${kind.toLowerCase()} ${namespace}/${existing.name} is immutable; delete and re-create it to change the selector`);
@@ -82,7 +93,7 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
       JSON.stringify(existing.annotations) === JSON.stringify(annotations);
     if (same) return { row: existing, outcome: 'unchanged' };
     const revision = templateChanged ? existing.revision + 1 : existing.revision;
-    const updated = { labels, annotations, spec, generation: existing.generation + 1, revision, templateDigest, updatedAt: now };
+    const updated = { labels, annotations, spec, generation: existing.generation + 1, revision, templateDigest, updatedAt: now, ...(opts.rollout ? { rollout: opts.rollout } : {}) };
     const stmts = [
       db
         .update(deployments)
@@ -97,8 +108,15 @@ export async function applyWorkload(db: Db, d: Workload, namespace: string, now:
             .values({ deploymentId: existing.id, revision, template: d.spec.template as Record<string, unknown>, digest: templateDigest, createdAt: now })
             .onConflictDoNothing(),
           insertEvent(db, { namespace, kind, name: existing.name, type: 'Normal', reason: 'NewRevision', message: `revision ${revision} by ${source}`, source: 'api', at: now }),
-          // Keep the current revision and `revisionHistoryLimit` older ones.
-          db.delete(revisions).where(and(eq(revisions.deploymentId, existing.id), lt(revisions.revision, revision - historyLimit(d)))),
+          // Back to a template that has pods (an undo, a rollback, an old manifest applied again):
+          // those pods are of the new revision, as Kubernetes scales the old ReplicaSet back up;
+          // nothing is restarted. Only if the update above applied.
+          db.run(sql`UPDATE pods SET revision = ${revision}
+            WHERE deployment_id = ${existing.id} AND desired = 'run'
+              AND revision IN (SELECT revision FROM revisions WHERE deployment_id = ${existing.id} AND digest = ${templateDigest})
+              AND EXISTS (SELECT 1 FROM deployments WHERE id = ${existing.id} AND generation = ${existing.generation + 1} AND revision = ${revision})`),
+          // Keep the current revision, `revisionHistoryLimit` older ones, and the last stable one (what an automatic rollback needs).
+          db.delete(revisions).where(and(eq(revisions.deploymentId, existing.id), lt(revisions.revision, revision - historyLimit(d)), ne(revisions.revision, existing.stableRevision))),
         ]
       : oldSpec.replicas !== replicas
         ? [
@@ -164,7 +182,7 @@ export function isUniqueViolation(e: unknown): boolean {
 }
 
 function historyLimit(d: Workload): number {
-  return d.kind === 'Deployment' ? (d.spec.revisionHistoryLimit ?? 10) : 10;
+  return d.spec.revisionHistoryLimit ?? 10;
 }
 
 /** The revisions kept of a workload, oldest first. */

@@ -4,6 +4,7 @@ import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { hasWork, runTick } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
+import { listEvents } from '../../control-plane/store/events.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
 import { enrollNode, listNodes, patchNode } from '../../control-plane/store/nodes.js';
 import { listPods } from '../../control-plane/store/pods.js';
@@ -30,6 +31,10 @@ describe.each([
     deps = { db: t.db, config, logger: silentLogger, clock: () => now, keys: new Keyring(t.db, 1000), cluster };
   });
   afterAll(async () => t?.close());
+  /** What agents would report: every placed pod running and Ready (rollouts complete; a cluster can go idle). */
+  const reportReady = async (at: number) => {
+    await t.db.run(sql`UPDATE pods SET phase = 'Running', ready = 1, ready_since = COALESCE(ready_since, ${at}) WHERE desired = 'run' AND node_id IS NOT NULL`);
+  };
 
   it('creates the cluster id once, however often it is asked', async () => {
     const again = await ensureCluster(t.db, now);
@@ -76,6 +81,10 @@ describe.each([
   });
 
   it('an idle cluster has no controller work; a change to replicas has', async () => {
+    expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true); // the rollout: pods not Ready yet
+    await reportReady(now);
+    await runTick(deps);
+    expect((await getDeployment(t.db, 'default', 'web'))?.rollout?.state).toBe('Complete');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 2 })), 'default', now, 'test');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
@@ -116,6 +125,8 @@ describe.each([
     await runTick(deps);
     const cams = async () => (await listPods(t.db)).filter((p) => p.workload === 'cams' && p.desired === 'run');
     expect((await cams()).map((p) => p.nodeId)).toEqual([n1!.id]);
+    await reportReady(now);
+    await runTick(deps);
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await patchNode(t.db, n2!, { labels: { cam: 'yes' } }, now, 'test');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
@@ -176,7 +187,9 @@ describe.each([
     // and the old one goes once the new one is Ready)
     await applyDeployment(t.db, parseDeployment(deploymentManifest('bare')), 'default', at, 'test');
     await runTick(d);
-    await t.db.run(sql`UPDATE pods SET ready = 1, ready_since = ${at} WHERE workload = 'bare' AND desired = 'run'`);
+    await reportReady(at);
+    await runTick(d);
+    await reportReady(at);
     await runTick(d);
     const live = async (w: string) => (await listPods(t.db)).filter((p) => p.workload === w && p.desired === 'run');
     expect((await live('bare'))[0]?.nodeId).toBe(n1!.id);
@@ -197,5 +210,74 @@ describe.each([
     expect(await live('timed')).toHaveLength(1);
     expect((await live('forever')).map((p) => p.nodeId)).toEqual([n1!.id]);
     for (const w of ['bare', 'timed', 'forever']) await deleteDeployment(t.db, (await getDeployment(t.db, 'default', w))!, at, 'test');
+  });
+
+  it('a revision whose new pods crash-loop is rolled back to the last available one, adopting its pods; the bad one is not retried until applied again', async () => {
+    const at = now + 2 * 60 * 60_000;
+    for (const n of await listNodes(t.db)) await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at}, lease_expires_at = ${at + 30_000} WHERE node_id = ${n.id}`);
+    const d = { ...deps, clock: () => at };
+    const v = (image: string) => parseDeployment(deploymentManifest('shaky', { replicas: 2, image }));
+    await applyDeployment(t.db, v('local/busybox:1'), 'default', at, 'test');
+    await runTick(d);
+    await reportReady(at);
+    await runTick(d);
+    const stable = await getDeployment(t.db, 'default', 'shaky');
+    expect([stable?.rollout?.state, stable?.stableRevision]).toEqual(['Complete', 1]);
+    const v1Pods = (await listPods(t.db)).filter((p) => p.workload === 'shaky' && p.desired === 'run').map((p) => p.id);
+    await applyDeployment(t.db, v('local/busybox:2'), 'default', at, 'test');
+    await runTick(d);
+    const fresh = (await listPods(t.db)).filter((p) => p.workload === 'shaky' && p.revision === 2);
+    expect(fresh.length).toBeGreaterThan(0);
+    // the agent reports the new pod restarting over and over
+    await t.db.run(sql`UPDATE pods SET restarts = 3, phase = 'Running', ready = 0 WHERE workload = 'shaky' AND revision = 2`);
+    await runTick(d);
+    const back = await getDeployment(t.db, 'default', 'shaky');
+    expect(back?.revision).toBe(3);
+    expect((back?.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]?.image).toBe('local/busybox:1');
+    expect(back?.rollout?.rolledBack).toMatchObject({ from: 2, to: 1, reason: 'CrashLoopBackOff' });
+    const events = await listEvents(t.db, { namespace: 'default', kind: 'Deployment', name: 'shaky', limit: 100 });
+    expect(events.some((e) => e.reason === 'RolledBack' && e.type === 'Warning' && /revision 2 restarted 3 times/.test(e.message))).toBe(true);
+    await runTick(d);
+    await runTick(d);
+    const live = (await listPods(t.db)).filter((p) => p.workload === 'shaky' && p.desired === 'run');
+    // the pods of revision 1 were never stopped: they are revision 3 now; the crashing pods are gone
+    expect(live.map((p) => p.id).sort()).toEqual([...v1Pods].sort());
+    expect(live.every((p) => p.revision === 3)).toBe(true);
+    const after = await getDeployment(t.db, 'default', 'shaky');
+    expect(after?.rollout).toMatchObject({ revision: 3, state: 'Complete' });
+    expect(after?.stableRevision).toBe(3);
+    // applying the same (bad) manifest again is a new revision, and it is tried again
+    expect((await applyDeployment(t.db, v('local/busybox:2'), 'default', at, 'test')).outcome).toBe('configured');
+    expect((await getDeployment(t.db, 'default', 'shaky'))?.revision).toBe(4);
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'shaky'))!, at, 'test');
+  });
+
+  it('with flotilla.dev/on-failure: pause, a rollout past its deadline pauses instead; resuming retries', async () => {
+    const at = now + 3 * 60 * 60_000;
+    for (const n of await listNodes(t.db)) await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at + 700_000}, lease_expires_at = ${at + 730_000} WHERE node_id = ${n.id}`);
+    const m = (image: string) => parseDeployment({ ...deploymentManifest('careful', { replicas: 1, image, annotations: { 'flotilla.dev/on-failure': 'pause' } }) });
+    await applyDeployment(t.db, m('local/busybox:1'), 'default', at, 'test');
+    await runTick({ ...deps, clock: () => at });
+    await reportReady(at);
+    await runTick({ ...deps, clock: () => at });
+    await applyDeployment(t.db, m('local/busybox:2'), 'default', at, 'test');
+    await runTick({ ...deps, clock: () => at });
+    await runTick({ ...deps, clock: () => at + 1_000 }); // sees the new pod: progress
+    // 600 s default deadline: nothing becomes Ready
+    await runTick({ ...deps, clock: () => at + 600_000 });
+    expect((await getDeployment(t.db, 'default', 'careful'))?.rollout?.state).toBe('Progressing');
+    await runTick({ ...deps, clock: () => at + 601_001 });
+    const paused = await getDeployment(t.db, 'default', 'careful');
+    expect((paused?.spec as { paused: boolean }).paused).toBe(true);
+    expect(paused?.revision).toBe(2);
+    expect(paused?.rollout).toMatchObject({ state: 'Failed', reason: 'ProgressDeadlineExceeded', pausedOnFailure: true });
+    // paused: replicas pods of what there is; the unready new one goes, the old one keeps serving
+    await runTick({ ...deps, clock: () => at + 602_000 });
+    expect((await listPods(t.db)).filter((p) => p.workload === 'careful' && p.desired === 'run').map((p) => p.revision)).toEqual([1]);
+    // resuming retries the revision with a fresh deadline
+    await applyDeployment(t.db, parseDeployment({ ...m('local/busybox:2'), spec: { ...m('local/busybox:2').spec, paused: false } }), 'default', at + 603_000, 'test');
+    await runTick({ ...deps, clock: () => at + 603_000 });
+    expect((await getDeployment(t.db, 'default', 'careful'))?.rollout).toMatchObject({ state: 'Progressing', progressAt: at + 603_000 });
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'careful'))!, at, 'test');
   });
 });

@@ -61,6 +61,7 @@ export function podView(id: string, o: Partial<PodView> = {}): PodView {
     phase: 'Pending',
     ready: false,
     readySince: null,
+    restarts: 0,
     createdAt: 0,
     leaseExpiresAt: 0,
     cpu: 0,
