@@ -14,11 +14,11 @@ Usage:
   flotilla token list | token revoke ID
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
   flotilla api-token list | api-token revoke ID
-  flotilla apply -f FILE|-  [-n NS]
+  flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
   flotilla get nodes|deployments|daemonsets|pods|events [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]
   flotilla scale deployment/NAME --replicas N
-  flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume deployment/NAME
+  flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
   flotilla cordon NODE | uncordon NODE
   flotilla drain NODE [--timeout 5m]
   flotilla label node NODE key=value ... key- ...
@@ -140,18 +140,25 @@ async function main(argv: string[]): Promise<number> {
       throw new CliError('usage: flotilla api-token create NAME --scope S | list | revoke ID', 2);
     }
     case 'apply': {
-      const { values } = parse(rest, { filename: { type: 'string', short: 'f' } });
+      const { values } = parse(rest, { filename: { type: 'string', short: 'f' }, wait: { type: 'boolean' }, timeout: { type: 'string' } });
       if (!values.filename) throw new CliError('apply needs -f FILE (or -f - for standard input)', 2);
+      if (values.timeout !== undefined && parseDuration(values.timeout) === null) throw new CliError(`--timeout: not a duration: ${values.timeout}`, 2);
       const t = target(values);
       const docs = readManifests(values.filename);
       const paths = docs.map((d) => pathFor(d, values.namespace)); // validate kinds before changing anything
+      const workloads: { path: string; kind: string; name: string }[] = [];
       for (const [i, d] of docs.entries()) {
         const { path, label } = paths[i] as { path: string; label: string };
         const r = await call<unknown>(t, 'PUT', path, d);
         const outcome = r.headers.get('flotilla-outcome') ?? (r.status === 201 ? 'created' : 'configured');
         console.log(`${label} ${outcome}`);
+        const m = /\/(deployments|daemonsets)\/([^/]+)$/.exec(path);
+        if (m) workloads.push({ path, kind: m[1] === 'daemonsets' ? 'daemonset' : 'deployment', name: decodeURIComponent(m[2] as string) });
       }
-      return 0;
+      // --wait: follow every workload's rollout; the worst exit code wins.
+      let code = 0;
+      if (values.wait) for (const w of workloads) code = Math.max(code, await rolloutStatus(t, w.path, w.kind, w.name, values.timeout));
+      return code;
     }
     case 'get': {
       const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
@@ -233,10 +240,13 @@ async function main(argv: string[]): Promise<number> {
     case 'rollout': {
       const [sub, ...more] = rest;
       const { values, positionals } = parse(more, { 'to-revision': { type: 'string' }, timeout: { type: 'string' } });
-      const name = deploymentName(positionals);
-      if (!name || !['history', 'pause', 'resume', 'undo', 'restart', 'status'].includes(sub ?? ''))
-        throw new CliError('usage: flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume deployment/NAME', 2);
-      const base = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}`;
+      const w = workloadRef(positionals);
+      const usage = 'usage: flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME';
+      if (!w || !['history', 'pause', 'resume', 'undo', 'restart', 'status', 'promote'].includes(sub ?? '')) throw new CliError(usage, 2);
+      if (w.kind === 'daemonsets' && ['pause', 'resume', 'promote'].includes(sub ?? '')) throw new CliError(`rollout ${sub}: only for deployments`, 2);
+      const { name } = w;
+      const singular = w.kind === 'daemonsets' ? 'daemonset' : 'deployment';
+      const base = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${w.kind}/${encodeURIComponent(name)}`;
       const t = target(values);
       if (sub === 'history') {
         const r = await call<{ items: Array<{ revision: number; current: boolean; images: string[]; changeCause: string | null; createdAt: string }> }>(t, 'GET', `${base}/revisions`);
@@ -254,12 +264,12 @@ async function main(argv: string[]): Promise<number> {
         const to = values['to-revision'];
         if (to !== undefined && !/^[1-9]\d*$/.test(to)) throw new CliError('--to-revision must be a revision number', 2);
         await call(t, 'POST', `${base}/rollback`, to === undefined ? {} : { toRevision: Number(to) });
-        console.log(`deployment.apps/${name} rolled back${to ? ` to revision ${to}` : ''}`);
+        console.log(`${singular}.apps/${name} rolled back${to ? ` to revision ${to}` : ''}`);
         return 0;
       }
-      if (sub === 'status') return rolloutStatus(t, base, name, values.timeout);
+      if (sub === 'status') return rolloutStatus(t, base, singular, name, values.timeout);
       await call(t, 'POST', `${base}/${sub}`);
-      console.log(`deployment.apps/${name} ${sub === 'pause' ? 'paused' : sub === 'resume' ? 'resumed' : 'restarted'}`);
+      console.log(`${singular}.apps/${name} ${{ pause: 'paused', resume: 'resumed', restart: 'restarted', promote: 'promoted' }[sub as string]}`);
       return 0;
     }
     case 'cordon':
@@ -374,39 +384,94 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+interface RolloutView {
+  revision: number;
+  state: 'Progressing' | 'Complete' | 'Paused' | 'CanaryHold' | 'Failed';
+  reason: string;
+  message: string;
+  rolledBack?: { from: number; to: number; reason: string; message: string };
+}
+
 /**
- * Follows a rollout like `kubectl rollout status`: a line whenever the counts change; exit 0 once
- * every replica is updated and available, 1 on timeout (with where it stood).
+ * Follows a rollout like `kubectl rollout status`, from the rollout controller's record: progress
+ * (a bar on a terminal, a line per change otherwise); exit 0 once the revision it started with is
+ * fully rolled out, 1 when that revision failed or was rolled back (with the reason), 3 on timeout.
+ * A newer revision applied meanwhile is followed instead.
  */
-async function rolloutStatus(t: ReturnType<typeof target>, base: string, name: string, timeout: string | undefined): Promise<number> {
+export async function rolloutStatus(t: ReturnType<typeof target>, base: string, kind: string, name: string, timeout: string | undefined): Promise<number> {
   const timeoutMs = timeout ? parseDuration(timeout) : 600_000;
   if (timeoutMs === null) throw new CliError(`--timeout: not a duration: ${timeout}`, 2);
   const deadline = Date.now() + timeoutMs;
+  const tty = process.stdout.isTTY === true;
+  let watching: number | undefined;
   let last = '';
+  const show = (line: string) => {
+    if (line === last) return;
+    if (tty) process.stdout.write(`\r\x1b[2K${line}`);
+    else console.log(line);
+    last = line;
+  };
+  const done = (line: string) => {
+    if (tty) process.stdout.write('\r\x1b[2K');
+    console.log(line);
+  };
   for (;;) {
     const d = (
       await call<{
-        spec: { replicas: number; paused?: boolean };
-        status: { replicas: number; updatedReplicas: number; availableReplicas: number; conditions: Array<{ type: string; reason: string }> };
+        spec: { replicas?: number; paused?: boolean };
+        status: {
+          replicas?: number;
+          updatedReplicas?: number;
+          availableReplicas?: number;
+          desiredNumberScheduled?: number;
+          updatedNumberScheduled?: number;
+          numberAvailable?: number;
+          rollout: RolloutView;
+        };
       }>(t, 'GET', base)
     ).body;
-    const st = d.status;
-    if (st.conditions.some((c) => c.type === 'Progressing' && c.reason === 'NewReplicaSetAvailable')) {
-      console.log(`deployment "${name}" successfully rolled out`);
+    const r = d.status.rollout;
+    watching ??= r.revision;
+    if (r.revision !== watching) {
+      if (r.rolledBack?.from === watching) {
+        done(
+          `error: ${kind} "${name}" revision ${watching} failed (${r.rolledBack.reason}: ${r.rolledBack.message}); rolled back to the template of revision ${r.rolledBack.to} (now revision ${r.revision})`,
+        );
+        return 1;
+      }
+      watching = r.revision; // a newer revision was applied: follow it
+    }
+    if (r.state === 'Complete') {
+      done(`${kind} "${name}" successfully rolled out (revision ${r.revision})`);
       return 0;
     }
-    const line = d.spec.paused
-      ? `deployment "${name}" is paused: ${st.updatedReplicas} of ${d.spec.replicas} updated replicas`
-      : st.updatedReplicas < d.spec.replicas
-        ? `Waiting for deployment "${name}" rollout to finish: ${st.updatedReplicas} out of ${d.spec.replicas} new replicas have been updated...`
-        : st.replicas > st.updatedReplicas
-          ? `Waiting for deployment "${name}" rollout to finish: ${st.replicas - st.updatedReplicas} old replicas are pending termination...`
-          : `Waiting for deployment "${name}" rollout to finish: ${st.availableReplicas} of ${st.updatedReplicas} updated replicas are available...`;
-    if (line !== last) console.log(line);
-    last = line;
-    if (Date.now() > deadline) throw new CliError(`timed out waiting for the rollout of ${name}: ${line.replace(/^Waiting for deployment "[^"]+" rollout to finish: /, '')}`);
-    await new Promise((r) => setTimeout(r, 1000));
+    if (r.state === 'Failed') {
+      done(`error: ${kind} "${name}" revision ${r.revision} failed: ${r.reason}: ${r.message}`);
+      return 1;
+    }
+    const want = d.spec.replicas ?? d.status.desiredNumberScheduled ?? 0;
+    const updated = d.status.updatedReplicas ?? d.status.updatedNumberScheduled ?? 0;
+    const available = d.status.availableReplicas ?? d.status.numberAvailable ?? 0;
+    const total = d.status.replicas ?? updated;
+    const counts = `${updated} of ${want} updated, ${Math.min(available, want)} available${total > updated ? `, ${total - updated} old` : ''}`;
+    const state = r.state === 'CanaryHold' ? `canary held: ${r.message}` : r.state === 'Paused' ? 'paused' : 'rolling out';
+    const bar = tty && want > 0 ? `[${'#'.repeat(Math.round((updated / want) * 20)).padEnd(20, '-')}] ` : '';
+    show(`${bar}${kind} "${name}" revision ${r.revision}: ${counts} (${state})`);
+    if (Date.now() > deadline) {
+      if (tty) process.stdout.write('\n');
+      throw new CliError(`timed out waiting for the rollout of ${kind} "${name}": ${counts} (${state})`, 3);
+    }
+    await new Promise((res) => setTimeout(res, 1000));
   }
+}
+
+/** `deployment/NAME`, `daemonset/NAME` (or `deploy/NAME`, `ds NAME`...) -> kind and name. */
+function workloadRef(positionals: string[]): { kind: 'deployments' | 'daemonsets'; name: string } | undefined {
+  const [a, b] = positionals;
+  if (!a) return undefined;
+  const [kindArg, name] = a.includes('/') ? (a.split('/', 2) as [string, string]) : [a, b];
+  const kind = KIND_ALIASES[kindArg];
+  return (kind === 'deployments' || kind === 'daemonsets') && name ? { kind, name } : undefined;
 }
 
 /** `deployment/NAME`, `deployment NAME` or `deploy/NAME` -> NAME (only Deployments). */

@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABELS } from '../../shared/protocol.js';
 import { requireDocker } from '../lib/docker.js';
-import { runCli } from '../lib/proc.js';
+import { runCli, startCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
 import { type Cluster, type NodeControlPlane, startNodeControlPlane } from './cluster.js';
 
@@ -16,8 +16,8 @@ beforeAll(async () => {
   docker = await requireDocker();
   cp = await startNodeControlPlane(docker, 'flotilla-rollout-');
   cluster = cp.cluster;
-  const token = cluster.cli('token', 'create', '--uses', '2').trim();
-  await Promise.all([cluster.startAgent('roll-a', token), cluster.startAgent('roll-b', token)]);
+  const token = cluster.cli('token', 'create', '--uses', '3').trim();
+  await Promise.all([cluster.startAgent('roll-a', token), cluster.startAgent('roll-b', token), cluster.startAgent('roll-c', token)]);
 }, 90_000);
 
 afterAll(async () => {
@@ -34,13 +34,23 @@ async function running(app: string) {
   return all.filter((c) => c.Labels[LABELS.workload] === app);
 }
 
-function manifestFile(name: string, replicas: number, image: string, strategy: Record<string, unknown>): string {
+function manifestFile(name: string, replicas: number, image: string, strategy: Record<string, unknown>, edit?: (doc: any) => void): string {
   const f = cluster.manifest(name, replicas, { image, container: { readinessProbe: readiness } });
   const doc = JSON.parse(readFileSync(f, 'utf8'));
   doc.spec.strategy = strategy;
+  edit?.(doc);
   writeFileSync(f, JSON.stringify(doc));
   return f;
 }
+
+/** Runs the CLI without blocking the event loop (samplers keep sampling). */
+async function cliAsync(...args: string[]): Promise<{ code: number | null; out: string }> {
+  const p = startCli(args, cluster.env());
+  const code = await p.exited;
+  return { code, out: p.out() };
+}
+
+const rolloutOf = (kind: string, name: string) => JSON.parse(cluster.cli('get', kind, name, '-o', 'json')).status.rollout;
 
 /** Samples the API and the engine every 150 ms until stopped. */
 function sampler(app: string) {
@@ -161,7 +171,7 @@ describe('rolling update', () => {
     cluster.cli('apply', '-f', manifestFile('undo', 2, 'local/busybox:2', strategy));
     const status = runCli(['rollout', 'status', 'deployment/undo', '--timeout', '90s'], cluster.env());
     expect(status.code, status.stderr).toBe(0);
-    expect(status.stdout.trim().split('\n').at(-1)).toBe('deployment "undo" successfully rolled out');
+    expect(status.stdout.trim().split('\n').at(-1)).toMatch(/^deployment "undo" successfully rolled out \(revision \d+\)$/);
     await allServe('undo', 'v2\n', 2);
     const missing = runCli(['rollout', 'undo', 'deployment/undo', '--to-revision', '99'], cluster.env());
     expect(missing.code).toBe(1);
@@ -180,5 +190,107 @@ describe('rolling update', () => {
         .filter((u) => before.includes(u)),
     ).toEqual([]);
     cluster.cli('delete', 'deployment', 'undo');
+  }, 180_000);
+});
+
+describe('automatic rollback', () => {
+  it('a revision that crash-loops, then one that never becomes Ready, are rolled back; apply --wait and rollout status say so; the good pods are never gone', async () => {
+    const strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+    const good = () => manifestFile('rb', 2, 'local/busybox:1', strategy, (d) => (d.spec.progressDeadlineSeconds = 12));
+    cluster.cli('apply', '-f', good());
+    await allServe('rb', 'v1\n', 2);
+    expect(runCli(['rollout', 'status', 'deployment/rb', '--timeout', '60s'], cluster.env()).code).toBe(0);
+    const s = sampler('rb');
+    // revision 2: the container exits 1 at once
+    const crashing = manifestFile('rb', 2, 'local/busybox:2', strategy, (d) => {
+      d.spec.progressDeadlineSeconds = 12;
+      d.spec.template.spec.containers[0].command = ['sh', '-c', 'exit 1'];
+    });
+    const wait = startCli(['apply', '-f', crashing, '--wait', '--timeout', '90s'], cluster.env());
+    expect(await wait.exited).toBe(1);
+    expect(wait.out()).toMatch(/deployment\.apps\/rb configured/);
+    expect(wait.out()).toMatch(/error: deployment "rb" revision 2 failed \(CrashLoopBackOff: .*restarted \d+ times\); rolled back to the template of revision 1 \(now revision 3\)/);
+    await allServe('rb', 'v1\n', 2);
+    expect(rolloutOf('deployment', 'rb')).toMatchObject({ revision: 3, rolledBack: { from: 2, to: 1, reason: 'CrashLoopBackOff' } });
+    // revision 4: runs, but its readiness page is missing: no progress within 12 s
+    const unready = manifestFile('rb', 2, 'local/busybox:2', strategy, (d) => {
+      d.spec.progressDeadlineSeconds = 12;
+      d.spec.template.spec.containers[0].readinessProbe = { ...readiness, httpGet: { path: '/missing', port: 80 } };
+    });
+    cluster.cli('apply', '-f', unready);
+    const status = await cliAsync('rollout', 'status', 'deployment/rb', '--timeout', '50s');
+    expect(status.code).toBe(1);
+    expect(status.out).toMatch(/revision 4 failed \(ProgressDeadlineExceeded: revision 4 made no progress for 12s/);
+    await allServe('rb', 'v1\n', 2);
+    await s.stop();
+    // the available pods were never fewer than replicas (maxUnavailable 0), and the bad revision is not retried
+    expect(s.seen.minReady).toBeGreaterThanOrEqual(2);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await running('rb')).map((c) => c.Image)).toEqual(['local/busybox:1', 'local/busybox:1']);
+    const dep = JSON.parse(cluster.cli('get', 'deployment', 'rb', '-o', 'json'));
+    expect(dep.status.rollout).toMatchObject({ revision: 5, state: 'Complete', stableRevision: 5 });
+    const events = cluster.cli('get', 'events');
+    expect(events).toMatch(/Warning\s+RolledBack\s+deployment\/rb\s+rolled back from revision 2 to the template of revision 1/);
+    expect(events).toMatch(/Warning\s+RolledBack\s+deployment\/rb\s+rolled back from revision 4/);
+    cluster.cli('delete', 'deployment', 'rb');
+  }, 240_000);
+});
+
+describe('canary', () => {
+  it('1 of 4 pods of the new revision first, held until promoted; then the rest', async () => {
+    const strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+    const file = (image: string) => manifestFile('can', 4, image, strategy, (d) => (d.metadata.annotations = { 'flotilla.dev/canary': '1' }));
+    cluster.cli('apply', '-f', file('local/busybox:1'));
+    await allServe('can', 'v1\n', 4);
+    // promote with no canary in progress: a clear refusal, nothing changes
+    const early = runCli(['rollout', 'promote', 'deployment/can'], cluster.env());
+    expect(early.code).not.toBe(0);
+    expect(early.stderr).toMatch(/no canary in progress for deployment default\/can/);
+    cluster.cli('apply', '-f', file('local/busybox:2'));
+    await waitFor('the canary held', () => rolloutOf('deployment', 'can').state === 'CanaryHold', 60_000, 300);
+    await new Promise((r) => setTimeout(r, 3000)); // held: nothing more moves
+    const images = (await running('can')).map((c) => c.Image).sort();
+    expect(images).toEqual(['local/busybox:1', 'local/busybox:1', 'local/busybox:1', 'local/busybox:2']);
+    expect(cluster.cli('rollout', 'promote', 'deployment/can').trim()).toBe('deployment.apps/can promoted');
+    await allServe('can', 'v2\n', 4);
+    expect(runCli(['rollout', 'status', 'deployment/can', '--timeout', '60s'], cluster.env()).code).toBe(0);
+    cluster.cli('delete', 'deployment', 'can');
+  }, 180_000);
+});
+
+describe('DaemonSet waves', () => {
+  it('3 nodes, maxUnavailable 1: never more than one node without a Ready pod; ends all v2', async () => {
+    const file = (image: string) => {
+      const f = cluster.manifest('wave', 0, { kind: 'DaemonSet', image, container: { readinessProbe: readiness } });
+      const doc = JSON.parse(readFileSync(f, 'utf8'));
+      doc.spec.updateStrategy = { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } };
+      writeFileSync(f, JSON.stringify(doc));
+      return f;
+    };
+    const nodes = 3;
+    cluster.cli('apply', '-f', file('local/busybox:1'));
+    await allServe('wave', 'v1\n', nodes);
+    let on = true;
+    let worst = 0;
+    let mixed = false;
+    const watch = (async () => {
+      while (on) {
+        const pods = live('wave');
+        const readyNodes = new Set(pods.filter(isReady).map((p) => p.spec.nodeName));
+        worst = Math.max(worst, nodes - readyNodes.size);
+        mixed ||= new Set((await running('wave')).map((c) => c.Image)).size === 2;
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+    cluster.cli('apply', '-f', file('local/busybox:2'));
+    const status = await cliAsync('rollout', 'status', 'daemonset/wave', '--timeout', '50s');
+    on = false;
+    await watch;
+    expect(status.code, status.out).toBe(0);
+    await allServe('wave', 'v2\n', nodes);
+    expect(worst).toBeLessThanOrEqual(1);
+    expect(mixed).toBe(true); // waves: v1 and v2 side by side at some point
+    expect(cluster.cli('rollout', 'history', 'daemonset/wave')).toMatch(/\n2 \(current\)\s+local\/busybox:2/);
+    cluster.cli('delete', 'daemonset', 'wave');
   }, 180_000);
 });
