@@ -28,6 +28,8 @@ export interface AgentOptions {
   logger: Logger;
   /** Period of the reconcile loop when nothing wakes it. */
   reconcileMs?: number;
+  /** Longest a replaced pod's stop waits for its replacement's image to be pulled (default 2 min). */
+  prePullWaitMs?: number;
   /** Base of the restart back-off (10 s in production, doubling to 5 min). */
   restartBackoffMs?: number;
   /** Retry back-off against an unreachable control plane: base and cap. */
@@ -78,6 +80,8 @@ export class Agent {
   private readonly hbWaker = new Waker();
   private readonly reconcileWaker = new Waker();
   private readonly fenceWaker = new Waker();
+  /** Image pulls in flight (a reconcile pull and a pre-pull of the same image are one pull). */
+  private readonly pulling = new Map<string, Promise<void>>();
   /** Containers with a stop in flight (a fencing stop and a reconcile stop never double up). */
   private readonly stopping = new Set<string>();
   private readonly loops: Promise<void>[] = [];
@@ -236,6 +240,48 @@ export class Agent {
     if (persist) writePrivate(this.desiredPath(), JSON.stringify(state));
     this.reconcileWaker.wake();
     this.fenceWaker.wake();
+    void this.prePull();
+  }
+
+  /**
+   * Pulls, in the background, the images the control plane lists for upcoming rollouts (new
+   * templates of workloads with old pods here), so an old pod is stopped only once its
+   * replacement's image is local.
+   */
+  private async prePull(): Promise<void> {
+    const want = this.desired?.prefetch ?? [];
+    if (want.length === 0) return;
+    let have: Set<string>;
+    try {
+      have = await this.runtime.images();
+    } catch {
+      return; // the engine is unreachable: reconcile reports that
+    }
+    for (const image of new Set(want.map((p) => p.image))) {
+      if (have.has(normalizeImage(image)) || this.pulling.has(image)) continue;
+      this.log.info({ image }, 'pre-pulling the image of an upcoming rollout');
+      this.pull(image).catch((e) => this.log.warn({ image, err: (e as Error).message.slice(0, 300) }, 'pre-pull failed'));
+    }
+  }
+
+  /** One pull per image at a time, shared by whoever needs it. */
+  private pull(image: string): Promise<void> {
+    let p = this.pulling.get(image);
+    if (!p) {
+      p = this.runtime.run({ action: 'pull', image, podId: '' }).finally(() => this.pulling.delete(image));
+      this.pulling.set(image, p);
+    }
+    return p;
+  }
+
+  /** Pulls (started now, or in flight) of the images a workload is moving to that are not here yet: its desired pods' and its pre-pull list. */
+  private async pullsFor(namespace: string, workload: string): Promise<Promise<void>[]> {
+    const images = new Set<string>();
+    for (const p of this.desired?.pods ?? []) if (p.namespace === namespace && p.workload === workload) for (const c of p.spec.containers) images.add(c.image);
+    for (const p of this.desired?.prefetch ?? []) if (p.namespace === namespace && p.workload === workload) images.add(p.image);
+    if (images.size === 0) return [];
+    const have = await this.runtime.images();
+    return [...images].filter((i) => !have.has(normalizeImage(i))).map((i) => this.pull(i));
   }
 
   private async renewLeases(tokens: Record<string, string>): Promise<void> {
@@ -414,7 +460,9 @@ export class Agent {
         'reconcile',
       );
       if (steps.length === 0) break;
-      await Promise.all(steps.map((s) => this.execute(s, actual)));
+      // Pulls start first, so a stop in the same layer sees them in flight (and waits for them).
+      const ordered = [...steps.filter((s) => s.action === 'pull'), ...steps.filter((s) => s.action !== 'pull')];
+      await Promise.all(ordered.map((s) => this.execute(s, actual)));
     }
     this.syncProbes();
     this.reportStatuses();
@@ -445,7 +493,19 @@ export class Agent {
     if ((step.action === 'create' || step.action === 'start') && !this.runnable(Date.now()).some((p) => p.id === step.podId)) return;
     if (step.action === 'stop') this.stopping.add(step.containerId);
     try {
-      await this.runtime.run(step);
+      if (step.action === 'stop' && (step.reason === 'no longer desired' || step.reason === 'spec changed')) {
+        // A pod replaced by a new revision keeps serving until its replacement's image is here.
+        const a = actual.find((x) => x.id === step.containerId);
+        const waits = a ? await this.pullsFor(a.namespace, a.workload) : [];
+        if (waits.length > 0) {
+          this.log.debug({ pod: podLabel }, 'stop waits for the new image');
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([Promise.allSettled(waits), new Promise((r) => (timer = setTimeout(r, this.opts.prePullWaitMs ?? 120_000)))]);
+          clearTimeout(timer);
+        }
+      }
+      if (step.action === 'pull') await this.pull(step.image);
+      else await this.runtime.run(step);
       switch (step.action) {
         case 'pull':
           this.pullRetryAt.delete(step.image);

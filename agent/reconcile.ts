@@ -10,6 +10,8 @@ export interface ActualContainer {
   podId: string;
   podName: string;
   namespace: string;
+  /** The workload the pod belongs to (a stop may wait for its new image to be pulled). */
+  workload: string;
   container: string;
   digest: string;
   epoch: number;

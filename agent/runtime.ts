@@ -45,6 +45,7 @@ export class DockerRuntime {
         podId: l[LABELS.pod] ?? '',
         podName: l[LABELS.podName] ?? '',
         namespace: l[LABELS.namespace] ?? '',
+        workload: l[LABELS.workload] ?? '',
         container: l[LABELS.container] ?? '',
         digest: l[LABELS.digest] ?? '',
         epoch: Number(l[LABELS.epoch] ?? 0),

@@ -22,6 +22,7 @@ function agentTimings() {
     retryCapMs: n(process.env.FLOTILLA_RETRY_CAP_MS),
     stopTimeoutSec: n(process.env.FLOTILLA_STOP_TIMEOUT_S),
     firstPollWaitMs: n(process.env.FLOTILLA_FIRST_POLL_WAIT_MS),
+    prePullWaitMs: n(process.env.FLOTILLA_PREPULL_WAIT_MS),
   };
 }
 

@@ -142,6 +142,11 @@ export const desiredStateSchema = z.strictObject({
   pods: z.array(desiredPodSchema),
   pollWaitMs: z.number().int(),
   heartbeatMs: z.number().int(),
+  /** Images to pull ahead of a rollout (the new template of workloads with old pods here). */
+  prefetch: z
+    .array(z.strictObject({ namespace: z.string(), workload: z.string(), image: z.string().max(512) }))
+    .max(256)
+    .optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 

@@ -363,6 +363,8 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
 
     // The rollout: progress, completion, failure (and the rollback or pause it calls for).
     const decision = assessRollout(subject, mine, now, policy);
+    // A new revision: nodes with old pods hear of it now (their desired state lists the new images to pre-pull).
+    if (!record) for (const p of mine) if (p.nodeId !== null && p.revision !== d.revision) touched.add(p.nodeId);
     if (decision.failure && (decision.failure.rollbackTo !== null || (decision.failure.pause && d.kind === 'Deployment'))) {
       await failRollout(deps, d, decision.record, decision.failure, now);
       continue; // the workload changed: the next tick plans its new generation

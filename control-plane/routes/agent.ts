@@ -10,7 +10,7 @@ import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick } from '../controllers/tick.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
-import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf } from '../store/pods.js';
+import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
 
 type Stmt = Parameters<Deps['db']['batch']>[0][number];
@@ -143,12 +143,13 @@ const authed = new Hono<AppEnv>()
       c.header('ETag', tag(node.desiredVersion));
       return c.body(null, 304);
     }
-    const rows = await desiredPodsOf(deps.db, node.id);
+    const [rows, prefetch] = await Promise.all([desiredPodsOf(deps.db, node.id), prefetchImagesOf(deps.db, node.id)]);
     const leases = await signLeases(deps, node, rows, deps.clock());
     const body: DesiredState = {
       version: String(node.desiredVersion),
       pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
       heartbeatMs: nextHeartbeat(deps),
+      ...(prefetch.length > 0 ? { prefetch } : {}),
       pods: rows.map((p) => ({
         id: p.id,
         name: p.name,

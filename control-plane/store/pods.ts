@@ -125,6 +125,19 @@ export function desiredPodsOf(db: Db, nodeId: string): Promise<PodRow[]> {
     .all();
 }
 
+/**
+ * Images a node should pull ahead of a rollout: those of the current template of every workload
+ * that still has pods of an older revision on the node, so that when an old pod is stopped its
+ * replacement starts from a local image (the unavailable window is the container start, not the
+ * download).
+ */
+export async function prefetchImagesOf(db: Db, nodeId: string): Promise<{ namespace: string; workload: string; image: string }[]> {
+  const rows = await db.all<{ namespace: string; workload: string; image: string }>(sql`SELECT DISTINCT d.namespace AS namespace, d.name AS workload, json_extract(c.value, '$.image') AS image
+    FROM deployments d, json_each(d.spec, '$.template.spec.containers') c
+    WHERE EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.node_id = ${nodeId} AND p.revision != d.revision)`);
+  return rows.filter((r) => typeof r.image === 'string').slice(0, 256);
+}
+
 /** Bumps the desired-state version (the agent's ETag) of nodes: statements, chunked under the parameter limit. */
 export function bumpNodes(db: Db, nodeIds: readonly string[]) {
   return chunkRows(db, nodeIds, 1, 1).map((ids) =>

@@ -154,6 +154,49 @@ describe('agent on a real Docker engine', () => {
     }
   });
 
+  it('pulls the image of a new revision before it stops the old pod: with Recreate the gap is the container start, not the download', async () => {
+    const ref2 = `${registry.host}/flotilla-test/busybox:2`;
+    execFileSync('docker', ['tag', 'local/busybox:2', ref2]);
+    execFileSync('docker', ['push', '-q', ref2], { stdio: 'ignore' });
+    execFileSync('docker', ['rmi', ref2], { stdio: 'ignore' });
+    const manifest = (image: string) => {
+      const d = deploymentManifest('pre', { replicas: 1, image, nodeSelector: { 'kubernetes.io/hostname': 'rt-1' } }) as any;
+      d.spec.strategy = { type: 'Recreate' };
+      return d;
+    };
+    const serving = (body: string) =>
+      waitFor(
+        `the pre pod serving ${body.trim()}`,
+        async () => {
+          const [p] = (await podsOf('pre')).filter((x) => x.status.phase === 'Running' && x.status.hostPorts.length === 1);
+          if (!p) return false;
+          const r = await fetch(`http://127.0.0.1:${p.status.hostPorts[0].hostPort}/`).catch(() => null);
+          return r !== null && (await r.text()) === body;
+        },
+        60_000,
+        200,
+      );
+    expect((await api('PUT', '/v1/namespaces/default/deployments/pre', manifest('local/busybox:1'))).status).toBe(201);
+    await serving('v1\n');
+    const since = Date.now();
+    expect((await api('PUT', '/v1/namespaces/default/deployments/pre', manifest(ref2))).status).toBe(200);
+    await serving('v2\n');
+    const stream = (await docker.getEvents({ since: Math.floor(since / 1000) - 1, until: Math.ceil(Date.now() / 1000) + 1 })) as unknown as NodeJS.ReadableStream;
+    let text = '';
+    for await (const chunk of stream) text += chunk.toString();
+    const events = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { Type: string; Action: string; timeNano: number; Actor: { ID: string; Attributes: Record<string, string> } });
+    const pulled = events.find((e) => e.Type === 'image' && e.Action === 'pull' && e.Actor.ID.includes('flotilla-test/busybox:2'));
+    const died = events.find((e) => e.Type === 'container' && e.Action === 'die' && e.Actor.Attributes[LABELS.workload] === 'pre');
+    expect(pulled, 'the new image was pulled').toBeDefined();
+    expect(died, 'the old container stopped').toBeDefined();
+    expect(pulled!.timeNano).toBeLessThan(died!.timeNano);
+    expect((await api('DELETE', '/v1/namespaces/default/deployments/pre')).status).toBe(200);
+    execFileSync('docker', ['rmi', '-f', ref2], { stdio: 'ignore' });
+  });
+
   it('removes every container of a deleted deployment', async () => {
     expect((await api('DELETE', '/v1/namespaces/default/deployments/pulled')).status).toBe(200);
     await waitFor('containers to be removed', async () => (await nodeContainers(docker, agent.identity.nodeId)).length === 0, 30_000);

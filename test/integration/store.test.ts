@@ -233,7 +233,7 @@ describe.each([
     await runTick(d);
     const back = await getDeployment(t.db, 'default', 'shaky');
     expect(back?.revision).toBe(3);
-    expect((back?.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]?.image).toBe('local/busybox:1');
+    expect((back!.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]?.image).toBe('local/busybox:1');
     expect(back?.rollout?.rolledBack).toMatchObject({ from: 2, to: 1, reason: 'CrashLoopBackOff' });
     const events = await listEvents(t.db, { namespace: 'default', kind: 'Deployment', name: 'shaky', limit: 100 });
     expect(events.some((e) => e.reason === 'RolledBack' && e.type === 'Warning' && /revision 2 restarted 3 times/.test(e.message))).toBe(true);
@@ -268,7 +268,7 @@ describe.each([
     expect((await getDeployment(t.db, 'default', 'careful'))?.rollout?.state).toBe('Progressing');
     await runTick({ ...deps, clock: () => at + 601_001 });
     const paused = await getDeployment(t.db, 'default', 'careful');
-    expect((paused?.spec as { paused: boolean }).paused).toBe(true);
+    expect((paused!.spec as { paused: boolean }).paused).toBe(true);
     expect(paused?.revision).toBe(2);
     expect(paused?.rollout).toMatchObject({ state: 'Failed', reason: 'ProgressDeadlineExceeded', pausedOnFailure: true });
     // paused: replicas pods of what there is; the unready new one goes, the old one keeps serving

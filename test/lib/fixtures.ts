@@ -108,6 +108,7 @@ export function actual(id: string, podId: string, o: Partial<ActualContainer> = 
     podId,
     podName: `pod-${podId}`,
     namespace: 'default',
+    workload: 'web',
     container: 'web',
     digest: `digest-${podId}`,
     epoch: 1,
