@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeContainers, requireDocker } from '../lib/docker.js';
-import { type Proc, start } from '../lib/proc.js';
+import { type Proc, start, startCli } from '../lib/proc.js';
 import { freePort } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
 import { Cluster } from './cluster.js';
@@ -71,6 +71,46 @@ describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
     expect(worker.out()).toMatch(/"runtime":"worker"/);
     expect(worker.out()).not.toContain(TOKEN);
   });
+
+  it('rolls a Deployment from v1 to v2 health-gated, never below the replicas Ready; rollout status follows it', async () => {
+    const readinessProbe = { httpGet: { path: '/', port: 80 }, periodSeconds: 1, failureThreshold: 1 };
+    const file = (image: string) => {
+      const f = cluster.manifest('wroll', 2, { image, nodeSelector: { 'kubernetes.io/hostname': 'worker-edge' }, container: { readinessProbe } });
+      const doc = JSON.parse(readFileSync(f, 'utf8'));
+      doc.spec.strategy = { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } };
+      writeFileSync(f, JSON.stringify(doc));
+      return f;
+    };
+    const live = () => cluster.pods().filter((p) => p.metadata.labels.app === 'wroll' && p.status.phase !== 'Terminating');
+    const ready = (p: any) => p.status.conditions.find((c: any) => c.type === 'Ready')?.status === 'True';
+    const serving = async (body: string) => {
+      const pods = live();
+      if (pods.length !== 2 || !pods.every(ready)) return false;
+      for (const p of pods) if ((await (await fetch(`http://127.0.0.1:${p.status.hostPorts[0].hostPort}/`)).text()) !== body) return false;
+      return true;
+    };
+    cluster.cli('apply', '-f', file('local/busybox:1'));
+    await waitFor('wroll v1 serving', () => serving('v1\n'), 60_000, 300);
+    let minReady = Infinity;
+    let on = true;
+    const sample = (async () => {
+      while (on) {
+        minReady = Math.min(minReady, live().filter(ready).length);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    cluster.cli('apply', '-f', file('local/busybox:2'));
+    const status = startCli(['rollout', 'status', 'deployment/wroll', '--timeout', '60s'], cluster.env());
+    expect(await status.exited, status.out()).toBe(0);
+    on = false;
+    await sample;
+    expect(status.out()).toMatch(/deployment "wroll" successfully rolled out \(revision 2\)/);
+    await waitFor('wroll v2 serving', () => serving('v2\n'), 30_000, 300);
+    expect(minReady).toBeGreaterThanOrEqual(2);
+    const dep = JSON.parse(cluster.cli('get', 'deployment', 'wroll', '-o', 'json'));
+    expect(dep.status.rollout).toMatchObject({ revision: 2, state: 'Complete', stableRevision: 2 });
+    cluster.cli('delete', 'deployment', 'wroll');
+  }, 150_000);
 
   it('reschedules the pods of a lost node; the Cron Trigger handler runs the controllers', async () => {
     const token = cluster.cli('token', 'create', '--uses', '2').trim();
