@@ -4,13 +4,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { benchFailover, FULL as FAILOVER_FULL, QUICK as FAILOVER_QUICK, type FailoverResult } from './failover.js';
 import { benchHeartbeat, FULL, type HeartbeatResult, QUICK } from './heartbeat.js';
 import { machineFacts } from './procs.js';
+import { benchRollout, FULL as ROLLOUT_FULL, QUICK as ROLLOUT_QUICK, type RolloutResult } from './rollout.js';
 import { benchSchedule, FULL as SCHEDULE_FULL, QUICK as SCHEDULE_QUICK, type ScheduleRow } from './schedule.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const renderOnly = args.includes('--render-only'); // rewrite docs/benchmarks.md from the stored results
 const names = args.filter((a) => !a.startsWith('--'));
-const KNOWN = ['heartbeat', 'schedule', 'failover'];
+const KNOWN = ['heartbeat', 'schedule', 'failover', 'rollout'];
 const selected = renderOnly ? [] : names.length ? names : KNOWN;
 const RESULTS = 'docs/bench-results.json';
 
@@ -25,6 +26,7 @@ interface Stored {
   heartbeat?: Run<HeartbeatResult>;
   schedule?: Run<ScheduleRow[]>;
   failover?: Run<FailoverResult>;
+  rollout?: Run<RolloutResult>;
 }
 
 // The control plane is measured as it ships: compiled JS from dist/.
@@ -77,6 +79,20 @@ for (const name of selected) {
         'failover s (median)': (r.failoverMs / 1000).toFixed(2),
         ratio: r.ratio.toFixed(2),
         goal: '<= 1.3',
+      },
+    ]);
+  } else if (name === 'rollout') {
+    console.log(`== rollout (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const r = await benchRollout(quick ? ROLLOUT_QUICK : ROLLOUT_FULL, log);
+    stored.rollout = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:rollout${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table([
+      {
+        benchmark: 'rollout',
+        replicas: r.replicas,
+        'flotilla s (median)': (r.flotilla / 1000).toFixed(2),
+        'swarm s (median)': (r.swarm / 1000).toFixed(2),
+        ratio: r.ratio.toFixed(2),
+        goal: '<= 1.0',
       },
     ]);
   } else {
@@ -160,6 +176,26 @@ function renderDocs(s: Stored): string {
       `| node loss -> replacement answering (median of ${r.runs.length}) | ${(r.failoverMs / 1000).toFixed(2)} s | ${r.ttlMs / 1000} s + ${Math.round(r.dockerRunMs)} ms | **${r.ratio.toFixed(2)}** | <= 1.3 (${r.ratio <= 1.3 ? 'met' : 'not met'}) |`,
       '',
       ...r.runs.map((x, i) => `- run ${i + 1}: ${(x.failoverMs / 1000).toFixed(2)} s (pod rescheduled after ${(x.detectMs / 1000).toFixed(2)} s)`),
+      '',
+    );
+  }
+  const ro = s.rollout;
+  if (ro) {
+    const r = ro.result;
+    const secs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
+    lines.push(
+      '## rollout',
+      '',
+      `Command: \`${ro.command}\` (${ro.mode} mode, ${ro.at.slice(0, 10)})  `,
+      `Machine: ${ro.machine}.`,
+      '',
+      `A rolling update of ${r.replicas} replicas from one image to another, one at a time behind the same readiness gate (an HTTP check every second), on the same Docker engine and images. Flotilla: a Node control plane and one agent (compiled CLI, default timings), \`maxSurge: 1, maxUnavailable: 0\`, readiness probe. Baseline, same run: Docker Swarm on the same engine, \`docker service update --update-parallelism 1 --update-order start-first --update-delay 0s --update-monitor 100ms\` with a container health check (\`wget\`, 1 s interval). Both timed from the engine: from the update request until exactly ${r.replicas} containers of the new image run and are ready (Flotilla: pods Ready; Swarm: healthy) and none of the old runs.`,
+      '',
+      '| metric | Flotilla | Docker Swarm (same run) | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| rolling update of ${r.replicas} (median of ${r.flotillaMs.length}) | ${(r.flotilla / 1000).toFixed(2)} s | ${(r.swarm / 1000).toFixed(2)} s | **${r.ratio.toFixed(2)}** | <= 1.0 (${r.ratio <= 1 ? 'met' : 'not met'}) |`,
+      '',
+      `- Flotilla runs: ${secs(r.flotillaMs)} s; Swarm runs: ${secs(r.swarmMs)} s`,
       '',
     );
   }

@@ -30,6 +30,12 @@ export interface Deps {
   metrics?: Metrics;
   /** Runs work after the response (Workers: ctx.waitUntil; Node: fire and forget with logging). */
   defer?: (p: Promise<unknown>) => void;
+  /**
+   * Asks for a controller tick soon (a pod's status changed). A single-process runtime (Node)
+   * coalesces these into back-to-back ticks; without it, ticks piggyback on requests under a
+   * DB-held rate limit (maybeTick).
+   */
+  kick?: () => void;
 }
 
 /** Who is calling: an operator token, or an enrolled node. */

@@ -105,6 +105,36 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       pendingWork.add(tracked);
     },
   };
+  // Ticks: periodic ones for time-based transitions (lease expiry, finalization, deadlines), and
+  // prompt ones when agents report status changes (readiness gates rollouts), coalesced: at most one
+  // tick runs, and one more is queued behind it, however many reports arrive.
+  let ticking = false;
+  let again = false;
+  let soon: NodeJS.Timeout | undefined;
+  const tick = () => {
+    if (ticking) {
+      again = true;
+      return;
+    }
+    ticking = true;
+    runTick(deps)
+      .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
+      .finally(() => {
+        ticking = false;
+        if (again) {
+          again = false;
+          deps.kick?.();
+        }
+      });
+  };
+  let closed = false;
+  deps.kick = () => {
+    if (!closed)
+      soon ??= setTimeout(() => {
+        soon = undefined;
+        tick();
+      }, 20);
+  };
   const app = createApp(deps);
   const server = serve({ fetch: app.fetch, hostname: opts.host, port: opts.port });
   await new Promise<void>((res, rej) => {
@@ -115,20 +145,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${host}:${addr.port}`;
 
-  // Time-based transitions (lease expiry, finalization) need a periodic tick on Node.
-  let ticking = false;
-  const timer = setInterval(
-    () => {
-      if (ticking) return;
-      ticking = true;
-      runTick(deps)
-        .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
-        .finally(() => {
-          ticking = false;
-        });
-    },
-    opts.tickEveryMs ?? Math.max(500, Math.min(5000, config.leaseTtlMs / 6)),
-  );
+  const timer = setInterval(tick, opts.tickEveryMs ?? Math.max(500, Math.min(5000, config.leaseTtlMs / 6)));
   timer.unref();
 
   logger.info({ url, dataDir, clusterId: cluster.clusterId }, 'control plane listening');
@@ -138,6 +155,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     adminTokenPath,
     async close() {
       clearInterval(timer);
+      clearTimeout(soon);
+      closed = true;
       await new Promise<void>((res) => {
         server.close(() => res());
         // Long-polls would hold close() for their whole wait: end idle and active sockets.

@@ -215,7 +215,10 @@ const authed = new Hono<AppEnv>()
     const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
     const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
-    if (stmts.length > 0 || (renewed && !wasReady)) deps.defer?.(maybeTick(deps));
+    if (stmts.length > 0 || (renewed && !wasReady)) {
+      if (deps.kick) deps.kick();
+      else deps.defer?.(maybeTick(deps));
+    }
     return c.json(body);
   });
 

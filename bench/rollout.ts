@@ -1,0 +1,207 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { stopChild } from './procs.js';
+
+// A rolling update of N replicas, one at a time behind the same readiness gate, on the same Docker
+// engine and images: Flotilla (Node control plane, one real agent) next to Docker Swarm
+// (`docker service update --update-parallelism 1 --update-order start-first`). Both are timed the
+// same way, from the engine: from the update request until exactly N containers of the new image run
+// and are ready, and no old one runs.
+
+export interface RolloutOptions {
+  replicas: number;
+  runs: number;
+}
+export const QUICK: RolloutOptions = { replicas: 3, runs: 1 };
+export const FULL: RolloutOptions = { replicas: 10, runs: 3 };
+
+export interface RolloutResult {
+  replicas: number;
+  flotillaMs: number[];
+  swarmMs: number[];
+  /** Medians, and Flotilla / Swarm. */
+  flotilla: number;
+  swarm: number;
+  ratio: number;
+}
+
+const IMAGES = ['local/busybox:1', 'local/busybox:2'] as const;
+// A server that exits on SIGTERM, as real services do (busybox httpd as PID 1 ignores it, and
+// every stop would then wait out the 10 s grace period in both systems).
+const HTTPD = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'];
+
+async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 100): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+/** Docker Swarm on this engine: initialised for the run (and left again) unless it was already active. */
+async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
+  const state = execFileSync('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}'], { encoding: 'utf8' }).trim();
+  const ours = state !== 'active';
+  if (ours) execFileSync('docker', ['swarm', 'init', '--advertise-addr', '127.0.0.1'], { stdio: 'ignore' });
+  const name = `flotilla-bench-${process.pid}`;
+  try {
+    execFileSync(
+      'docker',
+      [
+        'service',
+        'create',
+        '--quiet',
+        '--detach',
+        '--name',
+        name,
+        '--replicas',
+        String(o.replicas),
+        '--no-resolve-image',
+        '--health-cmd',
+        'wget -q -O /dev/null http://127.0.0.1/',
+        '--health-interval',
+        '1s',
+        '--health-retries',
+        '1',
+        '--health-start-period',
+        '0s',
+        '--update-parallelism',
+        '1',
+        '--update-delay',
+        '0s',
+        '--update-monitor',
+        '100ms',
+        '--update-order',
+        'start-first',
+        IMAGES[0],
+        ...HTTPD,
+      ],
+      { stdio: 'ignore' },
+    );
+    const converged = (image: string) => async () => {
+      const cs = await docker.listContainers({ filters: { label: [`com.docker.swarm.service.name=${name}`] } });
+      return cs.length === o.replicas && cs.every((c) => c.Image.startsWith(image) && c.Status.includes('(healthy)'));
+    };
+    await until('the swarm service to run', converged(IMAGES[0]), 120_000);
+    const out: number[] = [];
+    for (let run = 0; run < o.runs; run++) {
+      const image = IMAGES[(run + 1) % 2] as string;
+      const t0 = performance.now();
+      execFileSync('docker', ['service', 'update', '--quiet', '--detach', '--no-resolve-image', '--image', image, name], { stdio: 'ignore' });
+      await until(`swarm rolled to ${image}`, converged(image), 300_000);
+      out.push(performance.now() - t0);
+      log(`  swarm run ${run + 1}: ${o.replicas} replicas to ${image} in ${((out.at(-1) as number) / 1000).toFixed(2)} s`);
+    }
+    return out;
+  } finally {
+    try {
+      execFileSync('docker', ['service', 'rm', name], { stdio: 'ignore' });
+      await until('the swarm tasks to go', async () => (await docker.listContainers({ all: true, filters: { label: [`com.docker.swarm.service.name=${name}`] } })).length === 0, 60_000, 200);
+    } finally {
+      if (ours) execFileSync('docker', ['swarm', 'leave', '--force'], { stdio: 'ignore' });
+    }
+  }
+}
+
+/** Flotilla: a Node control plane and one agent (compiled CLI, default timings). */
+async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-rollout-'));
+  const env = { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' };
+  const spawnCli = (args: string[]) => {
+    const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
+    return { child, out: () => buf };
+  };
+  const server = spawnCli(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')]);
+  let agent: ReturnType<typeof spawnCli> | undefined;
+  let nodeId = '';
+  try {
+    const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
+    const url = m?.[1] as string;
+    const token = readFileSync(m?.[2] as string, 'utf8').trim();
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+      return r.json() as Promise<any>;
+    };
+    const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
+    agent = spawnCli(['agent', '--server', url, '--token', enroll, '--name', 'bench-roll', '--data-dir', join(dir, 'agent')]);
+    const a = agent;
+    await until('the agent', () => a.out().includes('agent "bench-roll" running'), 60_000);
+    nodeId = ((await api('GET', '/v1/nodes')).items as Array<{ metadata: { uid: string } }>)[0]?.metadata.uid as string;
+    const manifest = (image: string) => ({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'roll' },
+      spec: {
+        replicas: o.replicas,
+        selector: { matchLabels: { app: 'roll' } },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
+        template: {
+          metadata: { labels: { app: 'roll' } },
+          spec: {
+            containers: [
+              {
+                name: 'web',
+                image,
+                command: HTTPD,
+                ports: [{ containerPort: 80 }],
+                readinessProbe: { httpGet: { path: '/', port: 80 }, periodSeconds: 1, failureThreshold: 1 },
+              },
+            ],
+          },
+        },
+      },
+    });
+    const converged = (image: string) => async () => {
+      const cs = await docker.listContainers({ filters: { label: ['dev.flotilla.workload=roll', `dev.flotilla.node=${nodeId}`] } });
+      if (cs.length !== o.replicas || !cs.every((c) => c.Image === image)) return false;
+      const pods = ((await api('GET', '/v1/namespaces/default/pods')).items as any[]).filter((p) => p.status.phase !== 'Terminating');
+      return pods.length === o.replicas && pods.every((p) => p.status.conditions.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+    };
+    await api('PUT', '/v1/namespaces/default/deployments/roll', manifest(IMAGES[0]));
+    await until('the deployment to run', converged(IMAGES[0]), 120_000);
+    const out: number[] = [];
+    for (let run = 0; run < o.runs; run++) {
+      const image = IMAGES[(run + 1) % 2] as string;
+      const t0 = performance.now();
+      await api('PUT', '/v1/namespaces/default/deployments/roll', manifest(image));
+      await until(`flotilla rolled to ${image}`, converged(image), 300_000);
+      out.push(performance.now() - t0);
+      log(`  flotilla run ${run + 1}: ${o.replicas} replicas to ${image} in ${((out.at(-1) as number) / 1000).toFixed(2)} s`);
+      if (process.env.BENCH_TRACE) {
+        const evs = (await api('GET', '/v1/namespaces/default/events')).items as any[];
+        for (const e of evs) log(`    ${e.lastTimestamp ?? e.at} ${e.involvedObject?.name ?? ''} ${e.reason} ${e.message}`);
+      }
+    }
+    return out;
+  } finally {
+    if (agent) await stopChild(agent.child);
+    await stopChild(server.child);
+    for (const c of await docker.listContainers({ all: true, filters: { label: [`dev.flotilla.node=${nodeId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchRollout(o: RolloutOptions, log: (s: string) => void): Promise<RolloutResult> {
+  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+  for (const i of IMAGES) await docker.getImage(i).inspect(); // a clear error when the test images are missing
+  const flotillaMs = await flotillaRollouts(docker, o, log);
+  const swarmMs = await swarmRollouts(docker, o, log);
+  const flotilla = median(flotillaMs);
+  const swarm = median(swarmMs);
+  return { replicas: o.replicas, flotillaMs, swarmMs, flotilla, swarm, ratio: flotilla / swarm };
+}
