@@ -62,9 +62,9 @@ async function checkFitsSomewhere(deps: Deps, w: Workload): Promise<void> {
 }
 
 /** Applies a validated workload and runs the controllers right away, so pods are placed within the request. */
-async function apply(deps: Deps, p: Principal, d: Workload, namespace: string) {
+async function apply(deps: Deps, p: Principal, d: Workload, namespace: string, expectGeneration?: number) {
   await checkFitsSomewhere(deps, d);
-  const { row, outcome } = await applyWorkload(deps.db, d, namespace, deps.clock(), who(p));
+  const { row, outcome } = await applyWorkload(deps.db, d, namespace, deps.clock(), who(p), expectGeneration === undefined ? {} : { expectGeneration });
   if (outcome !== 'unchanged') await runTick(deps);
   return { row, outcome };
 }
@@ -217,7 +217,8 @@ async function changeDeployment(c: Context<AppEnv>, change: (spec: Record<string
   const m = manifestOf(row) as { spec: Record<string, unknown> };
   m.spec = { ...m.spec };
   change(m.spec);
-  const { row: after } = await apply(deps, c.var.principal, parseWorkload(m), namespace);
+  // Read-modify-write: conditional on the generation read (a concurrent change gets a 409, not lost).
+  const { row: after } = await apply(deps, c.var.principal, parseWorkload(m), namespace, row.generation);
   return after;
 }
 
