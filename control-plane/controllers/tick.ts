@@ -63,8 +63,9 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
  * to JavaScript): pods to place, terminating pods to forget, orphans, pods of lost nodes to move,
  * node conditions to record, draining nodes with Deployment pods, a Deployment whose pods do not
  * match its replicas and revision, a DaemonSet planned against an older fleet or missing pods, or
- * a rollout still to assess (progressing, held, paused, resumed after a failure, or failed with
- * every pod now Ready: it may have completed after all).
+ * a rollout still to assess (progressing, held, resumed after a pause or a failure, or failed with
+ * every pod now Ready: it may have completed after all). A paused Deployment, an OnDelete DaemonSet
+ * and a DaemonSet wave halted by a failure are idle however many old pods they keep.
  * An idle cluster then costs one cheap query per tick instead of a full snapshot, which at
  * thousands of nodes took long enough to stall the event loop.
  */
@@ -90,17 +91,21 @@ export async function hasWork(db: Db, now: number, skewMs: number, graceMs: numb
                      AND COALESCE(json_extract(o.value, '$.value'), '') = COALESCE(json_extract(t.value, '$.value'), ''))))))
     OR EXISTS (SELECT 1 FROM nodes n JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
          WHERE n.draining = 1 AND p.desired = 'run' AND d.kind = 'Deployment')
-    OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND (
-         json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
-         OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)))
+    OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND CASE WHEN COALESCE(json_extract(d.spec, '$.paused'), 0) = 1
+         THEN json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run')
+         ELSE json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
+           OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision) END)
     OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'DaemonSet' AND (
          d.observed_fleet != ${fleetVersionSql}
          OR d.want != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
-         OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)))
+         OR (EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)
+             AND COALESCE(json_extract(d.spec, '$.updateStrategy.type'), 'RollingUpdate') = 'RollingUpdate'
+             AND NOT (COALESCE(json_extract(d.rollout, '$.revision'), -1) = d.revision AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1))))
     OR EXISTS (SELECT 1 FROM deployments d WHERE d.rollout IS NULL
          OR json_extract(d.rollout, '$.revision') != d.revision
-         OR json_extract(d.rollout, '$.state') IN ('Progressing', 'CanaryHold', 'Paused')
-         OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1 AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
+         OR json_extract(d.rollout, '$.state') IN ('Progressing', 'CanaryHold')
+         OR (json_extract(d.rollout, '$.state') = 'Paused' AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
+         OR (d.kind = 'Deployment' AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1 AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
          OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') IS NULL
              AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0))))
     AS work`);

@@ -274,6 +274,8 @@ describe.each([
     // paused: replicas pods of what there is; the unready new one goes, the old one keeps serving
     await runTick({ ...deps, clock: () => at + 602_000 });
     expect((await listPods(t.db)).filter((p) => p.workload === 'careful' && p.desired === 'run').map((p) => p.revision)).toEqual([1]);
+    // a paused Deployment with an unfinished rollout is idle (no snapshot per tick)
+    expect(await hasWork(t.db, at + 602_000, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     // resuming retries the revision with a fresh deadline
     await applyDeployment(t.db, parseDeployment({ ...m('local/busybox:2'), spec: { ...m('local/busybox:2').spec, paused: false } }), 'default', at + 603_000, 'test');
     await runTick({ ...deps, clock: () => at + 603_000 });
