@@ -1,13 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { compactDecrypt, importJWK } from 'jose';
 import type { Logger } from '../control-plane/config.js';
-import { type AgentEvent, type DesiredPod, type DesiredState, desiredStateSchema, type PodStatusReport } from '../shared/protocol.js';
+import { type PodSpec, referencedNames } from '../shared/manifest.js';
+import { type AgentEvent, type DesiredPod, type DesiredState, desiredStateSchema, type PodConfig, type PodStatusReport } from '../shared/protocol.js';
 import { AgentClient, ApiFailure, enroll } from './client.js';
 import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
 import { Outbox } from './outbox.js';
+import { ConfigError, containerEnv, removeVolumes, writeVolumes } from './podconfig.js';
 import { ProbeManager, type ProbeTarget } from './probes.js';
 import { type ActualContainer, computePodStatus, type LastTermination, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
 import { connectDocker, DockerRuntime } from './runtime.js';
@@ -80,6 +83,8 @@ export class Agent {
   private readonly hbWaker = new Waker();
   private readonly reconcileWaker = new Waker();
   private readonly fenceWaker = new Waker();
+  /** Decrypted Secrets/ConfigMaps per pod, briefly cached (a pass creating several containers fetches once). */
+  private readonly configs = new Map<string, { at: number; cfg?: PodConfig; error?: string }>();
   /** Image pulls in flight (a reconcile pull and a pre-pull of the same image are one pull). */
   private readonly pulling = new Map<string, Promise<void>>();
   /** Containers with a stop in flight (a fencing stop and a reconcile stop never double up). */
@@ -505,6 +510,7 @@ export class Agent {
         }
       }
       if (step.action === 'pull') await this.pull(step.image);
+      else if (step.action === 'create') await this.runtime.run(await this.withConfig(step));
       else await this.runtime.run(step);
       switch (step.action) {
         case 'pull':
@@ -541,6 +547,10 @@ export class Agent {
         this.pullRetryAt.set(step.image, Date.now() + backoffMs(failures, 5000, 300_000));
         this.problems.set(step.podId, { reason: 'ErrImagePull', message: `pulling ${step.image}: ${msg}` });
         this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to pull image ${step.image}: ${msg}` });
+      } else if (step.action === 'create' && e instanceof ConfigError) {
+        // Not started with an empty value: the pod waits until what it refers to exists.
+        if (this.problems.get(step.podId)?.message !== msg) this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `Error: ${msg}` });
+        this.problems.set(step.podId, { reason: 'CreateContainerConfigError', message: msg });
       } else if (step.action === 'create') {
         this.problems.set(step.podId, { reason: 'CreateContainerError', message: msg });
         this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to create container: ${msg}` });
@@ -548,6 +558,40 @@ export class Agent {
     } finally {
       if (step.action === 'stop') this.stopping.delete(step.containerId);
     }
+  }
+
+  /** Where Secret and ConfigMap volumes are written: tmpfs (/dev/shm) when there is one, else the data dir. */
+  private volumeBase(): string {
+    return existsSync('/dev/shm') ? join('/dev/shm', `flotilla-${this.identity.nodeId}`) : join(this.opts.dataDir, 'volumes');
+  }
+
+  /**
+   * Fills a create step with the container's environment and volume mounts from the pod's Secrets
+   * and ConfigMaps, fetched (encrypted to this node) only for pods that refer to any. Kept only in
+   * memory and in the pod's volume directory; never logged.
+   */
+  private async withConfig(step: Extract<Step, { action: 'create' }>): Promise<Step> {
+    const spec = step.pod.spec;
+    const refers = referencedNames(spec, 'Secret').size + referencedNames(spec, 'ConfigMap').size > 0;
+    if (!refers) return step;
+    const now = Date.now();
+    let entry = this.configs.get(step.podId);
+    if (!entry || now - entry.at > 5_000) {
+      try {
+        const r = await this.client.podConfig(step.podId);
+        const key = await importJWK(this.identity.encryptionKey, 'ECDH-ES+A256KW');
+        const { plaintext } = await compactDecrypt(r.jwe, key);
+        entry = { at: now, cfg: JSON.parse(new TextDecoder().decode(plaintext)) as PodConfig };
+      } catch (e) {
+        entry = { at: now, error: `cannot fetch the pod's secrets and config maps: ${(e as Error).message}` };
+      }
+      this.configs.set(step.podId, entry);
+    }
+    if (!entry.cfg) throw new ConfigError(entry.error ?? 'no configuration');
+    const c = spec.containers[step.index] as PodSpec['containers'][number];
+    const env = containerEnv(c, entry.cfg, step.pod.namespace);
+    const binds = writeVolumes(spec, entry.cfg, step.pod.namespace, this.volumeBase(), step.podId)[c.name] ?? [];
+    return { ...step, env, binds };
   }
 
   /** Computes every pod's status; queues the changed ones (and `gone` for pods fully removed). */
@@ -576,6 +620,8 @@ export class Agent {
   /** Drops what the agent remembered of a pod that is gone for good. */
   private forgetPod(podId: string): void {
     this.knownPods.delete(podId);
+    this.configs.delete(podId);
+    removeVolumes(this.volumeBase(), podId);
     this.maxEpoch.delete(podId);
     this.problems.delete(podId);
     for (const m of [this.restarts, this.backoffs, this.lastStates]) for (const k of m.keys()) if (k.startsWith(`${podId}/`)) m.delete(k);

@@ -86,6 +86,16 @@ export class AgentClient {
   }
 
   /** The control plane's lease-verification keys. */
+  /** The encrypted Secrets and ConfigMaps of one of this node's pods (a JWE only this node can open). */
+  async podConfig(podId: string, timeoutMs = 15_000): Promise<{ jwe: string; versions: Record<string, number>; missing: { kind: string; name: string }[] }> {
+    const res = await fetch(new URL(`/v1/agent/pods/${encodeURIComponent(podId)}/config`, this.server), {
+      headers: { authorization: `Bearer ${await this.bearer()}` },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw await failure(res);
+    return (await res.json()) as { jwe: string; versions: Record<string, number>; missing: { kind: string; name: string }[] };
+  }
+
   async jwks(timeoutMs = 15_000): Promise<{ keys: unknown[] }> {
     const res = await fetch(new URL('/.well-known/jwks.json', this.server), { signal: AbortSignal.timeout(timeoutMs) });
     if (!res.ok) throw await failure(res);

@@ -33,7 +33,8 @@ export interface ActualContainer {
 /** Steps the executors know; an action without an executor does not compile (see runtime.ts). */
 export interface StepArgs {
   pull: { image: string; podId: string };
-  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string };
+  /** `env` and `binds` are filled in by the agent from the pod's Secrets and ConfigMaps, just before it runs. */
+  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string; env?: string[]; binds?: string[] };
   start: { containerId: string; podId: string; container: string };
   /** `timeoutSec` overrides the configured grace (a lapsing lease must end the container in time). */
   stop: { containerId: string; podId: string; reason: string; timeoutSec?: number };

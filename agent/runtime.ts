@@ -139,7 +139,7 @@ export class DockerRuntime {
         [LABELS.restarts]: String(s.restarts),
         [LABELS.backoff]: String(s.backoff),
       };
-      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = { RestartPolicy: { Name: 'no' }, ...resourceLimits(c) };
+      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = { RestartPolicy: { Name: 'no' }, ...resourceLimits(c), ...(s.binds?.length ? { Binds: s.binds } : {}) };
       const exposed: Record<string, object> = {};
       if (s.index === 0) {
         // The pod's first container owns its network namespace, so every container port of the pod is published here.
@@ -162,7 +162,7 @@ export class DockerRuntime {
         Image: c.image,
         ...(c.command ? { Entrypoint: c.command, Cmd: c.args ?? [] } : c.args ? { Cmd: c.args } : {}),
         ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
-        Env: (c.env ?? []).map((e) => `${e.name}=${e.value}`),
+        Env: s.env ?? (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`),
         Labels: labels,
         ...(s.index === 0 ? { ExposedPorts: exposed, Hostname: s.pod.name.slice(0, 63) } : {}),
         HostConfig: hostConfig,

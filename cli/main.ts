@@ -3,7 +3,7 @@ import { parseDuration } from '../shared/duration.js';
 import { CliError, call } from './api.js';
 import { parse, parseLabelsFlag, target } from './args.js';
 import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
-import { daemonSetTable, deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
+import { configTable, daemonSetTable, deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
 
 const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
 
@@ -15,7 +15,7 @@ Usage:
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
   flotilla api-token list | api-token revoke ID
   flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
-  flotilla get nodes|deployments|daemonsets|pods|events [NAME] [-n NS] [-A] [-o table|wide|json]
+  flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]
   flotilla scale deployment/NAME --replicas N
   flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
@@ -164,7 +164,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
       const [kindArg, name] = positionals;
       const kind = KIND_ALIASES[kindArg ?? ''];
-      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events)`, 2);
+      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events, secrets, configmaps)`, 2);
       const t = target(values);
       const ns = encodeURIComponent(values.namespace ?? 'default');
       const all = values['all-namespaces'] === true;
@@ -206,7 +206,9 @@ async function main(argv: string[]): Promise<number> {
               ? deploymentTable(items, now, all)
               : kind === 'daemonsets'
                 ? daemonSetTable(items, now, all)
-                : podTable(items, now, all, values.output === 'wide'),
+                : kind === 'secrets' || kind === 'configmaps'
+                  ? configTable(items, now, all)
+                  : podTable(items, now, all, values.output === 'wide'),
         );
       return 0;
     }

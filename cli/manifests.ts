@@ -21,6 +21,11 @@ export const KIND_ALIASES: Record<string, string> = {
   event: 'events',
   events: 'events',
   ev: 'events',
+  secret: 'secrets',
+  secrets: 'secrets',
+  configmap: 'configmaps',
+  configmaps: 'configmaps',
+  cm: 'configmaps',
 };
 
 /** Reads a file (or standard input for `-`) of YAML or JSON documents, unwrapping `kind: List`. */
@@ -56,5 +61,7 @@ export function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined
   if (kind === 'Deployment') return { path: `/v1/namespaces/${ns}/deployments/${name}`, label: `deployment.apps/${meta.name}` };
   if (kind === 'DaemonSet') return { path: `/v1/namespaces/${ns}/daemonsets/${name}`, label: `daemonset.apps/${meta.name}` };
   if (kind === 'Namespace') return { path: `/v1/namespaces/${name}`, label: `namespace/${meta.name}` };
-  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace)`);
+  if (kind === 'Secret') return { path: `/v1/namespaces/${ns}/secrets/${name}`, label: `secret/${meta.name}` };
+  if (kind === 'ConfigMap') return { path: `/v1/namespaces/${ns}/configmaps/${name}`, label: `configmap/${meta.name}` };
+  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace, Secret, ConfigMap)`);
 }

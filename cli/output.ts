@@ -132,3 +132,22 @@ export function daemonSetTable(items: Obj[], now: number, allNamespaces: boolean
     }),
   );
 }
+
+/** Secrets and ConfigMaps: keys (names only), version, who uses them. Never a Secret's values. */
+export function configTable(items: Obj[], now: number, allNamespaces: boolean): string {
+  return table(
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'TYPE', 'KEYS', 'VERSION', 'USED BY', 'AGE'],
+    items.map((d) => {
+      const x = d as unknown as { kind: string; type?: string; keys: { name: string; size: number }[]; version: number; usedBy: string[] };
+      return [
+        ...(allNamespaces ? [d.metadata.namespace ?? ''] : []),
+        d.metadata.name,
+        x.kind === 'Secret' ? (x.type ?? 'Opaque') : 'ConfigMap',
+        x.keys.map((k) => `${k.name} (${k.size}B)`).join(', ') || '<none>',
+        String(x.version),
+        x.usedBy.join(', ') || '<none>',
+        age(d, now),
+      ];
+    }),
+  );
+}

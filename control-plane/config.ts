@@ -88,7 +88,7 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     clockSkewMs: e.FLOTILLA_CLOCK_SKEW,
     nodeGraceMs,
     tickIntervalMs: e.FLOTILLA_TICK_INTERVAL,
-    maxBodyBytes: 1024 * 1024,
+    maxBodyBytes: 3 * 1024 * 1024, // like the Kubernetes API server: room for a 1 MiB Secret in base64 and JSON
     eventRetentionMs: e.FLOTILLA_EVENT_RETENTION,
     reservedCpu: e.FLOTILLA_RESERVED_CPU,
     reservedMemory: e.FLOTILLA_RESERVED_MEMORY,

@@ -1,3 +1,4 @@
+import type { SecretBox } from '../shared/secretbox.js';
 import type { AgentNode, NodeDirectory } from './auth/node-directory.js';
 import type { Config, Logger } from './config.js';
 import type { Keyring } from './keys.js';
@@ -21,6 +22,8 @@ export interface Deps {
   clock: () => number;
   keys: Keyring;
   cluster: ClusterInfo;
+  /** Seals Secrets at rest (the master key); absent when none is configured (Secrets are then refused). */
+  secrets?: SecretBox;
   notifier?: Notifier;
   /** The agent hot path's node cache; createApp makes one when none is passed. */
   directory?: NodeDirectory;

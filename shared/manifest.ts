@@ -34,13 +34,64 @@ const metadata = z.strictObject({
   creationTimestamp: z.string().optional(),
 });
 
-const envVar = z.strictObject({
-  name: z
+/** A key of a Secret or ConfigMap: a file name as well as an env var source (Kubernetes' rule). */
+export const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+const configKey = z.string().min(1).max(253).regex(CONFIG_KEY, 'must consist of alphanumeric characters, "-", "_" or "."');
+const keyRef = z.strictObject({ name: labelName, key: configKey, optional: z.boolean().optional() });
+
+const envVar = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'must be a valid environment variable name'),
+    value: z.string().optional(),
+    valueFrom: z
+      .strictObject({ secretKeyRef: keyRef.optional(), configMapKeyRef: keyRef.optional() })
+      .refine((v) => (v.secretKeyRef ? 1 : 0) + (v.configMapKeyRef ? 1 : 0) === 1, 'needs exactly one of secretKeyRef, configMapKeyRef')
+      .optional(),
+  })
+  .refine((e) => !(e.value !== undefined && e.valueFrom), { message: 'may not have both value and valueFrom', path: ['valueFrom'] })
+  // A plain variable without a value is the empty string (as before valueFrom existed: same digests).
+  .transform((e) => (e.valueFrom ? e : { ...e, value: e.value ?? '' }));
+
+const envFromSource = z
+  .strictObject({
+    prefix: z.string().max(253).optional(),
+    secretRef: z.strictObject({ name: labelName, optional: z.boolean().optional() }).optional(),
+    configMapRef: z.strictObject({ name: labelName, optional: z.boolean().optional() }).optional(),
+  })
+  .refine((v) => (v.secretRef ? 1 : 0) + (v.configMapRef ? 1 : 0) === 1, 'needs exactly one of secretRef, configMapRef');
+
+const volumeMount = z.strictObject({
+  name: labelName,
+  mountPath: z
     .string()
     .min(1)
-    .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, 'must be a valid environment variable name'),
-  value: z.string().default(''),
+    .max(1024)
+    .regex(/^\/[^:]*$/, 'must be an absolute path without ":"'),
+  readOnly: z.boolean().optional(),
 });
+
+const keyToPath = z.strictObject({
+  key: configKey,
+  path: z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[^/.][^/]*(\/[^/]+)*$/, 'must be a relative path without ".." or a leading "."')
+    .refine((p) => !p.split('/').includes('..'), 'must not contain ".."'),
+  mode: z.number().int().min(0).max(0o777).optional(),
+});
+
+/** A pod volume: a Secret or a ConfigMap projected as files (more volume types arrive with storage). */
+const volume = z
+  .strictObject({
+    name: labelName,
+    secret: z.strictObject({ secretName: labelName, defaultMode: z.number().int().min(0).max(0o777).optional(), items: z.array(keyToPath).optional(), optional: z.boolean().optional() }).optional(),
+    configMap: z.strictObject({ name: labelName, defaultMode: z.number().int().min(0).max(0o777).optional(), items: z.array(keyToPath).optional(), optional: z.boolean().optional() }).optional(),
+  })
+  .refine((v) => (v.secret ? 1 : 0) + (v.configMap ? 1 : 0) === 1, 'needs exactly one of secret, configMap');
 
 const containerPort = z.strictObject({
   name: z.string().max(15).regex(DNS1123_LABEL).optional(),
@@ -97,6 +148,8 @@ const container = z.strictObject({
   args: z.array(z.string()).optional(),
   workingDir: z.string().optional(),
   env: z.array(envVar).optional(),
+  envFrom: z.array(envFromSource).optional(),
+  volumeMounts: z.array(volumeMount).optional(),
   ports: z.array(containerPort).optional(),
   resources: z.strictObject({ requests: resourceList.optional(), limits: resourceList.optional() }).optional(),
   livenessProbe: probe.optional(),
@@ -161,8 +214,23 @@ export const podSpecSchema = z
     restartPolicy: z.enum(['Always', 'OnFailure', 'Never']).default('Always'),
     terminationGracePeriodSeconds: z.number().int().min(0).max(3600).optional(),
     containers: z.array(container).min(1, 'a pod needs at least one container'),
+    volumes: z.array(volume).optional(),
+    imagePullSecrets: z.array(z.strictObject({ name: labelName })).optional(),
   })
   .superRefine((spec, ctx) => {
+    const volumeNames = new Set<string>();
+    (spec.volumes ?? []).forEach((v, i) => {
+      if (volumeNames.has(v.name)) ctx.addIssue({ code: 'custom', path: ['volumes', i, 'name'], message: `duplicate volume name "${v.name}"` });
+      volumeNames.add(v.name);
+    });
+    spec.containers.forEach((c, i) => {
+      const paths = new Set<string>();
+      (c.volumeMounts ?? []).forEach((m, j) => {
+        if (!volumeNames.has(m.name)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'volumeMounts', j, 'name'], message: `no volume named "${m.name}" in this pod` });
+        if (paths.has(m.mountPath)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'volumeMounts', j, 'mountPath'], message: `"${m.mountPath}" is mounted twice` });
+        paths.add(m.mountPath);
+      });
+    });
     const names = new Set<string>();
     const hostPorts = new Set<string>();
     const ctrPorts = new Set<string>();
@@ -389,12 +457,76 @@ export type NamespaceManifest = z.infer<typeof namespaceSchema>;
 /** A container of a pod spec. */
 export type ContainerSpec = PodSpec['containers'][number];
 /** Any manifest Flotilla accepts. */
-export type Manifest = Deployment | DaemonSet | NamespaceManifest;
+/** Largest Secret or ConfigMap (all values together), as in Kubernetes. */
+export const CONFIG_MAX_BYTES = 1024 * 1024;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Bytes of a base64 text, without decoding it. */
+export function base64Size(b64: string): number {
+  return (b64.length / 4) * 3 - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0);
+}
+
+// Messages never quote a value: a Secret's content must not reach an error, a log or a response.
+const secretSchema = z
+  .strictObject({
+    apiVersion: z.literal('v1'),
+    kind: z.literal('Secret'),
+    metadata,
+    type: z.enum(['Opaque', 'kubernetes.io/dockerconfigjson']).default('Opaque'),
+    data: z.record(configKey, z.string().regex(BASE64, 'must be base64')).optional(),
+    stringData: z.record(configKey, z.string()).optional(),
+  })
+  .superRefine((d, ctx) => {
+    let size = 0;
+    for (const v of Object.values(d.data ?? {})) size += base64Size(v);
+    for (const [k, v] of Object.entries(d.stringData ?? {})) if (!d.data?.[k]) size += new TextEncoder().encode(v).length;
+    if (size > CONFIG_MAX_BYTES) ctx.addIssue({ code: 'custom', path: ['data'], message: `is ${size} bytes; a Secret holds at most ${CONFIG_MAX_BYTES} (1 MiB)` });
+    if (d.type === 'kubernetes.io/dockerconfigjson') {
+      const raw = d.stringData?.['.dockerconfigjson'] ?? (d.data?.['.dockerconfigjson'] !== undefined ? atob(d.data['.dockerconfigjson']) : undefined);
+      let ok = false;
+      try {
+        ok = raw !== undefined && typeof (JSON.parse(raw) as { auths?: unknown }).auths === 'object';
+      } catch {
+        ok = false;
+      }
+      if (!ok) ctx.addIssue({ code: 'custom', path: ['data', '.dockerconfigjson'], message: 'must be a Docker config JSON with "auths"' });
+    }
+  });
+
+const configMapSchema = z
+  .strictObject({
+    apiVersion: z.literal('v1'),
+    kind: z.literal('ConfigMap'),
+    metadata,
+    data: z.record(configKey, z.string()).default({}),
+  })
+  .superRefine((d, ctx) => {
+    let size = 0;
+    for (const v of Object.values(d.data)) size += new TextEncoder().encode(v).length;
+    if (size > CONFIG_MAX_BYTES) ctx.addIssue({ code: 'custom', path: ['data'], message: `is ${size} bytes; a ConfigMap holds at most ${CONFIG_MAX_BYTES} (1 MiB)` });
+  });
+
+/** A validated Secret manifest. */
+export type SecretManifest = z.infer<typeof secretSchema>;
+/** A validated ConfigMap manifest. */
+export type ConfigMapManifest = z.infer<typeof configMapSchema>;
+
+/** A Secret's values as bytes (stringData wins over data for the same key, as in Kubernetes). */
+export function secretValues(d: SecretManifest): Record<string, Uint8Array> {
+  const out: Record<string, Uint8Array> = {};
+  for (const [k, v] of Object.entries(d.data ?? {})) out[k] = Uint8Array.from(atob(v), (c) => c.charCodeAt(0));
+  for (const [k, v] of Object.entries(d.stringData ?? {})) out[k] = new TextEncoder().encode(v);
+  return out;
+}
+
+export type Manifest = Deployment | DaemonSet | NamespaceManifest | SecretManifest | ConfigMapManifest;
 
 const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
   Deployment: { apiVersion: 'apps/v1', schema: deploymentSchema },
   DaemonSet: { apiVersion: 'apps/v1', schema: daemonSetSchema },
   Namespace: { apiVersion: 'v1', schema: namespaceSchema },
+  Secret: { apiVersion: 'v1', schema: secretSchema },
+  ConfigMap: { apiVersion: 'v1', schema: configMapSchema },
 };
 
 /** The kinds `apply` understands, with their apiVersion. */
@@ -443,7 +575,7 @@ export function parseDeployment(doc: unknown): Deployment {
 /** Validates a workload (Deployment or DaemonSet). */
 export function parseWorkload(doc: unknown): Workload {
   const m = parseManifest(doc);
-  if (m.kind === 'Namespace') throw invalid('expected a workload (Deployment or DaemonSet), got Namespace', [{ path: 'kind', message: 'expected Deployment or DaemonSet' }]);
+  if (m.kind !== 'Deployment' && m.kind !== 'DaemonSet') throw invalid(`expected a workload (Deployment or DaemonSet), got ${m.kind}`, [{ path: 'kind', message: 'expected Deployment or DaemonSet' }]);
   return m;
 }
 
@@ -470,4 +602,30 @@ export function disconnectPolicy(kind: Workload['kind'], annotations: Record<str
   const a = annotations?.[DISCONNECT_ANNOTATION];
   if (a === 'keep' || a === 'stop') return a;
   return kind === 'DaemonSet' ? 'keep' : 'stop';
+}
+
+/** Names of the Secrets (or ConfigMaps) a pod spec refers to. */
+export function referencedNames(spec: unknown, kind: 'Secret' | 'ConfigMap'): Set<string> {
+  const out = new Set<string>();
+  const s = spec as {
+    containers?: { env?: { valueFrom?: { secretKeyRef?: { name: string }; configMapKeyRef?: { name: string } } }[]; envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[] }[];
+    volumes?: { secret?: { secretName: string }; configMap?: { name: string } }[];
+    imagePullSecrets?: { name: string }[];
+  };
+  for (const c of s.containers ?? []) {
+    for (const e of c.env ?? []) {
+      const r = kind === 'Secret' ? e.valueFrom?.secretKeyRef : e.valueFrom?.configMapKeyRef;
+      if (r) out.add(r.name);
+    }
+    for (const e of c.envFrom ?? []) {
+      const r = kind === 'Secret' ? e.secretRef : e.configMapRef;
+      if (r) out.add(r.name);
+    }
+  }
+  for (const v of s.volumes ?? []) {
+    const n = kind === 'Secret' ? v.secret?.secretName : v.configMap?.name;
+    if (n) out.add(n);
+  }
+  if (kind === 'Secret') for (const p of s.imagePullSecrets ?? []) out.add(p.name);
+  return out;
 }

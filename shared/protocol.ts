@@ -165,3 +165,13 @@ export const LABELS = {
   restarts: 'dev.flotilla.restarts',
   backoff: 'dev.flotilla.backoff',
 } as const;
+
+/**
+ * What `GET /v1/agent/pods/{id}/config` carries inside its JWE: the pod's Secrets (values base64)
+ * and ConfigMaps, with versions, and what it refers to that does not exist.
+ */
+export interface PodConfig {
+  secrets: Record<string, { version: number; type: string; data: Record<string, string> }>;
+  configMaps: Record<string, { version: number; data: Record<string, string> }>;
+  missing: { kind: 'Secret' | 'ConfigMap'; name: string }[];
+}

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
 import pino from 'pino';
 import { randomToken } from '../../shared/digest.js';
+import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
 import { createApp } from '../app.js';
 import { type Config, configFromEnv, type Logger } from '../config.js';
 import type { Deps } from '../context.js';
@@ -13,6 +14,8 @@ import { Keyring } from '../keys.js';
 import { Metrics } from '../metrics.js';
 import { createNotifier } from '../notifier.js';
 import { RenewalGroup } from '../renewals.js';
+import { sealedKids } from '../store/config.js';
+import type { Db } from '../store/db.js';
 import { migrateLibsql, openLibsql } from '../store/libsql.js';
 import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
 import { API_PREFIX } from '../store/tokens.js';
@@ -50,6 +53,29 @@ export function migrationsDir(): string {
   throw new Error('cannot find the migrations folder');
 }
 
+/**
+ * The master key for Secrets: FLOTILLA_SECRET_KEY, else `secret.key` in the data dir (generated on
+ * first start, mode 0600). Refuses to start when stored Secrets are sealed under another key: a
+ * wrong key must not go on to seal new values next to ones it cannot read.
+ */
+async function loadSecretBox(fromEnv: string | undefined, keyPath: string, db: Db, closeDb: () => Promise<void> | void): Promise<SecretBox> {
+  let text = fromEnv;
+  if (!text) {
+    if (!existsSync(keyPath)) writeFileSync(keyPath, `${newMasterKey()}\n`, { mode: 0o600 });
+    chmodSync(keyPath, 0o600);
+    text = readFileSync(keyPath, 'utf8');
+  }
+  const box = await SecretBox.fromKey(parseMasterKey(text));
+  const foreign = (await sealedKids(db)).filter((k) => k !== box.kid);
+  if (foreign.length > 0) {
+    await closeDb();
+    throw new Error(
+      `the secret master key (key id ${box.kid}) is not the key the stored secrets are sealed under (key id ${foreign.join(', ')}); refusing to start, nothing was changed: set FLOTILLA_SECRET_KEY to that key`,
+    );
+  }
+  return box;
+}
+
 /** Makes a pino logger writing JSON lines to stderr. */
 export function nodeLogger(level = process.env.FLOTILLA_LOG_LEVEL ?? 'info'): Logger {
   return pino({ level, base: { svc: 'flotilla' } }, pino.destination(2)) as unknown as Logger;
@@ -77,6 +103,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const cluster = await ensureCluster(db, now);
   const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
   await keys.ensure(now);
+  const secrets = await loadSecretBox(env.FLOTILLA_SECRET_KEY, join(dataDir, 'secret.key'), db, closeDb);
 
   // The bootstrap admin token: shown only through a 0600 file, never logged.
   const adminTokenPath = join(dataDir, 'admin.token');
@@ -97,6 +124,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     clock: Date.now,
     keys,
     cluster,
+    secrets,
     notifier: createNotifier(),
     metrics,
     renewals: new RenewalGroup(db, Date.now, config.renewPeriodMs, config.leaseTtlMs),

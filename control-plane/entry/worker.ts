@@ -1,5 +1,6 @@
 import { createClient } from '@libsql/client/web';
 import { drizzle } from 'drizzle-orm/libsql/web';
+import { parseMasterKey, SecretBox } from '../../shared/secretbox.js';
 import { createApp } from '../app.js';
 import { configFromEnv, consoleLogger } from '../config.js';
 import type { Deps } from '../context.js';
@@ -18,6 +19,8 @@ export interface WorkerEnv {
   /** Bootstrap admin API token (its hash is registered on first use). */
   FLOTILLA_BOOTSTRAP_TOKEN?: string;
   FLOTILLA_LOG_LEVEL?: string;
+  /** Master key for Secrets (base64 of 32 bytes): `wrangler secret put FLOTILLA_SECRET_KEY`. */
+  FLOTILLA_SECRET_KEY?: string;
   [k: string]: unknown;
 }
 
@@ -48,7 +51,9 @@ async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeo
   const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
   await keys.ensure(now, env.FLOTILLA_SIGNING_KEY ? signingKeyFromJwk(env.FLOTILLA_SIGNING_KEY, now) : undefined);
   if (env.FLOTILLA_BOOTSTRAP_TOKEN) await ensureBootstrapToken(db, env.FLOTILLA_BOOTSTRAP_TOKEN, now);
-  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster };
+  // Secrets: a wrangler secret. Without it, Secret applies answer 503 with how to set it.
+  const secrets = env.FLOTILLA_SECRET_KEY ? await SecretBox.fromKey(parseMasterKey(env.FLOTILLA_SECRET_KEY)) : undefined;
+  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster, ...(secrets ? { secrets } : {}) };
   cached = { key, deps, app: createApp(deps) };
   return cached;
 }

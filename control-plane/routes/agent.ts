@@ -1,14 +1,17 @@
 import { and, eq, lte, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { invalid } from '../../shared/errors.js';
+import { CompactEncrypt, importJWK } from 'jose';
+import { forbidden, invalid } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
-import { fieldErrors } from '../../shared/manifest.js';
-import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatResponse, heartbeatRequestSchema } from '../../shared/protocol.js';
+import { fieldErrors, referencedNames } from '../../shared/manifest.js';
+import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatResponse, heartbeatRequestSchema, type PodConfig } from '../../shared/protocol.js';
 import { agentAuth } from '../auth/agent.js';
 import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick } from '../controllers/tick.js';
+import { getConfig, valuesOf } from '../store/config.js';
+import { insertEvent } from '../store/events.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
@@ -166,6 +169,54 @@ const authed = new Hono<AppEnv>()
     c.header('ETag', tag(node.desiredVersion));
     deps.defer?.(maybeTick(deps));
     return c.json(body);
+  })
+  .get('/pods/:id/config', async (c) => {
+    // The Secrets and ConfigMaps one pod refers to, for the node that holds its live lease only,
+    // encrypted to that node's X25519 key (JWE): never in a lease, never in plain over the wire.
+    const deps = c.var.deps;
+    const node = c.var.node;
+    const now = deps.clock();
+    const pod = await deps.db
+      .select({ id: pods.id, name: pods.name, namespace: pods.namespace, spec: pods.spec })
+      .from(pods)
+      .where(and(eq(pods.id, c.req.param('id')), eq(pods.nodeId, node.id), eq(pods.desired, 'run')))
+      .get();
+    if (!pod || node.leaseExpiresAt < now) throw forbidden('this node holds no live lease for that pod');
+    const row = await deps.db.select({ encryptionKey: nodes.encryptionKey }).from(nodes).where(eq(nodes.id, node.id)).get();
+    if (!row?.encryptionKey) throw forbidden('this node enrolled without an encryption key; re-enroll it to receive secrets');
+    const payload: PodConfig = { secrets: {}, configMaps: {}, missing: [] };
+    const versions: Record<string, number> = {};
+    const delivered: string[] = [];
+    for (const kind of ['Secret', 'ConfigMap'] as const) {
+      for (const name of referencedNames(pod.spec, kind)) {
+        const obj = await getConfig(deps.db, pod.namespace, kind, name);
+        if (!obj) {
+          payload.missing.push({ kind, name });
+          continue;
+        }
+        const data = await valuesOf(obj, deps.secrets);
+        if (kind === 'Secret') {
+          payload.secrets[name] = { version: obj.version, type: obj.type, data };
+          delivered.push(`${name}@${obj.version}`);
+        } else payload.configMaps[name] = { version: obj.version, data };
+        versions[`${kind}/${name}`] = obj.version;
+      }
+    }
+    const key = await importJWK(row.encryptionKey, 'ECDH-ES+A256KW');
+    const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM' }).encrypt(key);
+    // Each delivery of a Secret is on record: which node got which version, when (never the value).
+    if (delivered.length > 0)
+      await insertEvent(deps.db, {
+        namespace: pod.namespace,
+        kind: 'Pod',
+        name: pod.name,
+        type: 'Normal',
+        reason: 'SecretDelivered',
+        message: `secret ${delivered.join(', ')} delivered to node ${node.name}`,
+        source: 'api',
+        at: now,
+      });
+    return c.json({ jwe, versions, missing: payload.missing });
   })
   .post('/heartbeat', async (c) => {
     const deps = c.var.deps;

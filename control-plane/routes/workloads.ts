@@ -1,7 +1,7 @@
 import { and, eq } from 'drizzle-orm';
 import { type Context, Hono } from 'hono';
 import { conflict, invalid, notFound } from '../../shared/errors.js';
-import { type Deployment, parseManifest, parseWorkload, podRequests, rolloutPolicyOf, type Workload } from '../../shared/manifest.js';
+import { type Deployment, type Manifest, parseManifest, parseWorkload, podRequests, rolloutPolicyOf, type Workload } from '../../shared/manifest.js';
 import { DNS1123_LABEL } from '../../shared/names.js';
 import { formatCpu, formatMemory, parseCpu, parseMemory } from '../../shared/quantity.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
@@ -16,12 +16,12 @@ import { getPod, listPods } from '../store/pods.js';
 import { deployments, namespaces as namespacesTable } from '../store/schema.js';
 import { applyWorkload, type DeploymentSpec, deleteDeployment, ensureNamespace, getDeployment, listDeployments, listRevisions, manifestOf, type WorkloadKind } from '../store/workloads.js';
 
-function ns(name: string): string {
+export function ns(name: string): string {
   if (!DNS1123_LABEL.test(name) || name.length > 63) throw invalid(`invalid namespace "${name}"`, [{ path: 'metadata.namespace', message: 'must be a DNS-1123 label' }]);
   return name;
 }
 
-function who(p: Principal): string {
+export function who(p: Principal): string {
   return p.kind === 'operator' ? `token ${p.name}` : `node ${p.nodeName}`;
 }
 
@@ -70,14 +70,14 @@ async function apply(deps: Deps, p: Principal, d: Workload, namespace: string, e
 }
 
 /** Authorises a write to the URL's namespace and reads a workload body of the given kind that belongs there. */
-async function workloadBody(c: Context<AppEnv>, kind: WorkloadKind): Promise<{ namespace: string; m: Workload }> {
+export async function workloadBody<K extends Manifest['kind']>(c: Context<AppEnv>, kind: K): Promise<{ namespace: string; m: Extract<Manifest, { kind: K }> }> {
   const namespace = ns(c.req.param('ns') ?? '');
   requireScope(c.var.principal, 'deploy', namespace);
   const m = parseManifest(await readDocument(c));
   if (m.kind !== kind) throw invalid(`expected kind ${kind}, got ${m.kind}`, [{ path: 'kind', message: `expected ${kind}` }]);
   if (m.metadata.namespace !== undefined && m.metadata.namespace !== namespace)
     throw invalid(`metadata.namespace "${m.metadata.namespace}" does not match the namespace in the URL "${namespace}"`, [{ path: 'metadata.namespace', message: 'does not match the URL' }]);
-  return { namespace, m };
+  return { namespace, m: m as Extract<Manifest, { kind: K }> };
 }
 
 /** Namespaced objects under /v1/namespaces/{ns}/..., plus cross-namespace lists. */

@@ -249,3 +249,29 @@ export const controllerLocks = sqliteTable('controller_locks', {
   name: text('name').primaryKey(),
   until: integer('until').notNull(),
 });
+
+/**
+ * Secrets and ConfigMaps. A Secret's values are sealed (AES-256-GCM, `kid` names the master key);
+ * a ConfigMap's are stored as they are. `keys` lists key names and sizes for the API, which never
+ * returns a Secret's values. `version` goes up with every change of the values.
+ */
+export const configObjects = sqliteTable(
+  'config_objects',
+  {
+    id: text('id').primaryKey(),
+    namespace: text('namespace').notNull(),
+    kind: text('kind', { enum: ['Secret', 'ConfigMap'] }).notNull(),
+    name: text('name').notNull(),
+    type: text('type').notNull(),
+    labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    annotations: text('annotations', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    keys: text('keys', { mode: 'json' }).$type<{ key: string; size: number }[]>().notNull(),
+    /** ConfigMap: JSON of the values. Secret: JSON of the sealed JSON of base64 values. */
+    data: text('data').notNull(),
+    kid: text('kid'),
+    version: integer('version').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('config_objects_ns_kind_name').on(t.namespace, t.kind, t.name)],
+);

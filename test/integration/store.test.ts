@@ -4,13 +4,15 @@ import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { hasWork, runTick } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
+import { applyConfig, deleteConfig, sealedKids, valuesOf } from '../../control-plane/store/config.js';
 import { listEvents } from '../../control-plane/store/events.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
 import { enrollNode, listNodes, patchNode } from '../../control-plane/store/nodes.js';
 import { listPods } from '../../control-plane/store/pods.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
 import { applyDeployment, applyWorkload, deleteDeployment, getDeployment } from '../../control-plane/store/workloads.js';
-import { parseDeployment, parseWorkload } from '../../shared/manifest.js';
+import { parseDeployment, parseManifest, parseWorkload, type SecretManifest } from '../../shared/manifest.js';
+import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
 import { FACTS, nodeKeys } from '../lib/cp.js';
 import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
@@ -281,5 +283,26 @@ describe.each([
     await runTick({ ...deps, clock: () => at + 603_000 });
     expect((await getDeployment(t.db, 'default', 'careful'))?.rollout).toMatchObject({ state: 'Progressing', progressAt: at + 603_000 });
     await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'careful'))!, at, 'test');
+  });
+
+  it('seals Secrets at rest (the row holds no value, the ciphertext names its key and is bound to its object); ConfigMaps are plain', async () => {
+    const box = await SecretBox.fromKey(parseMasterKey(newMasterKey()));
+    const m = parseManifest({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'tok' }, stringData: { token: 'very-secret-value' } }) as SecretManifest;
+    const { row, outcome } = await applyConfig(t.db, m, 'default', box, now, 'test');
+    expect(outcome).toBe('created');
+    const raw = await t.db.get<{ data: string; kid: string }>(sql`SELECT data, kid FROM config_objects WHERE id = ${row.id}`);
+    expect(raw?.data).not.toContain('very-secret-value');
+    expect(raw?.data).not.toContain(btoa('very-secret-value'));
+    expect(raw?.kid).toBe(box.kid);
+    expect(await valuesOf(row, box)).toEqual({ token: btoa('very-secret-value') });
+    expect((await applyConfig(t.db, m, 'default', box, now, 'test')).outcome).toBe('unchanged');
+    const other = await SecretBox.fromKey(parseMasterKey(newMasterKey()));
+    await expect(valuesOf(row, other)).rejects.toThrow(/sealed under key/);
+    // a ciphertext moved to another object does not open
+    await expect(valuesOf({ ...row, name: 'other' }, box)).rejects.toThrow();
+    expect(await sealedKids(t.db)).toEqual([box.kid]);
+    const next = await applyConfig(t.db, { ...m, stringData: { token: 'rotated' } }, 'default', box, now, 'test');
+    expect([next.outcome, next.row.version]).toEqual(['configured', 2]);
+    await deleteConfig(t.db, next.row, now, 'test');
   });
 });

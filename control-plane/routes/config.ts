@@ -1,0 +1,95 @@
+import { Hono } from 'hono';
+import { FlotillaError, invalid, notFound } from '../../shared/errors.js';
+import { referencedNames } from '../../shared/manifest.js';
+import { canSeeNamespace, requireScope } from '../auth/operator.js';
+import type { AppEnv, Deps } from '../context.js';
+import { applyConfig, type ConfigKind, type ConfigRow, deleteConfig, getConfig, listConfig } from '../store/config.js';
+import { listDeployments } from '../store/workloads.js';
+import { ns, who, workloadBody } from './workloads.js';
+
+const RESOURCES = [
+  ['secrets', 'Secret'],
+  ['configmaps', 'ConfigMap'],
+] as const;
+
+/** The workloads of a namespace that use a Secret or ConfigMap (for `usedBy`). */
+async function usersOf(deps: Deps, namespace: string): Promise<(kind: ConfigKind, name: string) => string[]> {
+  const rows = [...(await listDeployments(deps.db, namespace, 'Deployment')), ...(await listDeployments(deps.db, namespace, 'DaemonSet'))];
+  const refs = rows.map((r) => {
+    const spec = (r.spec as { template: { spec: unknown } }).template.spec;
+    return { who: `${r.kind.toLowerCase()}/${r.name}`, secrets: referencedNames(spec, 'Secret'), configMaps: referencedNames(spec, 'ConfigMap') };
+  });
+  return (kind, name) => refs.filter((r) => (kind === 'Secret' ? r.secrets : r.configMaps).has(name)).map((r) => r.who);
+}
+
+/**
+ * A Secret or ConfigMap as the API shows it. A Secret never shows its values: key names and sizes,
+ * the version, and which workloads use it. A ConfigMap shows its data.
+ */
+export function renderConfig(row: ConfigRow, usedBy: string[], data?: Record<string, string>) {
+  return {
+    apiVersion: 'v1',
+    kind: row.kind,
+    metadata: {
+      name: row.name,
+      namespace: row.namespace,
+      uid: row.id,
+      labels: row.labels,
+      annotations: row.annotations,
+      resourceVersion: String(row.version),
+      creationTimestamp: new Date(row.createdAt).toISOString(),
+    },
+    ...(row.kind === 'Secret' ? { type: row.type } : { data: data ?? {} }),
+    keys: row.keys.map((k) => ({ name: k.key, size: k.size })),
+    version: row.version,
+    usedBy,
+  };
+}
+
+function needsKey(deps: Deps, kind: ConfigKind) {
+  if (kind === 'Secret' && !deps.secrets)
+    throw new FlotillaError('secrets-unavailable', 503, 'Secrets need a master key: set FLOTILLA_SECRET_KEY (on Workers: `wrangler secret put FLOTILLA_SECRET_KEY`)');
+  return deps.secrets;
+}
+
+export const configRoutes = new Hono<AppEnv>();
+
+for (const [plural, kind] of RESOURCES) {
+  const label = kind.toLowerCase();
+  const show = async (_deps: Deps, row: ConfigRow, usedBy: string[]) => renderConfig(row, usedBy, row.kind === 'ConfigMap' ? (JSON.parse(row.data) as Record<string, string>) : undefined);
+  configRoutes
+    .get(`/${plural}`, async (c) => {
+      requireScope(c.var.principal, 'read');
+      const rows = (await listConfig(c.var.deps.db, kind)).filter((r) => canSeeNamespace(c.var.principal, r.namespace));
+      return c.json({ apiVersion: 'v1', kind: `${kind}List`, items: await Promise.all(rows.map((r) => show(c.var.deps, r, []))) });
+    })
+    .get(`/namespaces/:ns/${plural}`, async (c) => {
+      const namespace = ns(c.req.param('ns'));
+      requireScope(c.var.principal, 'read', namespace);
+      const [rows, users] = await Promise.all([listConfig(c.var.deps.db, kind, namespace), usersOf(c.var.deps, namespace)]);
+      return c.json({ apiVersion: 'v1', kind: `${kind}List`, items: await Promise.all(rows.map((r) => show(c.var.deps, r, users(kind, r.name)))) });
+    })
+    .put(`/namespaces/:ns/${plural}/:name`, async (c) => {
+      const { namespace, m } = await workloadBody(c, kind);
+      if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
+      const deps = c.var.deps;
+      const { row, outcome } = await applyConfig(deps.db, m, namespace, needsKey(deps, kind), deps.clock(), who(c.var.principal));
+      c.header('Flotilla-Outcome', outcome);
+      return c.json(await show(deps, row, (await usersOf(deps, namespace))(kind, row.name)), outcome === 'created' ? 201 : 200);
+    })
+    .get(`/namespaces/:ns/${plural}/:name`, async (c) => {
+      const namespace = ns(c.req.param('ns'));
+      requireScope(c.var.principal, 'read', namespace);
+      const row = await getConfig(c.var.deps.db, namespace, kind, c.req.param('name'));
+      if (!row) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
+      return c.json(await show(c.var.deps, row, (await usersOf(c.var.deps, namespace))(kind, row.name)));
+    })
+    .delete(`/namespaces/:ns/${plural}/:name`, async (c) => {
+      const namespace = ns(c.req.param('ns'));
+      requireScope(c.var.principal, 'deploy', namespace);
+      const deps = c.var.deps;
+      const row = await getConfig(deps.db, namespace, kind, c.req.param('name'));
+      if (!row || !(await deleteConfig(deps.db, row, deps.clock(), who(c.var.principal)))) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
+      return c.json({ apiVersion: 'v1', kind: 'Status', status: 'Success', details: { name: row.name, kind: plural, uid: row.id } });
+    });
+}
