@@ -84,7 +84,9 @@ export class Agent {
   private readonly reconcileWaker = new Waker();
   private readonly fenceWaker = new Waker();
   /** Decrypted Secrets/ConfigMaps per pod, briefly cached (a pass creating several containers fetches once). */
-  private readonly configs = new Map<string, { at: number; cfg?: PodConfig; error?: string }>();
+  private readonly configs = new Map<string, { at: number; cfg?: PodConfig; error?: string; version?: string }>();
+  /** The config version (`Secret/db@3,...`) whose files each pod's volumes hold. */
+  private readonly appliedConfig = new Map<string, string>();
   /** Image pulls in flight (a reconcile pull and a pre-pull of the same image are one pull). */
   private readonly pulling = new Map<string, Promise<void>>();
   /** Containers with a stop in flight (a fencing stop and a reconcile stop never double up). */
@@ -469,8 +471,44 @@ export class Agent {
       const ordered = [...steps.filter((s) => s.action === 'pull'), ...steps.filter((s) => s.action !== 'pull')];
       await Promise.all(ordered.map((s) => this.execute(s, actual)));
     }
+    await this.refreshMountedConfig();
     this.syncProbes();
     this.reportStatuses();
+  }
+
+  /**
+   * A Secret or ConfigMap mounted as files changed (the pod's config version in the desired state
+   * moved): fetch it again and swap the files in place (atomically), as Kubernetes does; the
+   * containers keep running. Env consumers are rolled by the control plane instead.
+   */
+  private async refreshMountedConfig(): Promise<void> {
+    const running = new Set(this.lastActual.filter((a) => a.state === 'running').map((a) => a.podId));
+    for (const p of this.runnable(Date.now())) {
+      if (!p.configVersion || !running.has(p.id) || this.appliedConfig.get(p.id) === p.configVersion) continue;
+      if (!(p.spec.volumes ?? []).some((v) => v.secret || v.configMap)) {
+        this.appliedConfig.set(p.id, p.configVersion);
+        continue;
+      }
+      try {
+        const cfg = await this.fetchConfig(p.id);
+        writeVolumes(p.spec, cfg, p.namespace, this.volumeBase(), p.id);
+        const before = this.appliedConfig.get(p.id);
+        this.appliedConfig.set(p.id, p.configVersion);
+        if (before !== undefined) this.queueEvent({ podId: p.id, type: 'Normal', reason: 'ConfigUpdated', message: `mounted files updated in place (${p.configVersion})` });
+      } catch (e) {
+        this.log.warn({ pod: p.name, err: (e as Error).message.slice(0, 300) }, 'refreshing mounted secrets failed; retrying');
+      }
+    }
+  }
+
+  /** Fetches and decrypts a pod's Secrets and ConfigMaps (a JWE only this node's key opens). */
+  private async fetchConfig(podId: string): Promise<PodConfig> {
+    const r = await this.client.podConfig(podId);
+    const key = await importJWK(this.identity.encryptionKey, 'ECDH-ES+A256KW');
+    const { plaintext } = await compactDecrypt(r.jwe, key);
+    const cfg = JSON.parse(new TextDecoder().decode(plaintext)) as PodConfig;
+    this.configs.set(podId, { at: Date.now(), cfg });
+    return cfg;
   }
 
   /** Probers follow the running containers of runnable pods. */
@@ -576,14 +614,11 @@ export class Agent {
     if (!refers) return step;
     const now = Date.now();
     let entry = this.configs.get(step.podId);
-    if (!entry || now - entry.at > 5_000) {
+    if (!entry || now - entry.at > 5_000 || entry.version !== step.pod.configVersion) {
       try {
-        const r = await this.client.podConfig(step.podId);
-        const key = await importJWK(this.identity.encryptionKey, 'ECDH-ES+A256KW');
-        const { plaintext } = await compactDecrypt(r.jwe, key);
-        entry = { at: now, cfg: JSON.parse(new TextDecoder().decode(plaintext)) as PodConfig };
+        entry = { at: now, cfg: await this.fetchConfig(step.podId), version: step.pod.configVersion };
       } catch (e) {
-        entry = { at: now, error: `cannot fetch the pod's secrets and config maps: ${(e as Error).message}` };
+        entry = { at: now, error: `cannot fetch the pod's secrets and config maps: ${(e as Error).message}`, version: step.pod.configVersion };
       }
       this.configs.set(step.podId, entry);
     }
@@ -591,6 +626,7 @@ export class Agent {
     const c = spec.containers[step.index] as PodSpec['containers'][number];
     const env = containerEnv(c, entry.cfg, step.pod.namespace);
     const binds = writeVolumes(spec, entry.cfg, step.pod.namespace, this.volumeBase(), step.podId)[c.name] ?? [];
+    if (step.pod.configVersion) this.appliedConfig.set(step.podId, step.pod.configVersion);
     return { ...step, env, binds };
   }
 
@@ -621,6 +657,7 @@ export class Agent {
   private forgetPod(podId: string): void {
     this.knownPods.delete(podId);
     this.configs.delete(podId);
+    this.appliedConfig.delete(podId);
     removeVolumes(this.volumeBase(), podId);
     this.maxEpoch.delete(podId);
     this.problems.delete(podId);

@@ -629,3 +629,22 @@ export function referencedNames(spec: unknown, kind: 'Secret' | 'ConfigMap'): Se
   if (kind === 'Secret') for (const p of s.imagePullSecrets ?? []) out.add(p.name);
   return out;
 }
+
+/** Names of the Secrets and ConfigMaps a pod spec consumes as environment (a change restarts its pods). */
+export function envReferencedNames(spec: unknown): Set<string> {
+  const out = new Set<string>();
+  const s = spec as {
+    containers?: { env?: { valueFrom?: { secretKeyRef?: { name: string }; configMapKeyRef?: { name: string } } }[]; envFrom?: { secretRef?: { name: string }; configMapRef?: { name: string } }[] }[];
+  };
+  for (const c of s.containers ?? []) {
+    for (const e of c.env ?? []) {
+      if (e.valueFrom?.secretKeyRef) out.add(`Secret/${e.valueFrom.secretKeyRef.name}`);
+      if (e.valueFrom?.configMapKeyRef) out.add(`ConfigMap/${e.valueFrom.configMapKeyRef.name}`);
+    }
+    for (const e of c.envFrom ?? []) {
+      if (e.secretRef) out.add(`Secret/${e.secretRef.name}`);
+      if (e.configMapRef) out.add(`ConfigMap/${e.configMapRef.name}`);
+    }
+  }
+  return out;
+}

@@ -133,6 +133,8 @@ export const desiredPodSchema = z.strictObject({
   labels: z.record(z.string(), z.string()),
   spec: podSpecSchema,
   lease: z.string(),
+  /** Versions of the Secrets and ConfigMaps the pod refers to (`Secret/db@3,...`): a change updates its mounted files. */
+  configVersion: z.string().optional(),
 });
 export type DesiredPod = z.infer<typeof desiredPodSchema>;
 

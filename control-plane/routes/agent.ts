@@ -10,7 +10,7 @@ import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick } from '../controllers/tick.js';
-import { getConfig, valuesOf } from '../store/config.js';
+import { configVersionsOf, getConfig, valuesOf } from '../store/config.js';
 import { insertEvent } from '../store/events.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
@@ -147,7 +147,7 @@ const authed = new Hono<AppEnv>()
       return c.body(null, 304);
     }
     const [rows, prefetch] = await Promise.all([desiredPodsOf(deps.db, node.id), prefetchImagesOf(deps.db, node.id)]);
-    const leases = await signLeases(deps, node, rows, deps.clock());
+    const [leases, configVersions] = await Promise.all([signLeases(deps, node, rows, deps.clock()), configVersionsOf(deps.db, rows)]);
     const body: DesiredState = {
       version: String(node.desiredVersion),
       pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
@@ -164,6 +164,7 @@ const authed = new Hono<AppEnv>()
         labels: p.labels,
         spec: p.spec as DesiredState['pods'][number]['spec'],
         lease: leases.get(p.id) as string,
+        ...(configVersions.has(p.id) ? { configVersion: configVersions.get(p.id) } : {}),
       })),
     };
     c.header('ETag', tag(node.desiredVersion));

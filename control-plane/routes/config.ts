@@ -1,10 +1,15 @@
+import { and, eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { FlotillaError, invalid, notFound } from '../../shared/errors.js';
-import { referencedNames } from '../../shared/manifest.js';
+import { envReferencedNames, parseWorkload, referencedNames } from '../../shared/manifest.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
 import type { AppEnv, Deps } from '../context.js';
+import { runTick } from '../controllers/tick.js';
 import { applyConfig, type ConfigKind, type ConfigRow, deleteConfig, getConfig, listConfig } from '../store/config.js';
-import { listDeployments } from '../store/workloads.js';
+import type { Db } from '../store/db.js';
+import { bumpNodes } from '../store/pods.js';
+import { pods } from '../store/schema.js';
+import { applyWorkload, listDeployments, manifestOf } from '../store/workloads.js';
 import { ns, who, workloadBody } from './workloads.js';
 
 const RESOURCES = [
@@ -52,6 +57,64 @@ function needsKey(deps: Deps, kind: ConfigKind) {
   return deps.secrets;
 }
 
+/** Template annotation recording the Secret/ConfigMap versions a workload's env was built from. */
+export const CONFIG_VERSIONS_ANNOTATION = 'flotilla.dev/config-versions';
+
+/**
+ * A changed Secret or ConfigMap reaches its consumers without rebuilding anything: nodes running
+ * pods that mount it are told (their desired state carries the new versions; agents swap the files
+ * in place), and workloads that read it as environment get a new revision (the template annotation
+ * `flotilla.dev/config-versions`), which the rollout machinery rolls out by their strategy.
+ */
+async function propagate(deps: Deps, row: ConfigRow, source: string): Promise<void> {
+  const ref = `${row.kind}/${row.name}`;
+  const now = deps.clock();
+  let rolled = false;
+  for (const kind of ['Deployment', 'DaemonSet'] as const) {
+    for (const w of await listDeployments(deps.db, row.namespace, kind)) {
+      const spec = w.spec as { template: { metadata: { annotations?: Record<string, string> }; spec: unknown } };
+      if (!envReferencedNames(spec.template.spec).has(ref)) continue;
+      const entries = new Map(
+        (spec.template.metadata.annotations?.[CONFIG_VERSIONS_ANNOTATION] ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((e) => [e.slice(0, e.lastIndexOf('@')), e] as const),
+      );
+      entries.set(ref, `${ref}@${row.version}`);
+      const m = manifestOf(w) as { spec: typeof spec };
+      m.spec = {
+        ...spec,
+        template: {
+          ...spec.template,
+          metadata: { ...spec.template.metadata, annotations: { ...(spec.template.metadata.annotations ?? {}), [CONFIG_VERSIONS_ANNOTATION]: [...entries.values()].sort().join(',') } },
+        },
+      };
+      try {
+        await applyWorkload(deps.db, parseWorkload(m), row.namespace, now, `${source} (${ref} changed to version ${row.version})`, { expectGeneration: w.generation });
+        rolled = true;
+      } catch (e) {
+        deps.logger.warn({ workload: `${w.namespace}/${w.name}`, err: (e as Error).message }, 'could not roll a consumer of a changed secret or config map');
+      }
+    }
+  }
+  const nodeIds = new Set(
+    (
+      await deps.db
+        .select({ nodeId: pods.nodeId, spec: pods.spec })
+        .from(pods)
+        .where(and(eq(pods.namespace, row.namespace), eq(pods.desired, 'run')))
+        .all()
+    )
+      .filter((p) => p.nodeId !== null && referencedNames(p.spec, row.kind).has(row.name))
+      .map((p) => p.nodeId as string),
+  );
+  if (nodeIds.size > 0) {
+    await deps.db.batch(bumpNodes(deps.db, [...nodeIds]) as unknown as [Parameters<Db['batch']>[0][number]]);
+    deps.notifier?.notify(nodeIds);
+  }
+  if (rolled) await runTick(deps);
+}
+
 export const configRoutes = new Hono<AppEnv>();
 
 for (const [plural, kind] of RESOURCES) {
@@ -73,7 +136,8 @@ for (const [plural, kind] of RESOURCES) {
       const { namespace, m } = await workloadBody(c, kind);
       if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
       const deps = c.var.deps;
-      const { row, outcome } = await applyConfig(deps.db, m, namespace, needsKey(deps, kind), deps.clock(), who(c.var.principal));
+      const { row, outcome, valuesChanged } = await applyConfig(deps.db, m, namespace, needsKey(deps, kind), deps.clock(), who(c.var.principal));
+      if (outcome !== 'unchanged' && valuesChanged) await propagate(deps, row, who(c.var.principal));
       c.header('Flotilla-Outcome', outcome);
       return c.json(await show(deps, row, (await usersOf(deps, namespace))(kind, row.name)), outcome === 'created' ? 201 : 200);
     })

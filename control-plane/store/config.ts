@@ -1,6 +1,6 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { conflict } from '../../shared/errors.js';
-import { type ConfigMapManifest, type SecretManifest, secretValues } from '../../shared/manifest.js';
+import { type ConfigMapManifest, referencedNames, type SecretManifest, secretValues } from '../../shared/manifest.js';
 import { type Sealed, type SecretBox, toBase64 } from '../../shared/secretbox.js';
 import type { Db } from './db.js';
 import { insertEvent } from './events.js';
@@ -42,7 +42,7 @@ export async function applyConfig(
   box: SecretBox | undefined,
   now: number,
   source: string,
-): Promise<{ row: ConfigRow; outcome: 'created' | 'configured' | 'unchanged' }> {
+): Promise<{ row: ConfigRow; outcome: 'created' | 'configured' | 'unchanged'; valuesChanged: boolean }> {
   const kind = m.kind;
   const name = m.metadata.name;
   let values: ConfigValues;
@@ -76,14 +76,15 @@ export async function applyConfig(
           db.insert(configObjects).values(row),
           insertEvent(db, { namespace, kind, name, type: 'Normal', reason: 'Created', message: `created by ${source} (${keys.length} keys)`, source: 'api', at: now }),
         ]);
-        return { row, outcome: 'created' };
+        return { row, outcome: 'created', valuesChanged: true };
       } catch (e) {
         if (isUniqueViolation(e)) continue;
         throw e;
       }
     }
     const same = existing.type === type && sameValues(await valuesOf(existing, box), values);
-    if (same && JSON.stringify(existing.labels) === JSON.stringify(labels) && JSON.stringify(existing.annotations) === JSON.stringify(annotations)) return { row: existing, outcome: 'unchanged' };
+    if (same && JSON.stringify(existing.labels) === JSON.stringify(labels) && JSON.stringify(existing.annotations) === JSON.stringify(annotations))
+      return { row: existing, outcome: 'unchanged', valuesChanged: false };
     const version = same ? existing.version : existing.version + 1;
     const updated = { type, labels, annotations, keys, ...(same ? {} : await seal()), version, updatedAt: now };
     const [res] = await db.batch([
@@ -103,7 +104,7 @@ export async function applyConfig(
         at: now,
       }),
     ]);
-    if ((res as unknown[]).length === 1) return { row: { ...existing, ...updated }, outcome: 'configured' };
+    if ((res as unknown[]).length === 1) return { row: { ...existing, ...updated }, outcome: 'configured', valuesChanged: !same };
   }
   throw conflict(`${kind.toLowerCase()} ${namespace}/${name} is being changed concurrently; try again`);
 }
@@ -142,4 +143,27 @@ export async function deleteConfig(db: Db, row: ConfigRow, now: number, source: 
 export async function sealedKids(db: Db): Promise<string[]> {
   const rows = await db.selectDistinct({ kid: configObjects.kid }).from(configObjects).where(eq(configObjects.kind, 'Secret')).all();
   return rows.flatMap((r) => (r.kid ? [r.kid] : []));
+}
+
+/**
+ * For each pod that refers to Secrets or ConfigMaps, the versions it would get now
+ * (`ConfigMap/app@2,Secret/db@3`; 0 for a missing one): part of the desired state, so an agent
+ * sees when to refresh a pod's mounted files.
+ */
+export async function configVersionsOf(db: Db, pods: readonly { id: string; namespace: string; spec: unknown }[]): Promise<Map<string, string>> {
+  const refs = pods
+    .map((p) => ({
+      id: p.id,
+      ns: p.namespace,
+      names: [...[...referencedNames(p.spec, 'Secret')].map((n) => `Secret/${n}`), ...[...referencedNames(p.spec, 'ConfigMap')].map((n) => `ConfigMap/${n}`)].sort(),
+    }))
+    .filter((r) => r.names.length > 0);
+  if (refs.length === 0) return new Map();
+  const rows = await db
+    .select({ namespace: configObjects.namespace, kind: configObjects.kind, name: configObjects.name, version: configObjects.version })
+    .from(configObjects)
+    .where(inArray(configObjects.namespace, [...new Set(refs.map((r) => r.ns))]))
+    .all();
+  const v = new Map(rows.map((r) => [`${r.namespace}/${r.kind}/${r.name}`, r.version]));
+  return new Map(refs.map((r) => [r.id, r.names.map((n) => `${n}@${v.get(`${r.ns}/${n}`) ?? 0}`).join(',')]));
 }

@@ -194,6 +194,51 @@ describe('Secrets and ConfigMaps', () => {
     expect(shown.body.usedBy).toEqual(['deployment/app']);
   });
 
+  it('an update reaches the pods without rebuilding: mounted files change in place, env consumers are rolled', async () => {
+    const agent = agents[0] as Agent;
+    const filer = deploymentManifest('filer', {
+      replicas: 1,
+      nodeSelector: { 'kubernetes.io/hostname': 'sec-a' },
+      pod: { volumes: [{ name: 'creds', secret: { secretName: 'db', defaultMode: 0o440 } }] },
+      container: { volumeMounts: [{ name: 'creds', mountPath: '/etc/creds' }] },
+    });
+    expect((await api('PUT', '/v1/namespaces/default/deployments/filer', filer)).status).toBe(201);
+    const containerOf = async (app: string) => (await nodeContainers(docker, agent.identity.nodeId, false)).find((c) => c.Labels['dev.flotilla.workload'] === app);
+    const exec = async (id: string, cmd: string[]) => {
+      const e = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      let out = '';
+      for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
+      return out;
+    };
+    const filerCtr = await waitFor('filer running', () => containerOf('filer'), 30_000);
+    expect(await exec(filerCtr.Id, ['cat', '/etc/creds/password'])).toBe(PASSWORD);
+    const appBefore = (await containerOf('app'))?.Id as string;
+    const NEW = 'rotated-pass-42';
+    const updated = await api('PUT', '/v1/namespaces/default/secrets/db', secret(NEW));
+    expect(updated.body.version).toBe(2);
+    // files: same container, new content
+    await waitFor('the mounted file to change in place', async () => (await exec(filerCtr.Id, ['cat', '/etc/creds/password'])) === NEW, 30_000, 300);
+    expect((await containerOf('filer'))?.Id).toBe(filerCtr.Id);
+    expect((await exec(filerCtr.Id, ['ls', '-lL', '/etc/creds/password'])).slice(0, 10)).toBe('-r--r-----');
+    // env: the workload got a new revision; its new pod has the new value
+    const app = (await api('GET', '/v1/namespaces/default/deployments/app')).body;
+    // revision 2 came when the missing ConfigMap it reads appeared, 3 with the new Secret
+    expect(app.metadata.annotations['deployment.kubernetes.io/revision']).toBe('3');
+    expect(app.spec.template.metadata.annotations['flotilla.dev/config-versions']).toBe('ConfigMap/app-config@1,Secret/db@2');
+    const appAfter = await waitFor(
+      'app replaced',
+      async () => {
+        const c = await containerOf('app');
+        return c && c.Id !== appBefore && (await nodeContainers(docker, agent.identity.nodeId, false)).filter((x) => x.Labels['dev.flotilla.workload'] === 'app').length === 1 && c;
+      },
+      60_000,
+      300,
+    );
+    expect(await exec(appAfter.Id, ['sh', '-c', 'echo $DB_PASSWORD'])).toBe(`${NEW}\n`);
+    const events = (await api('GET', '/v1/namespaces/default/events')).body.items as any[];
+    expect(events.some((e) => e.reason === 'ConfigUpdated' && /Secret\/db@2/.test(e.message))).toBe(true);
+  });
+
   it('a node without a lease for the pod is refused its secrets (403)', async () => {
     const other = await startAgent('sec-b');
     const [pod] = (await api('GET', '/v1/namespaces/default/pods')).body.items.filter((x: any) => x.metadata.labels.app === 'app');
@@ -212,7 +257,7 @@ describe('Secrets and ConfigMaps', () => {
     expect(captured.some((c) => c.includes('"lease"'))).toBe(true);
     expect(captured.some((c) => c.includes('"level":"debug"'))).toBe(true);
     const all = captured.join('\n');
-    for (const v of [PASSWORD, API_KEY, btoa(PASSWORD)]) expect(all.includes(v)).toBe(false);
+    for (const v of [PASSWORD, API_KEY, btoa(PASSWORD), 'rotated-pass-42', btoa('rotated-pass-42')]) expect(all.includes(v)).toBe(false);
   });
 });
 
