@@ -16,7 +16,7 @@ Usage:
   flotilla api-token list | api-token revoke ID
   flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
   flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps [NAME] [-n NS] [-A] [-o table|wide|json]
-  flotilla delete (-f FILE | KIND NAME) [-n NS]
+  flotilla delete (-f FILE | KIND NAME) [-n NS]      (KIND: deployment, daemonset, secret, configmap)
   flotilla scale deployment/NAME --replicas N
   flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
   flotilla cordon NODE | uncordon NODE
@@ -220,8 +220,13 @@ async function main(argv: string[]): Promise<number> {
       else {
         const [kindArg, name] = positionals;
         const plural = KIND_ALIASES[kindArg ?? ''];
-        if ((plural !== 'deployments' && plural !== 'daemonsets') || !name) throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset NAME', 2);
-        targets.push({ path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${plural}/${encodeURIComponent(name)}`, label: `${plural.slice(0, -1)}.apps/${name}` });
+        if (!['deployments', 'daemonsets', 'secrets', 'configmaps'].includes(plural ?? '') || !name)
+          throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset|secret|configmap NAME', 2);
+        const apps = plural === 'deployments' || plural === 'daemonsets';
+        targets.push({
+          path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${plural}/${encodeURIComponent(name)}`,
+          label: `${(plural as string).slice(0, -1)}${apps ? '.apps' : ''}/${name}`,
+        });
       }
       for (const x of targets) {
         if (x.label.startsWith('namespace/')) throw new CliError('deleting namespaces is not supported yet');

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newMasterKey } from '../../shared/secretbox.js';
 import { nodeContainers, requireDocker } from '../lib/docker.js';
 import { type Proc, start, startCli } from '../lib/proc.js';
 import { freePort } from '../lib/registry.js';
@@ -12,6 +13,7 @@ import { Cluster } from './cluster.js';
 
 // The same app under `wrangler dev` (workerd) with a local D1 database, and a real agent.
 const TOKEN = `flo_${'w'.repeat(40)}`;
+const SECRET_KEY = newMasterKey();
 let docker: Docker;
 let worker: Proc;
 let cluster: Cluster;
@@ -42,6 +44,8 @@ beforeAll(async () => {
       'FLOTILLA_CLOCK_SKEW:1s',
       '--var',
       'FLOTILLA_TICK_INTERVAL:500ms',
+      '--var',
+      `FLOTILLA_SECRET_KEY:${SECRET_KEY}`,
     ],
     { CI: 'true' },
   );
@@ -111,6 +115,35 @@ describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
     expect(dep.status.rollout).toMatchObject({ revision: 2, state: 'Complete', stableRevision: 2 });
     cluster.cli('delete', 'deployment', 'wroll');
   }, 150_000);
+
+  it('seals a Secret in D1 and delivers it, encrypted to the node, as env and as a file', async () => {
+    const value = 'worker-secret-value-77';
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-wsec-'));
+    const sf = join(dir, 'secret.json');
+    writeFileSync(sf, JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wdb' }, stringData: { password: value } }));
+    expect(cluster.cli('apply', '-f', sf).trim()).toBe('secret/wdb created');
+    const f = cluster.manifest('wsec', 1, {
+      nodeSelector: { 'kubernetes.io/hostname': 'worker-edge' },
+      pod: { volumes: [{ name: 'c', secret: { secretName: 'wdb' } }] },
+      container: { env: [{ name: 'PW', valueFrom: { secretKeyRef: { name: 'wdb', key: 'password' } } }], volumeMounts: [{ name: 'c', mountPath: '/etc/c' }] },
+    });
+    cluster.cli('apply', '-f', f);
+    const ctr = await waitFor('the wsec container', async () => (await cluster.containers(true)).find((c) => c.Labels['dev.flotilla.workload'] === 'wsec'), 60_000, 300);
+    const exec = async (cmd: string[]) => {
+      const e = await docker.getContainer(ctr.Id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      let out = '';
+      for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
+      return out;
+    };
+    expect(await exec(['sh', '-c', 'echo $PW'])).toBe(`${value}\n`);
+    expect(await exec(['cat', '/etc/c/password'])).toBe(value);
+    const listed = cluster.cli('get', 'secrets');
+    expect(listed).toMatch(/wdb\s+Opaque\s+password \(22B\)\s+1\s+deployment\/wsec/);
+    expect(listed).not.toContain(value);
+    expect(worker.out()).not.toContain(value);
+    cluster.cli('delete', 'deployment', 'wsec');
+    rmSync(dir, { recursive: true, force: true });
+  }, 120_000);
 
   it('reschedules the pods of a lost node; the Cron Trigger handler runs the controllers', async () => {
     const token = cluster.cli('token', 'create', '--uses', '2').trim();
