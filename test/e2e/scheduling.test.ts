@@ -61,6 +61,11 @@ async function api(method: string, path: string, body?: unknown) {
 
 const podsOf = (app: string) => cluster.pods().filter((p) => p.metadata.labels.app === app && p.status.phase !== 'Terminating');
 const runningOf = (app: string) => podsOf(app).filter((p) => p.status.phase === 'Running' && p.status.containerStatuses.every((c: any) => c.state.running));
+/** Exactly `n` running pods of an app, from one snapshot (two reads could disagree). */
+const runningN = (app: string, n: number) => {
+  const r = runningOf(app);
+  return r.length === n && r;
+};
 const isReady = (p: any) => p.status.conditions.find((c: any) => c.type === 'Ready')?.status === 'True';
 const eventsOf = (name: string) => (JSON.parse(cluster.cli('get', 'events', '-o', 'json')).items as any[]).filter((e) => e.involvedObject.name === name);
 
@@ -73,7 +78,7 @@ describe('scheduling by capacity', () => {
 
     const packed = cluster.manifest('packed', 3, { container: { resources: { requests: { cpu: '600m', memory: '64Mi' }, limits: { cpu: '1', memory: '128Mi' } } } });
     cluster.cli('apply', '-f', packed);
-    const pods = await waitFor('3 packed pods running', () => runningOf('packed').length === 3 && runningOf('packed'), 60_000, 300);
+    const pods = await waitFor('3 packed pods running', () => runningN('packed', 3), 60_000, 300);
     const perNode: Record<string, number> = {};
     for (const p of pods) perNode[p.spec.nodeName] = (perNode[p.spec.nodeName] ?? 0) + 1;
     // 600m each: edge-a (1 CPU) holds one, edge-b (2 CPUs) two; bin packing fills edge-a first.
@@ -112,10 +117,10 @@ describe('DaemonSets', () => {
     cluster.cli('label', 'node', 'edge-b', 'role=camera');
     const ds = cluster.manifest('cam', 0, { kind: 'DaemonSet', pod: { nodeSelector: { role: 'camera' } } });
     expect(cluster.cli('apply', '-f', ds).trim()).toBe('daemonset.apps/cam created');
-    const two = await waitFor('2 daemon pods', () => runningOf('cam').length === 2 && runningOf('cam'), 60_000, 300);
+    const two = await waitFor('2 daemon pods', () => runningN('cam', 2), 60_000, 300);
     expect(two.map((p: any) => p.spec.nodeName).sort()).toEqual(['edge-a', 'edge-b']);
     cluster.cli('label', 'node', 'edge-c', 'role=camera');
-    const three = await waitFor('3 daemon pods', () => runningOf('cam').length === 3 && runningOf('cam'), 60_000, 300);
+    const three = await waitFor('3 daemon pods', () => runningN('cam', 3), 60_000, 300);
     expect(three.map((p: any) => p.spec.nodeName).sort()).toEqual(['edge-a', 'edge-b', 'edge-c']);
     expect(cluster.cli('get', 'ds')).toMatch(/cam\s+3\s+3\s+3\s+3\s+3\s+role=camera/);
     cluster.cli('label', 'node', 'edge-a', 'role-');
@@ -133,7 +138,7 @@ describe('self-healing on one node', () => {
 
   it('restarts a killed container with back-off; the restart count goes up', async () => {
     cluster.cli('apply', '-f', cluster.manifest('crashy', 1, pin));
-    const [pod] = await waitFor('crashy running', () => runningOf('crashy').length === 1 && runningOf('crashy'), 60_000, 300);
+    const [pod] = await waitFor('crashy running', () => runningN('crashy', 1), 60_000, 300);
     await docker.getContainer(pod.status.containerStatuses[0].containerID.replace('docker://', '')).kill();
     const again = await waitFor('crashy restarted', () => runningOf('crashy').find((p) => p.status.containerStatuses[0].restartCount >= 1), 30_000, 300);
     expect(again.status.containerStatuses[0].lastState.terminated).toMatchObject({ reason: 'Error', exitCode: 137 });
@@ -144,7 +149,7 @@ describe('self-healing on one node', () => {
   it('kills and restarts a container whose liveness page disappears, from a fresh copy of the image', async () => {
     const probe = { httpGet: { path: '/healthz', port: 80 }, periodSeconds: 1, failureThreshold: 2 };
     cluster.cli('apply', '-f', cluster.manifest('live', 1, { ...pin, container: { livenessProbe: probe } }));
-    const [pod] = await waitFor('live running', () => runningOf('live').length === 1 && runningOf('live'), 60_000, 300);
+    const [pod] = await waitFor('live running', () => runningN('live', 1), 60_000, 300);
     const id = pod.status.containerStatuses[0].containerID.replace('docker://', '');
     const exec = await docker.getContainer(id).exec({ Cmd: ['busybox', 'rm', '/www/healthz'] });
     await exec.start({ hijack: true, stdin: false }).then((s) => new Promise((r) => s.on('end', r)));
@@ -162,7 +167,7 @@ describe('self-healing on one node', () => {
   it('keeps a pod whose readiness probe fails out of Ready, and makes it Ready when the probe passes', async () => {
     const probe = { httpGet: { path: '/ready', port: 80 }, periodSeconds: 1, failureThreshold: 1 };
     cluster.cli('apply', '-f', cluster.manifest('gated', 1, { ...pin, container: { readinessProbe: probe } }));
-    const [pod] = await waitFor('gated running', () => runningOf('gated').length === 1 && runningOf('gated'), 60_000, 300);
+    const [pod] = await waitFor('gated running', () => runningN('gated', 1), 60_000, 300);
     await new Promise((r) => setTimeout(r, 2500));
     const notReady = podsOf('gated')[0];
     expect(notReady.status.conditions.find((c: any) => c.type === 'Ready').status).toBe('False');
@@ -213,7 +218,7 @@ describe('node loss', () => {
     cluster.cli('label', 'node', 'edge-a', 'pool=move');
     cluster.cli('label', 'node', 'edge-b', 'pool=move');
     cluster.cli('apply', '-f', cluster.manifest('moving', 2, { spread: true, pod: { nodeSelector: { pool: 'move' } } }));
-    const before = await waitFor('moving on a and b', () => runningOf('moving').length === 2 && runningOf('moving'), 60_000, 300);
+    const before = await waitFor('moving on a and b', () => runningN('moving', 2), 60_000, 300);
     expect(before.map((p: any) => p.spec.nodeName).sort()).toEqual(['edge-a', 'edge-b']);
     const agentA = cluster.agents[0] as Proc;
     const killedAt = Date.now();
@@ -241,7 +246,7 @@ describe('node loss', () => {
       cluster.cli('cordon', 'edge-b');
       cluster.cli('cordon', 'edge-c');
       cluster.cli('apply', '-f', cluster.manifest('fenced', 1));
-      const [first] = await waitFor('fenced on edge-r', () => runningOf('fenced').length === 1 && runningOf('fenced'), 60_000, 300);
+      const [first] = await waitFor('fenced on edge-r', () => runningN('fenced', 1), 60_000, 300);
       expect(first.spec.nodeName).toBe('edge-r');
       cluster.cli('uncordon', 'edge-c');
       relay.cut();
