@@ -24,7 +24,7 @@ Usage:
   flotilla label node NODE key=value ... key- ...
   flotilla taint node NODE key[=value]:Effect ... key- ...
   flotilla node revoke NAME
-  flotilla keys rotate | new-signing-key | new-admin-token
+  flotilla keys rotate | rotate-secrets | new-signing-key | new-secret-key | new-admin-token
   flotilla version
 
 Operator commands take --server/--token or FLOTILLA_SERVER/FLOTILLA_TOKEN
@@ -381,7 +381,20 @@ async function main(argv: string[]): Promise<number> {
         console.log(`flo_${randomToken(32)}`);
         return 0;
       }
-      if (sub !== 'rotate') throw new CliError('usage: flotilla keys rotate | new-signing-key | new-admin-token', 2);
+      if (sub === 'new-secret-key') {
+        // For FLOTILLA_SECRET_KEY (or `wrangler secret put FLOTILLA_SECRET_KEY`): generated here, never sent anywhere.
+        const { newMasterKey } = await import('../shared/secretbox.js');
+        console.log(newMasterKey());
+        return 0;
+      }
+      if (sub === 'rotate-secrets') {
+        const r = await call<{ kid: string; resealed: number; remaining: number }>(target(values), 'POST', '/v1/keys/rotate-secrets');
+        console.log(
+          `${r.body.resealed} secret(s) re-sealed under key ${r.body.kid}; ${r.body.remaining === 0 ? 'none is left under a previous key: FLOTILLA_SECRET_KEY_PREVIOUS can be removed' : `${r.body.remaining} still under a previous key (changed meanwhile): run it again`}`,
+        );
+        return r.body.remaining === 0 ? 0 : 1;
+      }
+      if (sub !== 'rotate') throw new CliError('usage: flotilla keys rotate | rotate-secrets | new-signing-key | new-secret-key | new-admin-token', 2);
       const r = await call<{ kid: string }>(target(values), 'POST', '/v1/keys/rotate');
       console.log(`lease-signing key rotated: now signing with ${r.body.kid}; previous keys stay published until their leases expire`);
       return 0;

@@ -38,31 +38,54 @@ export function newMasterKey(): string {
   return b64(crypto.getRandomValues(new Uint8Array(32)));
 }
 
-/** Seals and opens values under one master key. */
+/**
+ * Seals under the current master key; opens under it or under a previous one (during a rotation:
+ * `FLOTILLA_SECRET_KEY_PREVIOUS`), chosen by the sealed value's key id.
+ */
 export class SecretBox {
   private constructor(
     readonly kid: string,
-    private readonly key: CryptoKey,
+    private readonly keys: ReadonlyMap<string, CryptoKey>,
   ) {}
 
-  static async fromKey(raw: Uint8Array): Promise<SecretBox> {
-    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', raw as BufferSource));
-    const kid = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
-    const key = await crypto.subtle.importKey('raw', raw as BufferSource, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
-    return new SecretBox(kid, key);
+  static async fromKey(raw: Uint8Array, previous: readonly Uint8Array[] = []): Promise<SecretBox> {
+    const keys = new Map<string, CryptoKey>();
+    let current = '';
+    for (const [i, k] of [raw, ...previous].entries()) {
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', k as BufferSource));
+      const kid = [...digest.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
+      if (i === 0) current = kid;
+      keys.set(kid, await crypto.subtle.importKey('raw', k as BufferSource, { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']));
+    }
+    return new SecretBox(current, keys);
+  }
+
+  /** Whether values sealed under `kid` can be opened. */
+  knows(kid: string): boolean {
+    return this.keys.has(kid);
   }
 
   async seal(plaintext: Uint8Array, aad: string): Promise<Sealed> {
     const iv = crypto.getRandomValues(new Uint8Array(12));
-    const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(aad) }, this.key, plaintext as BufferSource));
+    const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: new TextEncoder().encode(aad) }, this.keys.get(this.kid) as CryptoKey, plaintext as BufferSource));
     return { kid: this.kid, iv: b64(iv), ct: b64(ct) };
   }
 
   async open(s: Sealed, aad: string): Promise<Uint8Array> {
-    if (s.kid !== this.kid) throw new Error(`sealed under key ${s.kid}, not the configured key ${this.kid}`);
-    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: unb64(s.iv) as BufferSource, additionalData: new TextEncoder().encode(aad) }, this.key, unb64(s.ct) as BufferSource);
+    const key = this.keys.get(s.kid);
+    if (!key) throw new Error(`sealed under key ${s.kid}, which is neither the configured key ${this.kid} nor a previous one`);
+    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: unb64(s.iv) as BufferSource, additionalData: new TextEncoder().encode(aad) }, key, unb64(s.ct) as BufferSource);
     return new Uint8Array(pt);
   }
+}
+
+/** Parses `FLOTILLA_SECRET_KEY_PREVIOUS`: base64 keys, comma-separated. */
+export function parsePreviousKeys(text: string | undefined): Uint8Array[] {
+  return (text ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+    .map((t) => parseMasterKey(t));
 }
 
 export { b64 as toBase64, unb64 as fromBase64 };

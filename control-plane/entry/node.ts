@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
 import pino from 'pino';
 import { randomToken } from '../../shared/digest.js';
-import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
+import { newMasterKey, parseMasterKey, parsePreviousKeys, SecretBox } from '../../shared/secretbox.js';
 import { createApp } from '../app.js';
 import { type Config, configFromEnv, type Logger } from '../config.js';
 import type { Deps } from '../context.js';
@@ -58,15 +58,15 @@ export function migrationsDir(): string {
  * first start, mode 0600). Refuses to start when stored Secrets are sealed under another key: a
  * wrong key must not go on to seal new values next to ones it cannot read.
  */
-async function loadSecretBox(fromEnv: string | undefined, keyPath: string, db: Db, closeDb: () => Promise<void> | void): Promise<SecretBox> {
+async function loadSecretBox(fromEnv: string | undefined, previous: string | undefined, keyPath: string, db: Db, closeDb: () => Promise<void> | void): Promise<SecretBox> {
   let text = fromEnv;
   if (!text) {
     if (!existsSync(keyPath)) writeFileSync(keyPath, `${newMasterKey()}\n`, { mode: 0o600 });
     chmodSync(keyPath, 0o600);
     text = readFileSync(keyPath, 'utf8');
   }
-  const box = await SecretBox.fromKey(parseMasterKey(text));
-  const foreign = (await sealedKids(db)).filter((k) => k !== box.kid);
+  const box = await SecretBox.fromKey(parseMasterKey(text), parsePreviousKeys(previous));
+  const foreign = (await sealedKids(db)).filter((k) => !box.knows(k));
   if (foreign.length > 0) {
     await closeDb();
     throw new Error(
@@ -103,7 +103,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const cluster = await ensureCluster(db, now);
   const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
   await keys.ensure(now);
-  const secrets = await loadSecretBox(env.FLOTILLA_SECRET_KEY, join(dataDir, 'secret.key'), db, closeDb);
+  const secrets = await loadSecretBox(env.FLOTILLA_SECRET_KEY, env.FLOTILLA_SECRET_KEY_PREVIOUS, join(dataDir, 'secret.key'), db, closeDb);
 
   // The bootstrap admin token: shown only through a 0600 file, never logged.
   const adminTokenPath = join(dataDir, 'admin.token');

@@ -1,6 +1,6 @@
 import { createClient } from '@libsql/client/web';
 import { drizzle } from 'drizzle-orm/libsql/web';
-import { parseMasterKey, SecretBox } from '../../shared/secretbox.js';
+import { parseMasterKey, parsePreviousKeys, SecretBox } from '../../shared/secretbox.js';
 import { createApp } from '../app.js';
 import { configFromEnv, consoleLogger } from '../config.js';
 import type { Deps } from '../context.js';
@@ -52,7 +52,7 @@ async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeo
   await keys.ensure(now, env.FLOTILLA_SIGNING_KEY ? signingKeyFromJwk(env.FLOTILLA_SIGNING_KEY, now) : undefined);
   if (env.FLOTILLA_BOOTSTRAP_TOKEN) await ensureBootstrapToken(db, env.FLOTILLA_BOOTSTRAP_TOKEN, now);
   // Secrets: a wrangler secret. Without it, Secret applies answer 503 with how to set it.
-  const secrets = env.FLOTILLA_SECRET_KEY ? await SecretBox.fromKey(parseMasterKey(env.FLOTILLA_SECRET_KEY)) : undefined;
+  const secrets = env.FLOTILLA_SECRET_KEY ? await SecretBox.fromKey(parseMasterKey(env.FLOTILLA_SECRET_KEY), parsePreviousKeys(env.FLOTILLA_SECRET_KEY_PREVIOUS as string | undefined)) : undefined;
   const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster, ...(secrets ? { secrets } : {}) };
   cached = { key, deps, app: createApp(deps) };
   return cached;

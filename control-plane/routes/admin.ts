@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { parseDuration } from '../../shared/duration.js';
-import { invalid, notFound } from '../../shared/errors.js';
+import { FlotillaError, invalid, notFound } from '../../shared/errors.js';
 import { fieldErrors } from '../../shared/manifest.js';
 import { isLabelKey, isLabelValue } from '../../shared/names.js';
 import { parseCpu, parseMemory } from '../../shared/quantity.js';
@@ -10,6 +10,7 @@ import { readJson } from '../body.js';
 import type { AppEnv } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { renderNode } from '../render.js';
+import { resealSecrets } from '../store/config.js';
 import { listEvents } from '../store/events.js';
 import { getNodeByName, listNodes, type NodePatch, patchNode, revokeNode } from '../store/nodes.js';
 import { listPods } from '../store/pods.js';
@@ -201,6 +202,15 @@ export const adminRoutes = new Hono<AppEnv>()
     const kid = await c.var.deps.keys.rotate(c.var.deps.clock());
     c.var.log.info({ kid }, 'lease-signing key rotated');
     return c.json({ kid, jwks: await c.var.deps.keys.jwks(c.var.deps.clock()) });
+  })
+  .post('/keys/rotate-secrets', async (c) => {
+    // Re-seal every Secret under the current master key (the old one configured as previous).
+    requireScope(c.var.principal, 'admin');
+    const deps = c.var.deps;
+    if (!deps.secrets) throw new FlotillaError('secrets-unavailable', 503, 'Secrets need a master key: set FLOTILLA_SECRET_KEY');
+    const r = await resealSecrets(deps.db, deps.secrets);
+    c.var.log.info({ kid: deps.secrets.kid, resealed: r.resealed, remaining: r.remaining }, 'secrets re-sealed');
+    return c.json({ kid: deps.secrets.kid, ...r });
   })
   .get('/events', async (c) => {
     requireScope(c.var.principal, 'admin');

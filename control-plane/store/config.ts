@@ -167,3 +167,26 @@ export async function configVersionsOf(db: Db, pods: readonly { id: string; name
   const v = new Map(rows.map((r) => [`${r.namespace}/${r.kind}/${r.name}`, r.version]));
   return new Map(refs.map((r) => [r.id, r.names.map((n) => `${n}@${v.get(`${r.ns}/${n}`) ?? 0}`).join(',')]));
 }
+
+/**
+ * Re-seals every Secret not under the current master key (rotation, with the old key still
+ * configured as previous). Each row is rewritten only if unchanged since it was read; a row changed
+ * meanwhile was sealed under the current key by that change anyway. Returns how many were re-sealed
+ * and how many remain under another key.
+ */
+export async function resealSecrets(db: Db, box: SecretBox): Promise<{ resealed: number; remaining: number }> {
+  let resealed = 0;
+  for (const row of await listConfig(db, 'Secret')) {
+    if (row.kid === box.kid) continue;
+    const plain = await box.open(JSON.parse(row.data) as Sealed, aad(row.namespace, row.kind, row.name));
+    const sealed = await box.seal(plain, aad(row.namespace, row.kind, row.name));
+    const done = await db
+      .update(configObjects)
+      .set({ data: JSON.stringify(sealed), kid: box.kid })
+      .where(and(eq(configObjects.id, row.id), eq(configObjects.version, row.version), eq(configObjects.updatedAt, row.updatedAt)))
+      .returning({ id: configObjects.id });
+    resealed += done.length;
+  }
+  const remaining = (await listConfig(db, 'Secret')).filter((r) => r.kid !== box.kid).length;
+  return { resealed, remaining };
+}

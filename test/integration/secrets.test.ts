@@ -269,4 +269,29 @@ describe('the master key', () => {
     expect(readFileSync(join(dataDir, 'secret.key'), 'utf8').trim()).toMatch(/^[A-Za-z0-9+/]{43}=$/);
     expect(before.length).toBeGreaterThan(0);
   });
+
+  it('rotation: with the old key as previous, rotate-secrets re-seals everything; then the old key can go, and alone it no longer opens anything', async () => {
+    const dir = tmp('flotilla-rotate-');
+    const [keyA, keyB] = [newMasterKey(), newMasterKey()];
+    const start = (env: Record<string, string>) => startServer({ host: '127.0.0.1', port: 0, dataDir: dir, logger: silentLogger, env });
+    const call = async (s: RunningServer, method: string, path: string, body?: unknown) => {
+      const token = readFileSync(s.adminTokenPath, 'utf8').trim();
+      const res = await fetch(new URL(path, s.url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      return { status: res.status, outcome: res.headers.get('flotilla-outcome'), body: (await res.json()) as any };
+    };
+    const s1 = await start({ FLOTILLA_SECRET_KEY: keyA });
+    expect((await call(s1, 'PUT', '/v1/namespaces/default/secrets/db', secret(PASSWORD))).status).toBe(201);
+    await s1.close();
+    const s2 = await start({ FLOTILLA_SECRET_KEY: keyB, FLOTILLA_SECRET_KEY_PREVIOUS: keyA });
+    // still readable under the previous key: an identical apply is recognised as unchanged
+    expect((await call(s2, 'PUT', '/v1/namespaces/default/secrets/db', secret(PASSWORD))).outcome).toBe('unchanged');
+    const rotated = await call(s2, 'POST', '/v1/keys/rotate-secrets');
+    expect(rotated.body).toMatchObject({ resealed: 1, remaining: 0, kid: s2.deps.secrets?.kid });
+    await s2.close();
+    const s3 = await start({ FLOTILLA_SECRET_KEY: keyB });
+    expect((await call(s3, 'PUT', '/v1/namespaces/default/secrets/db', secret(PASSWORD))).outcome).toBe('unchanged');
+    expect((await call(s3, 'PUT', '/v1/namespaces/default/secrets/db', secret('changed'))).body.version).toBe(2);
+    await s3.close();
+    await expect(start({ FLOTILLA_SECRET_KEY: keyA })).rejects.toThrow(/refusing to start/);
+  });
 });
