@@ -1,9 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { stopChild } from './procs.js';
+import { type CliProc, startCliProc, until } from './procs.js';
 
 // Node loss to replacement running: a Node control plane and two real agents (compiled CLI) on the
 // Docker engine; the agent holding the pod is killed with SIGKILL and its containers removed (the
@@ -25,38 +24,6 @@ export interface FailoverResult {
   dockerRunMs: number;
   failoverMs: number;
   ratio: number;
-}
-
-interface Proc {
-  child: ChildProcess;
-  out(): string;
-  stop(): Promise<void>;
-}
-
-function startProc(args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '';
-  child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-  return {
-    child,
-    out: () => buf,
-    stop: () => stopChild(child),
-  };
-}
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 50): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 async function answers(port: number): Promise<boolean> {
@@ -89,8 +56,8 @@ export async function benchFailover(o: FailoverOptions, log: (s: string) => void
   await docker.getImage('local/busybox:1').inspect(); // fails with a clear error when the image is missing
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-failover-'));
   const env = { FLOTILLA_LEASE_TTL: o.ttl, FLOTILLA_CLOCK_SKEW: o.skew, FLOTILLA_LOG_LEVEL: 'warn' };
-  const server = startProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
-  const agents: Array<{ name: string; proc: Proc; id: string }> = [];
+  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  const agents: Array<{ name: string; proc: CliProc; id: string }> = [];
   try {
     const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
     const url = m?.[1] as string;
@@ -102,7 +69,7 @@ export async function benchFailover(o: FailoverOptions, log: (s: string) => void
     };
     const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 2 + o.runs, ttl: '1h' })) as { token: string }).token;
     const startAgent = async (name: string) => {
-      const proc = startProc(['agent', '--server', url, '--token', enroll, '--name', name, '--data-dir', join(dir, name)], env);
+      const proc = startCliProc(['agent', '--server', url, '--token', enroll, '--name', name, '--data-dir', join(dir, name)], env);
       await until(`agent ${name}`, () => proc.out().includes(`agent "${name}" running`), 60_000);
       const nodes = (await api('GET', '/v1/nodes')).items as Array<{ metadata: { name: string; uid: string } }>;
       const a = { name, proc, id: nodes.find((n) => n.metadata.name === name)?.metadata.uid as string };

@@ -46,3 +46,34 @@ export function stopChild(child: ChildProcess): Promise<void> {
     setTimeout(() => child.kill('SIGKILL'), 5000).unref();
   });
 }
+
+/** Polls `f` until it returns something truthy (errors count as "not yet"); throws after `timeoutMs`. */
+export async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 50): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v) return v;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A compiled CLI process (`dist/cli/main.js ...args`) with its output collected. */
+export interface CliProc {
+  child: ChildProcess;
+  out(): string;
+  stop(): Promise<void>;
+}
+
+/** Starts the compiled CLI (the control plane and agents as they ship). */
+export function startCliProc(args: string[], env: Record<string, string>): CliProc {
+  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
+  return { child, out: () => buf, stop: () => stopChild(child) };
+}

@@ -1,9 +1,9 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { stopChild } from './procs.js';
+import { type CliProc, startCliProc, until } from './procs.js';
 
 // A rolling update of N replicas, one at a time behind the same readiness gate, on the same Docker
 // engine and images: Flotilla (Node control plane, one real agent) next to Docker Swarm
@@ -32,20 +32,6 @@ const IMAGES = ['local/busybox:1', 'local/busybox:2'] as const;
 // A server that exits on SIGTERM, as real services do (busybox httpd as PID 1 ignores it, and
 // every stop would then wait out the 10 s grace period in both systems).
 const HTTPD = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'];
-
-async function until<T>(what: string, f: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs: number, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
@@ -93,13 +79,13 @@ async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string)
       const cs = await docker.listContainers({ filters: { label: [`com.docker.swarm.service.name=${name}`] } });
       return cs.length === o.replicas && cs.every((c) => c.Image.startsWith(image) && c.Status.includes('(healthy)'));
     };
-    await until('the swarm service to run', converged(IMAGES[0]), 120_000);
+    await until('the swarm service to run', converged(IMAGES[0]), 120_000, 100);
     const out: number[] = [];
     for (let run = 0; run < o.runs; run++) {
       const image = IMAGES[(run + 1) % 2] as string;
       const t0 = performance.now();
       execFileSync('docker', ['service', 'update', '--quiet', '--detach', '--no-resolve-image', '--image', image, name], { stdio: 'ignore' });
-      await until(`swarm rolled to ${image}`, converged(image), 300_000);
+      await until(`swarm rolled to ${image}`, converged(image), 300_000, 100);
       out.push(performance.now() - t0);
       log(`  swarm run ${run + 1}: ${o.replicas} replicas to ${image} in ${((out.at(-1) as number) / 1000).toFixed(2)} s`);
     }
@@ -117,16 +103,9 @@ async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string)
 /** Flotilla: a Node control plane and one agent (compiled CLI, default timings). */
 async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-rollout-'));
-  const env = { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' };
-  const spawnCli = (args: string[]) => {
-    const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-    return { child, out: () => buf };
-  };
-  const server = spawnCli(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')]);
-  let agent: ReturnType<typeof spawnCli> | undefined;
+  const env = { FLOTILLA_LOG_LEVEL: 'warn' };
+  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  let agent: CliProc | undefined;
   let nodeId = '';
   try {
     const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
@@ -138,9 +117,9 @@ async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: stri
       return r.json() as Promise<any>;
     };
     const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
-    agent = spawnCli(['agent', '--server', url, '--token', enroll, '--name', 'bench-roll', '--data-dir', join(dir, 'agent')]);
+    agent = startCliProc(['agent', '--server', url, '--token', enroll, '--name', 'bench-roll', '--data-dir', join(dir, 'agent')], env);
     const a = agent;
-    await until('the agent', () => a.out().includes('agent "bench-roll" running'), 60_000);
+    await until('the agent', () => a.out().includes('agent "bench-roll" running'), 60_000, 100);
     nodeId = ((await api('GET', '/v1/nodes')).items as Array<{ metadata: { uid: string } }>)[0]?.metadata.uid as string;
     const manifest = (image: string) => ({
       apiVersion: 'apps/v1',
@@ -173,13 +152,13 @@ async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: stri
       return pods.length === o.replicas && pods.every((p) => p.status.conditions.some((c: any) => c.type === 'Ready' && c.status === 'True'));
     };
     await api('PUT', '/v1/namespaces/default/deployments/roll', manifest(IMAGES[0]));
-    await until('the deployment to run', converged(IMAGES[0]), 120_000);
+    await until('the deployment to run', converged(IMAGES[0]), 120_000, 100);
     const out: number[] = [];
     for (let run = 0; run < o.runs; run++) {
       const image = IMAGES[(run + 1) % 2] as string;
       const t0 = performance.now();
       await api('PUT', '/v1/namespaces/default/deployments/roll', manifest(image));
-      await until(`flotilla rolled to ${image}`, converged(image), 300_000);
+      await until(`flotilla rolled to ${image}`, converged(image), 300_000, 100);
       out.push(performance.now() - t0);
       log(`  flotilla run ${run + 1}: ${o.replicas} replicas to ${image} in ${((out.at(-1) as number) / 1000).toFixed(2)} s`);
       if (process.env.BENCH_TRACE) {
@@ -189,8 +168,8 @@ async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: stri
     }
     return out;
   } finally {
-    if (agent) await stopChild(agent.child);
-    await stopChild(server.child);
+    if (agent) await agent.stop();
+    await server.stop();
     for (const c of await docker.listContainers({ all: true, filters: { label: [`dev.flotilla.node=${nodeId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
     rmSync(dir, { recursive: true, force: true });
   }

@@ -345,6 +345,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       record: d.rollout,
     };
     let policy: RolloutPolicy;
+    let dsConstraints: PodView['constraints'];
     if (d.kind === 'Deployment') {
       const ds = spec as Deployment['spec'];
       const strategy = ds.strategy ?? { type: 'RollingUpdate' as const };
@@ -355,7 +356,9 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       if (strategy.type === 'RollingUpdate') view.canaryLimit = canaryLimit(subject, policy);
     } else {
       const dss = spec as DaemonSet['spec'];
-      const eligible = nodeViews.filter((n) => daemonSetEligible(n, constraintsOf(dss.template.spec, config.scoring))).length;
+      dsConstraints = constraintsOf(dss.template.spec, config.scoring);
+      const c = dsConstraints;
+      const eligible = nodeViews.filter((n) => daemonSetEligible(n, c)).length;
       const us = dss.updateStrategy ?? { type: 'RollingUpdate' as const };
       // A failed wave with `on-failure: pause` halts (no more old pods replaced) until a new revision.
       const halted = record?.state === 'Failed' && record.pausedOnFailure === true;
@@ -388,7 +391,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     let stop: DeploymentPlan['stop'];
     let want = d.want;
     if (d.kind === 'DaemonSet') {
-      const plan = planDaemonSet(view, constraintsOf(spec.template.spec, config.scoring), nodeViews, mine, now);
+      const plan = planDaemonSet(view, dsConstraints ?? constraintsOf(spec.template.spec, config.scoring), nodeViews, mine, now);
       create = plan.create;
       stop = plan.stop;
       want = plan.want;

@@ -119,18 +119,18 @@ export const configRoutes = new Hono<AppEnv>();
 
 for (const [plural, kind] of RESOURCES) {
   const label = kind.toLowerCase();
-  const show = async (_deps: Deps, row: ConfigRow, usedBy: string[]) => renderConfig(row, usedBy, row.kind === 'ConfigMap' ? (JSON.parse(row.data) as Record<string, string>) : undefined);
+  const show = (row: ConfigRow, usedBy: string[]) => renderConfig(row, usedBy, row.kind === 'ConfigMap' ? (JSON.parse(row.data) as Record<string, string>) : undefined);
   configRoutes
     .get(`/${plural}`, async (c) => {
       requireScope(c.var.principal, 'read');
       const rows = (await listConfig(c.var.deps.db, kind)).filter((r) => canSeeNamespace(c.var.principal, r.namespace));
-      return c.json({ apiVersion: 'v1', kind: `${kind}List`, items: await Promise.all(rows.map((r) => show(c.var.deps, r, []))) });
+      return c.json({ apiVersion: 'v1', kind: `${kind}List`, items: rows.map((r) => show(r, [])) });
     })
     .get(`/namespaces/:ns/${plural}`, async (c) => {
       const namespace = ns(c.req.param('ns'));
       requireScope(c.var.principal, 'read', namespace);
       const [rows, users] = await Promise.all([listConfig(c.var.deps.db, kind, namespace), usersOf(c.var.deps, namespace)]);
-      return c.json({ apiVersion: 'v1', kind: `${kind}List`, items: await Promise.all(rows.map((r) => show(c.var.deps, r, users(kind, r.name)))) });
+      return c.json({ apiVersion: 'v1', kind: `${kind}List`, items: rows.map((r) => show(r, users(kind, r.name))) });
     })
     .put(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const { namespace, m } = await workloadBody(c, kind);
@@ -139,14 +139,14 @@ for (const [plural, kind] of RESOURCES) {
       const { row, outcome, valuesChanged } = await applyConfig(deps.db, m, namespace, needsKey(deps, kind), deps.clock(), who(c.var.principal));
       if (outcome !== 'unchanged' && valuesChanged) await propagate(deps, row, who(c.var.principal));
       c.header('Flotilla-Outcome', outcome);
-      return c.json(await show(deps, row, (await usersOf(deps, namespace))(kind, row.name)), outcome === 'created' ? 201 : 200);
+      return c.json(show(row, (await usersOf(deps, namespace))(kind, row.name)), outcome === 'created' ? 201 : 200);
     })
     .get(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const namespace = ns(c.req.param('ns'));
       requireScope(c.var.principal, 'read', namespace);
       const row = await getConfig(c.var.deps.db, namespace, kind, c.req.param('name'));
       if (!row) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
-      return c.json(await show(c.var.deps, row, (await usersOf(c.var.deps, namespace))(kind, row.name)));
+      return c.json(show(row, (await usersOf(c.var.deps, namespace))(kind, row.name)));
     })
     .delete(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const namespace = ns(c.req.param('ns'));
