@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/lib/global-setup.ts'],
+    setupFiles: ['test/lib/on-failure.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',

@@ -16,6 +16,9 @@ import { type ActualContainer, computePodStatus, type LastTermination, normalize
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { backoffMs, Waker } from './waker.js';
 
+/** How long past a lease's expiry the fence loop keeps checking that its pod's containers are stopped. */
+const FENCE_WATCH_AFTER_EXP_MS = 2000;
+
 /** Options of an agent. Every duration tests depend on is here. */
 export interface AgentOptions {
   server: string;
@@ -323,12 +326,13 @@ export class Agent {
   /**
    * How long before a `stop` lease's expiry the agent starts stopping the pod, so that its
    * containers are dead by the expiry itself (the control plane reuses the slot after expiry plus
-   * the skew margin): the stop grace (at most a quarter of the lease TTL), one reconcile period and
-   * half a second. Renewals leave at least 5/12 of the TTL, so a connected agent never gets here.
+   * the skew margin): the stop grace (at most a quarter of the lease TTL) and half a second; the
+   * fence loop runs on its own timer, so no reconcile period is added. Renewals leave at least 5/12
+   * of the TTL, so a connected agent gets here only when a renewal is later than TTL/6 (5/12 - 1/4).
    */
   private stopLeadMs(l: VerifiedLease): number {
     const ttlMs = Math.max(0, (l.exp - l.iat) * 1000);
-    return Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) + (this.opts.reconcileMs ?? 2000) + 500;
+    return Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) + 500;
   }
 
   /** A stop because a lease is lapsing gets a grace that ends before the lease does (counted from the moment the stop is sent). */
@@ -411,10 +415,11 @@ export class Agent {
   /**
    * Fencing on its own clock: a reconcile pass can be busy for minutes (an image pull), so the stop
    * of a pod whose `stop` lease is lapsing must not wait for it. Sleeps until the earliest stop
-   * deadline (or until leases change), then stops that pod's running containers once per lease.
+   * deadline (or until leases change); from that deadline until just past the expiry it stops the
+   * pod's running containers, checking again every quarter second, so a container whose create was
+   * in flight at the deadline is caught too. A stop in flight is never sent twice.
    */
   private async fenceLoop(): Promise<void> {
-    const fenced = new Set<string>(); // `${podId}:${exp}` already handled
     while (this.running) {
       const now = Date.now();
       let next = now + 60_000;
@@ -424,24 +429,22 @@ export class Agent {
         if (l?.policy !== 'stop') continue;
         const at = l.exp * 1000 - this.stopLeadMs(l);
         if (at > now) next = Math.min(next, at);
-        else if (!fenced.has(`${p.id}:${l.exp}`)) {
+        else if (now < l.exp * 1000 + FENCE_WATCH_AFTER_EXP_MS) {
           lapsing.add(p.id);
-          fenced.add(`${p.id}:${l.exp}`);
+          next = Math.min(next, now + 250);
         }
       }
       if (lapsing.size > 0) {
         try {
           const actual = await this.runtime.listActual();
-          const targets = actual.filter((a) => a.state === 'running' && lapsing.has(a.podId));
-          if (targets.length > 0) this.log.info({ pods: [...lapsing] }, 'leases lapsing: stopping their containers');
+          const targets = actual.filter((a) => a.state === 'running' && lapsing.has(a.podId) && !this.stopping.has(a.id));
+          if (targets.length > 0) this.log.warn({ pods: [...new Set(targets.map((a) => a.podName))] }, 'leases lapsing without renewal: stopping their containers');
           await Promise.all(targets.map((a) => this.execute({ action: 'stop', containerId: a.id, podId: a.podId, reason: 'lease expiring' }, actual)));
+          if (targets.length > 0) this.reconcileWaker.wake();
         } catch (e) {
           this.log.error({ err: (e as Error).message }, 'fencing failed');
         }
-        this.reconcileWaker.wake();
       }
-      const live = new Set((this.desired?.pods ?? []).map((p) => `${p.id}:${this.leases.get(p.id)?.verified?.exp}`));
-      for (const k of fenced) if (!live.has(k)) fenced.delete(k);
       await this.fenceWaker.sleep(Math.max(0, next - Date.now()));
     }
   }

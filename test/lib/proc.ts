@@ -23,6 +23,9 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
+/** Processes started by this test file and still running: their output is printed when a test fails (test/lib/on-failure.ts). */
+export const liveProcs = new Map<ChildProcess, { label: string; out: () => string }>();
+
 /** Starts a process, collecting stdout and stderr. */
 export function start(cmd: string, args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -30,6 +33,14 @@ export function start(cmd: string, args: string[], env: Record<string, string> =
   child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  liveProcs.set(child, {
+    label: args
+      .filter((a) => !a.startsWith('--import') && a !== 'tsx')
+      .join(' ')
+      .slice(0, 100),
+    out: () => buf,
+  });
+  void exited.then(() => liveProcs.delete(child));
   return {
     child,
     out: () => buf,
