@@ -3,17 +3,19 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { compactDecrypt, importJWK } from 'jose';
 import type { Logger } from '../control-plane/config.js';
-import { type PodSpec, referencedNames } from '../shared/manifest.js';
+import { DOCKER_CONFIG_JSON, type PodSpec, referencedNames } from '../shared/manifest.js';
 import { type AgentEvent, type DesiredPod, type DesiredState, desiredStateSchema, type PodConfig, type PodStatusReport } from '../shared/protocol.js';
 import { AgentClient, ApiFailure, enroll } from './client.js';
 import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
 import { Outbox } from './outbox.js';
-import { ConfigError, containerEnv, removeVolumes, writeVolumes } from './podconfig.js';
+import { ConfigError, containerEnv, removeVolumes, secretText, writeVolumes } from './podconfig.js';
 import { ProbeManager, type ProbeTarget } from './probes.js';
 import { type ActualContainer, computePodStatus, type LastTermination, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
+import { credentialsFor, type RegistryAuth } from './registryauth.js';
 import { connectDocker, DockerRuntime } from './runtime.js';
+import { ConfigVault } from './vault.js';
 import { backoffMs, Waker } from './waker.js';
 
 /** How long past a lease's expiry the fence loop keeps checking that its pod's containers are stopped. */
@@ -110,6 +112,7 @@ export class Agent {
     private readonly verifier: LeaseVerifier,
     private readonly opts: AgentOptions,
     private readonly log: Logger,
+    private readonly vault: ConfigVault,
   ) {
     this.probes = new ProbeManager(
       runtime.docker,
@@ -186,9 +189,10 @@ export class Agent {
       cachedJwks,
     );
     const log = opts.logger.child({ node: identity.name });
-    const agent = new Agent(identity, client, runtime, verifier, opts, log);
+    const agent = new Agent(identity, client, runtime, verifier, opts, log, await ConfigVault.open(opts.dataDir, identity.nodeId));
     agent.outbox.setFacts(facts);
     await agent.loadCachedDesired();
+    agent.vault.prune(new Set((agent.desired?.pods ?? []).map((p) => p.id)));
     agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop());
     return agent;
   }
@@ -270,18 +274,70 @@ export class Agent {
     for (const image of new Set(want.map((p) => p.image))) {
       if (have.has(normalizeImage(image)) || this.pulling.has(image)) continue;
       this.log.info({ image }, 'pre-pulling the image of an upcoming rollout');
-      this.pull(image).catch((e) => this.log.warn({ image, err: (e as Error).message.slice(0, 300) }, 'pre-pull failed'));
+      const workloads = new Set(want.filter((p) => p.image === image).map((p) => `${p.namespace}/${p.workload}`));
+      this.pull(image, this.podsUsing(image, undefined, workloads)).catch((e) => this.log.warn({ image, err: (e as Error).message.slice(0, 300) }, 'pre-pull failed'));
     }
   }
 
-  /** One pull per image at a time, shared by whoever needs it. */
-  private pull(image: string): Promise<void> {
+  /** One pull per image at a time, shared by whoever needs it; with the registry credentials of the pods' `imagePullSecrets`. */
+  private pull(image: string, podIds: readonly string[] = []): Promise<void> {
     let p = this.pulling.get(image);
     if (!p) {
-      p = this.runtime.run({ action: 'pull', image, podId: '' }).finally(() => this.pulling.delete(image));
+      p = this.registryAuth(image, podIds)
+        .then((auth) => this.runtime.run({ action: 'pull', image, podId: podIds[0] ?? '', ...(auth ? { auth } : {}) }))
+        .finally(() => this.pulling.delete(image));
       this.pulling.set(image, p);
     }
     return p;
+  }
+
+  /** Pods whose pull secrets may serve a pull of `image`: `first`, then runnable pods running it, then pods of `workloads` (a pre-pull for their next revision). */
+  private podsUsing(image: string, first?: string, workloads?: ReadonlySet<string>): string[] {
+    const out = first ? [first] : [];
+    for (const p of this.runnable(Date.now())) if (!out.includes(p.id) && (p.spec.containers.some((c) => c.image === image) || workloads?.has(`${p.namespace}/${p.workload}`))) out.push(p.id);
+    return out;
+  }
+
+  /**
+   * Credentials for pulling `image`: from the first `kubernetes.io/dockerconfigjson` Secret named in
+   * the `imagePullSecrets` of one of these pods that has an entry for the image's registry, as the
+   * kubelet does. A missing or unusable pull secret is a warning event; the pull then goes without
+   * credentials (a public image still pulls). The credentials are never logged.
+   */
+  private async registryAuth(image: string, podIds: readonly string[]): Promise<RegistryAuth | undefined> {
+    for (const podId of podIds) {
+      const pod = this.desired?.pods.find((p) => p.id === podId);
+      const names = (pod?.spec.imagePullSecrets ?? []).map((s) => s.name);
+      if (!pod || names.length === 0) continue;
+      let cfg: PodConfig;
+      try {
+        cfg = await this.fetchConfig(podId, true);
+      } catch (e) {
+        this.queueEvent({ podId, type: 'Warning', reason: 'FailedToRetrieveImagePullSecret', message: `cannot fetch the image pull secrets: ${(e as Error).message.slice(0, 300)}` });
+        continue;
+      }
+      for (const name of names) {
+        const secret = cfg.secrets[name];
+        const problem = !secret
+          ? `secret "${pod.namespace}/${name}" not found`
+          : secret.type !== DOCKER_CONFIG_JSON
+            ? `secret "${pod.namespace}/${name}" is of type ${secret.type}, not ${DOCKER_CONFIG_JSON}`
+            : undefined;
+        if (problem) {
+          this.queueEvent({
+            podId,
+            type: 'Warning',
+            reason: 'FailedToRetrieveImagePullSecret',
+            message: `Unable to retrieve some image pull secrets (${name}): ${problem}; attempting to pull the image without them`,
+          });
+          continue;
+        }
+        const auth = credentialsFor(image, secretText(secret?.data['.dockerconfigjson'] ?? ''));
+        this.log.debug({ image, pod: pod.name, secret: name, matched: auth !== undefined }, 'image pull secret');
+        if (auth) return auth;
+      }
+    }
+    return undefined;
   }
 
   /** Pulls (started now, or in flight) of the images a workload is moving to that are not here yet: its desired pods' and its pre-pull list. */
@@ -291,7 +347,7 @@ export class Agent {
     for (const p of this.desired?.prefetch ?? []) if (p.namespace === namespace && p.workload === workload) images.add(p.image);
     if (images.size === 0) return [];
     const have = await this.runtime.images();
-    return [...images].filter((i) => !have.has(normalizeImage(i))).map((i) => this.pull(i));
+    return [...images].filter((i) => !have.has(normalizeImage(i))).map((i) => this.pull(i, this.podsUsing(i, undefined, new Set([`${namespace}/${workload}`]))));
   }
 
   private async renewLeases(tokens: Record<string, string>): Promise<void> {
@@ -504,12 +560,26 @@ export class Agent {
     }
   }
 
-  /** Fetches and decrypts a pod's Secrets and ConfigMaps (a JWE only this node's key opens). */
-  private async fetchConfig(podId: string): Promise<PodConfig> {
-    const r = await this.client.podConfig(podId);
-    const key = await importJWK(this.identity.encryptionKey, 'ECDH-ES+A256KW');
-    const { plaintext } = await compactDecrypt(r.jwe, key);
-    const cfg = JSON.parse(new TextDecoder().decode(plaintext)) as PodConfig;
+  /**
+   * Fetches and decrypts a pod's Secrets and ConfigMaps (a JWE only this node's key opens), and keeps
+   * a copy sealed under the device key. With `offline`, an unreachable control plane (a network
+   * error or a 5xx; never a refusal) falls back to that copy, so a pod can be recreated offline.
+   */
+  private async fetchConfig(podId: string, offline = false): Promise<PodConfig> {
+    let cfg: PodConfig;
+    try {
+      const r = await this.client.podConfig(podId);
+      const key = await importJWK(this.identity.encryptionKey, 'ECDH-ES+A256KW');
+      const { plaintext } = await compactDecrypt(r.jwe, key);
+      cfg = JSON.parse(new TextDecoder().decode(plaintext)) as PodConfig;
+      await this.vault.save(podId, cfg);
+    } catch (e) {
+      const unreachable = !(e instanceof ApiFailure) || e.status >= 500;
+      const copy = offline && unreachable ? await this.vault.load(podId) : undefined;
+      if (!copy) throw e;
+      this.log.info({ pod: podId }, 'control plane unreachable: using the sealed copy of the pod config kept on this device');
+      cfg = copy;
+    }
     this.configs.set(podId, { at: Date.now(), cfg });
     return cfg;
   }
@@ -550,7 +620,7 @@ export class Agent {
           clearTimeout(timer);
         }
       }
-      if (step.action === 'pull') await this.pull(step.image);
+      if (step.action === 'pull') await this.pull(step.image, this.podsUsing(step.image, step.podId));
       else if (step.action === 'create') await this.runtime.run(await this.withConfig(step));
       else await this.runtime.run(step);
       switch (step.action) {
@@ -619,7 +689,7 @@ export class Agent {
     let entry = this.configs.get(step.podId);
     if (!entry || now - entry.at > 5_000 || entry.version !== step.pod.configVersion) {
       try {
-        entry = { at: now, cfg: await this.fetchConfig(step.podId), version: step.pod.configVersion };
+        entry = { at: now, cfg: await this.fetchConfig(step.podId, true), version: step.pod.configVersion };
       } catch (e) {
         entry = { at: now, error: `cannot fetch the pod's secrets and config maps: ${(e as Error).message}`, version: step.pod.configVersion };
       }
@@ -660,6 +730,7 @@ export class Agent {
   private forgetPod(podId: string): void {
     this.knownPods.delete(podId);
     this.configs.delete(podId);
+    this.vault.remove(podId);
     this.appliedConfig.delete(podId);
     removeVolumes(this.volumeBase(), podId);
     this.maxEpoch.delete(podId);

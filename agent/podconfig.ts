@@ -13,7 +13,8 @@ export class ConfigError extends Error {
 
 const ENV_NAME = /^[-._a-zA-Z][-._a-zA-Z0-9]*$/;
 
-function secretText(b64: string): string {
+/** A Secret value (base64, as delivered) as UTF-8 text. */
+export function secretText(b64: string): string {
   return new TextDecoder().decode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)));
 }
 

@@ -113,7 +113,8 @@ export class DockerRuntime {
   // A mapped type: adding a step kind without an executor does not compile.
   private readonly executors: { [A in keyof StepArgs]: (s: Extract<Step, { action: A }>) => Promise<void> } = {
     pull: async (s) => {
-      const stream = await this.docker.pull(s.image);
+      // Credentials travel in the X-Registry-Auth header (dockerode strips them from the query).
+      const stream = await this.docker.pull(s.image, s.auth ? { authconfig: s.auth } : {});
       await new Promise<void>((res, rej) =>
         this.docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
           const e = err ?? (out.find((o) => o.error) ? new Error(out.find((o) => o.error)?.error) : null);

@@ -85,7 +85,8 @@ export function createApp(given: Deps): Hono<AppEnv> {
   });
   app.notFound((c) => problem(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`, c.get('requestId') ?? 'none'));
 
-  app.get('/healthz', (c) => c.json({ status: 'ok', version: VERSION }));
+  // Degraded (503) when part of the control plane cannot work: a wrong Secrets master key on Workers.
+  app.get('/healthz', (c) => (deps.secretsProblem ? c.json({ status: 'degraded', version: VERSION, problems: [deps.secretsProblem] }, 503) : c.json({ status: 'ok', version: VERSION })));
   app.get('/.well-known/jwks.json', async (c) => {
     c.header('Cache-Control', 'public, max-age=60');
     return c.json(await deps.keys.jwks(deps.clock()));

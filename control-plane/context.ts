@@ -24,6 +24,8 @@ export interface Deps {
   cluster: ClusterInfo;
   /** Seals Secrets at rest (the master key); absent when none is configured (Secrets are then refused). */
   secrets?: SecretBox;
+  /** Why Secrets are unavailable although a key is configured (Workers: a wrong master key); shown in 503s and /healthz. */
+  secretsProblem?: string;
   notifier?: Notifier;
   /** The agent hot path's node cache; createApp makes one when none is passed. */
   directory?: NodeDirectory;

@@ -4,6 +4,9 @@ import { type FieldError, invalid } from './errors.js';
 import { DNS1123_LABEL, DNS1123_SUBDOMAIN, isLabelKey, isLabelValue } from './names.js';
 import { parseCpu, parseMemory } from './quantity.js';
 
+/** The Secret type of registry credentials (`imagePullSecrets`), holding a `.dockerconfigjson` key. */
+export const DOCKER_CONFIG_JSON = 'kubernetes.io/dockerconfigjson';
+
 // Manifests are Kubernetes-shaped. Objects are strict: an unknown or unsupported field is an
 // error naming its path, never silently dropped. Server-owned fields (status, uid, resourceVersion,
 // generation, creationTimestamp) are accepted and ignored so `get -o json | apply -f -` works.
@@ -472,7 +475,7 @@ const secretSchema = z
     apiVersion: z.literal('v1'),
     kind: z.literal('Secret'),
     metadata,
-    type: z.enum(['Opaque', 'kubernetes.io/dockerconfigjson']).default('Opaque'),
+    type: z.enum(['Opaque', DOCKER_CONFIG_JSON]).default('Opaque'),
     data: z.record(configKey, z.string().regex(BASE64, 'must be base64')).optional(),
     stringData: z.record(configKey, z.string()).optional(),
   })
@@ -481,7 +484,7 @@ const secretSchema = z
     for (const v of Object.values(d.data ?? {})) size += base64Size(v);
     for (const [k, v] of Object.entries(d.stringData ?? {})) if (!d.data?.[k]) size += new TextEncoder().encode(v).length;
     if (size > CONFIG_MAX_BYTES) ctx.addIssue({ code: 'custom', path: ['data'], message: `is ${size} bytes; a Secret holds at most ${CONFIG_MAX_BYTES} (1 MiB)` });
-    if (d.type === 'kubernetes.io/dockerconfigjson') {
+    if (d.type === DOCKER_CONFIG_JSON) {
       const raw = d.stringData?.['.dockerconfigjson'] ?? (d.data?.['.dockerconfigjson'] !== undefined ? atob(d.data['.dockerconfigjson']) : undefined);
       let ok = false;
       try {

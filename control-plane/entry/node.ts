@@ -14,7 +14,7 @@ import { Keyring } from '../keys.js';
 import { Metrics } from '../metrics.js';
 import { createNotifier } from '../notifier.js';
 import { RenewalGroup } from '../renewals.js';
-import { sealedKids } from '../store/config.js';
+import { masterKeyProblem } from '../store/config.js';
 import type { Db } from '../store/db.js';
 import { migrateLibsql, openLibsql } from '../store/libsql.js';
 import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
@@ -66,12 +66,10 @@ async function loadSecretBox(fromEnv: string | undefined, previous: string | und
     text = readFileSync(keyPath, 'utf8');
   }
   const box = await SecretBox.fromKey(parseMasterKey(text), parsePreviousKeys(previous));
-  const foreign = (await sealedKids(db)).filter((k) => !box.knows(k));
-  if (foreign.length > 0) {
+  const problem = await masterKeyProblem(db, box);
+  if (problem) {
     await closeDb();
-    throw new Error(
-      `the secret master key (key id ${box.kid}) is not the key the stored secrets are sealed under (key id ${foreign.join(', ')}); refusing to start, nothing was changed: set FLOTILLA_SECRET_KEY to that key`,
-    );
+    throw new Error(`${problem}; refusing to start, nothing was changed: set FLOTILLA_SECRET_KEY to that key`);
   }
   return box;
 }

@@ -6,6 +6,7 @@ import { configFromEnv, consoleLogger } from '../config.js';
 import type { Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { Keyring, signingKeyFromJwk } from '../keys.js';
+import { masterKeyProblem } from '../store/config.js';
 import { type D1DatabaseLike, type Db, fromD1, schema } from '../store/db.js';
 import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
 
@@ -52,8 +53,16 @@ async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeo
   await keys.ensure(now, env.FLOTILLA_SIGNING_KEY ? signingKeyFromJwk(env.FLOTILLA_SIGNING_KEY, now) : undefined);
   if (env.FLOTILLA_BOOTSTRAP_TOKEN) await ensureBootstrapToken(db, env.FLOTILLA_BOOTSTRAP_TOKEN, now);
   // Secrets: a wrangler secret. Without it, Secret applies answer 503 with how to set it.
-  const secrets = env.FLOTILLA_SECRET_KEY ? await SecretBox.fromKey(parseMasterKey(env.FLOTILLA_SECRET_KEY), parsePreviousKeys(env.FLOTILLA_SECRET_KEY_PREVIOUS as string | undefined)) : undefined;
-  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster, ...(secrets ? { secrets } : {}) };
+  // A key that is not the one the stored Secrets are sealed under: a Worker has no start to refuse,
+  // so Secrets are refused (503 with the reason, /healthz degraded) and nothing is overwritten,
+  // while the rest of the cluster (leases, workloads) keeps working.
+  let secrets = env.FLOTILLA_SECRET_KEY ? await SecretBox.fromKey(parseMasterKey(env.FLOTILLA_SECRET_KEY), parsePreviousKeys(env.FLOTILLA_SECRET_KEY_PREVIOUS as string | undefined)) : undefined;
+  const secretsProblem = secrets ? await masterKeyProblem(db, secrets) : undefined;
+  if (secretsProblem) {
+    logger.error({}, `${secretsProblem}; Secrets are refused until FLOTILLA_SECRET_KEY is set to that key`);
+    secrets = undefined;
+  }
+  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster, ...(secrets ? { secrets } : {}), ...(secretsProblem ? { secretsProblem } : {}) };
   cached = { key, deps, app: createApp(deps) };
   return cached;
 }

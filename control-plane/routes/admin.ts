@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { parseDuration } from '../../shared/duration.js';
-import { FlotillaError, invalid, notFound } from '../../shared/errors.js';
+import { invalid, notFound } from '../../shared/errors.js';
 import { fieldErrors } from '../../shared/manifest.js';
 import { isLabelKey, isLabelValue } from '../../shared/names.js';
 import { parseCpu, parseMemory } from '../../shared/quantity.js';
@@ -15,6 +15,7 @@ import { listEvents } from '../store/events.js';
 import { getNodeByName, listNodes, type NodePatch, patchNode, revokeNode } from '../store/nodes.js';
 import { listPods } from '../store/pods.js';
 import { createApiToken, createEnrollmentToken, listApiTokens, listEnrollmentTokens, revokeApiToken, revokeEnrollmentToken } from '../store/tokens.js';
+import { secretsUnavailable } from './config.js';
 
 const duration = z.string().refine((s) => parseDuration(s) !== null && (parseDuration(s) as number) > 0, 'must be a duration such as 30m, 1h or 7d');
 const labelMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
@@ -207,7 +208,7 @@ export const adminRoutes = new Hono<AppEnv>()
     // Re-seal every Secret under the current master key (the old one configured as previous).
     requireScope(c.var.principal, 'admin');
     const deps = c.var.deps;
-    if (!deps.secrets) throw new FlotillaError('secrets-unavailable', 503, 'Secrets need a master key: set FLOTILLA_SECRET_KEY');
+    if (!deps.secrets) throw secretsUnavailable(deps);
     const r = await resealSecrets(deps.db, deps.secrets);
     c.var.log.info({ kid: deps.secrets.kid, resealed: r.resealed, remaining: r.remaining }, 'secrets re-sealed');
     return c.json({ kid: deps.secrets.kid, ...r });

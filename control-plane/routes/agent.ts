@@ -15,6 +15,7 @@ import { insertEvent } from '../store/events.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
+import { secretsUnavailable } from './config.js';
 
 type Stmt = Parameters<Deps['db']['batch']>[0][number];
 
@@ -195,6 +196,7 @@ const authed = new Hono<AppEnv>()
           payload.missing.push({ kind, name });
           continue;
         }
+        if (kind === 'Secret' && !deps.secrets) throw secretsUnavailable(deps);
         const data = await valuesOf(obj, deps.secrets);
         if (kind === 'Secret') {
           payload.secrets[name] = { version: obj.version, type: obj.type, data };

@@ -51,9 +51,19 @@ export function renderConfig(row: ConfigRow, usedBy: string[], data?: Record<str
   };
 }
 
+/** 503 for anything that needs the master key when there is none (or a wrong one), saying how to fix it. */
+export function secretsUnavailable(deps: Deps): FlotillaError {
+  return new FlotillaError(
+    'secrets-unavailable',
+    503,
+    deps.secretsProblem
+      ? `${deps.secretsProblem}: Secrets are refused and nothing was changed; set FLOTILLA_SECRET_KEY to that key`
+      : 'Secrets need a master key: set FLOTILLA_SECRET_KEY (on Workers: `wrangler secret put FLOTILLA_SECRET_KEY`)',
+  );
+}
+
 function needsKey(deps: Deps, kind: ConfigKind) {
-  if (kind === 'Secret' && !deps.secrets)
-    throw new FlotillaError('secrets-unavailable', 503, 'Secrets need a master key: set FLOTILLA_SECRET_KEY (on Workers: `wrangler secret put FLOTILLA_SECRET_KEY`)');
+  if (kind === 'Secret' && !deps.secrets) throw secretsUnavailable(deps);
   return deps.secrets;
 }
 

@@ -145,6 +145,13 @@ export async function sealedKids(db: Db): Promise<string[]> {
   return rows.flatMap((r) => (r.kid ? [r.kid] : []));
 }
 
+/** Why the configured master key cannot serve the stored Secrets (they are sealed under another key), or undefined when it can. */
+export async function masterKeyProblem(db: Db, box: SecretBox): Promise<string | undefined> {
+  const foreign = (await sealedKids(db)).filter((k) => !box.knows(k));
+  if (foreign.length === 0) return undefined;
+  return `the secret master key (key id ${box.kid}) is not the key the stored secrets are sealed under (key id ${foreign.join(', ')})`;
+}
+
 /**
  * For each pod that refers to Secrets or ConfigMaps, the versions it would get now
  * (`ConfigMap/app@2,Secret/db@3`; 0 for a missing one): part of the desired state, so an agent

@@ -6,7 +6,7 @@ import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newMasterKey } from '../../shared/secretbox.js';
 import { nodeContainers, requireDocker } from '../lib/docker.js';
-import { type Proc, start, startCli } from '../lib/proc.js';
+import { type Proc, runCli, start, startCli } from '../lib/proc.js';
 import { freePort } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
 import { Cluster } from './cluster.js';
@@ -18,37 +18,22 @@ let docker: Docker;
 let worker: Proc;
 let cluster: Cluster;
 let state: string;
+let port: number;
+
+/** `wrangler dev` on the test's port and D1 state, with this Secrets master key. */
+function startWorker(secretKey: string): Proc {
+  const wrangler = join('node_modules', '.bin', 'wrangler');
+  const vars = [`FLOTILLA_BOOTSTRAP_TOKEN:${TOKEN}`, 'FLOTILLA_LEASE_TTL:6s', 'FLOTILLA_CLOCK_SKEW:1s', 'FLOTILLA_TICK_INTERVAL:500ms', `FLOTILLA_SECRET_KEY:${secretKey}`];
+  return start(wrangler, ['dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, '--test-scheduled', ...vars.flatMap((v) => ['--var', v])], { CI: 'true' });
+}
 
 beforeAll(async () => {
   docker = await requireDocker();
   state = mkdtempSync(join(tmpdir(), 'flotilla-wrangler-'));
   const wrangler = join('node_modules', '.bin', 'wrangler');
   execFileSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', state], { stdio: 'ignore', env: { ...process.env, CI: 'true' }, timeout: 120_000 });
-  const port = await freePort();
-  worker = start(
-    wrangler,
-    [
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--persist-to',
-      state,
-      '--test-scheduled',
-      '--var',
-      `FLOTILLA_BOOTSTRAP_TOKEN:${TOKEN}`,
-      '--var',
-      'FLOTILLA_LEASE_TTL:6s',
-      '--var',
-      'FLOTILLA_CLOCK_SKEW:1s',
-      '--var',
-      'FLOTILLA_TICK_INTERVAL:500ms',
-      '--var',
-      `FLOTILLA_SECRET_KEY:${SECRET_KEY}`,
-    ],
-    { CI: 'true' },
-  );
+  port = await freePort();
+  worker = startWorker(SECRET_KEY);
   const url = `http://127.0.0.1:${port}`;
   await waitFor('wrangler dev to serve /healthz', async () => (await fetch(`${url}/healthz`)).ok, 90_000, 500);
   cluster = new Cluster(url, TOKEN, docker);
@@ -181,5 +166,29 @@ describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
     );
     expect(worker.out()).toMatch(/scheduled tick/);
     cluster.cli('delete', 'deployment', 'wlost');
+  }, 150_000);
+
+  it('with a wrong master key, Secrets are refused with the reason, /healthz says so and nothing stored changes; workloads keep working', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-wkey-'));
+    const sf = join(dir, 'secret.json');
+    writeFileSync(sf, JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wkey' }, stringData: { token: 'first-value' } }));
+    cluster.cli('apply', '-f', sf);
+    const stored = () => JSON.parse(cluster.cli('get', 'secrets', 'wkey', '-o', 'json'));
+    const before = stored();
+    await worker.stop();
+    worker = startWorker(newMasterKey());
+    const health = await waitFor('wrangler dev to answer /healthz', async () => (await fetch(`${cluster.url}/healthz`).catch(() => null)) ?? false, 90_000, 500);
+    expect(health.status).toBe(503);
+    expect((await health.json()).problems[0]).toMatch(/^the secret master key \(key id [0-9a-f]+\) is not the key the stored secrets are sealed under \(key id [0-9a-f]+\)$/);
+    writeFileSync(sf, JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'wkey' }, stringData: { token: 'second-value' } }));
+    const r = runCli(['apply', '-f', sf], cluster.env());
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/not the key the stored secrets are sealed under .*nothing was changed; set FLOTILLA_SECRET_KEY to that key/);
+    expect(stored()).toEqual(before);
+    await worker.waitForOutput(/Secrets are refused until FLOTILLA_SECRET_KEY is set to that key/, 15_000);
+    // The rest of the control plane answers.
+    expect(JSON.parse(cluster.cli('get', 'nodes', '-o', 'json')).items).toBeInstanceOf(Array);
+    rmSync(dir, { recursive: true, force: true });
   }, 150_000);
 });

@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -12,6 +13,7 @@ import { createApiToken, createEnrollmentToken } from '../../control-plane/store
 import { newMasterKey } from '../../shared/secretbox.js';
 import { nodeContainers, removeNodeContainers, requireDocker } from '../lib/docker.js';
 import { deploymentManifest } from '../lib/fixtures.js';
+import { startRegistry } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
 
 // Secrets and ConfigMaps end to end on one Node control plane and two real agents on the Docker
@@ -20,6 +22,7 @@ import { waitFor } from '../lib/wait.js';
 const FAST = { reconcileMs: 300, restartBackoffMs: 500, retryBaseMs: 100, retryCapMs: 1000, stopTimeoutSec: 1 };
 const PASSWORD = 'hunter2-correct-horse-battery';
 const API_KEY = 'ak_live_0123456789abcdef';
+const REGISTRY_PASSWORD = 'registry-pass-5150';
 let docker: Docker;
 let server: RunningServer;
 let admin: string;
@@ -252,12 +255,114 @@ describe('Secrets and ConfigMaps', () => {
     expect(body).toMatch(/no live lease/);
   });
 
+  it("pulls a private image with the credentials of a dockerconfigjson Secret; without usable ones the pull fails with the registry's reason", async () => {
+    const agent = agents[0] as Agent;
+    const registry = await startRegistry({ user: 'puller', password: REGISTRY_PASSWORD });
+    const config = tmp('flotilla-docker-config-');
+    const cli = (...args: string[]) => execFileSync('docker', ['--config', config, ...args], { stdio: 'pipe', input: REGISTRY_PASSWORD });
+    const [withCreds, without] = [`${registry.host}/private/busybox:with`, `${registry.host}/private/busybox:without`];
+    try {
+      cli('login', registry.host, '--username', 'puller', '--password-stdin');
+      for (const ref of [withCreds, without]) {
+        cli('tag', 'local/busybox:1', ref);
+        cli('push', ref);
+        cli('rmi', ref); // the engine must pull it
+      }
+      rmSync(config, { recursive: true, force: true }); // the engine never uses the CLI's login
+      const dockerConfig = JSON.stringify({ auths: { [registry.host]: { username: 'puller', password: REGISTRY_PASSWORD } } });
+      const cred = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'regcred' }, type: 'kubernetes.io/dockerconfigjson', stringData: { '.dockerconfigjson': dockerConfig } };
+      expect((await api('PUT', '/v1/namespaces/default/secrets/regcred', cred)).status).toBe(201);
+      const on = { nodeSelector: { 'kubernetes.io/hostname': 'sec-a' } };
+      // A pull secret that does not exist: a warning, and the pull goes without credentials (refused).
+      const bad = deploymentManifest('nocred', { replicas: 1, image: without, ...on, pod: { imagePullSecrets: [{ name: 'missing' }] } });
+      expect((await api('PUT', '/v1/namespaces/default/deployments/nocred', bad)).status).toBe(201);
+      const failed = await waitFor('the pull without credentials to fail', async () => {
+        const [p] = (await api('GET', '/v1/namespaces/default/pods')).body.items.filter((x: any) => x.metadata.labels.app === 'nocred');
+        return p?.status.reason === 'ErrImagePull' && p;
+      });
+      expect(failed.status.message).toMatch(/unauthorized|authentication required|no basic auth credentials/i);
+      const events = (await api('GET', '/v1/namespaces/default/events')).body.items as any[];
+      expect(events.find((e) => e.reason === 'FailedToRetrieveImagePullSecret')?.message).toMatch(/secret "default\/missing" not found; attempting to pull the image without them/);
+      const good = deploymentManifest('withcred', { replicas: 1, image: withCreds, ...on, pod: { imagePullSecrets: [{ name: 'regcred' }] } });
+      expect((await api('PUT', '/v1/namespaces/default/deployments/withcred', good)).status).toBe(201);
+      const running = await waitFor(
+        'the private image to run',
+        async () => (await nodeContainers(docker, agent.identity.nodeId, false)).find((c) => c.Labels['dev.flotilla.workload'] === 'withcred'),
+        60_000,
+        300,
+      );
+      expect(running.Image).toBe(withCreds);
+      for (const name of ['nocred', 'withcred']) await api('DELETE', `/v1/namespaces/default/deployments/${name}`);
+      await waitFor(
+        'their containers gone',
+        async () => (await nodeContainers(docker, agent.identity.nodeId)).every((c) => !['nocred', 'withcred'].includes(c.Labels['dev.flotilla.workload'] ?? '')),
+        30_000,
+        300,
+      );
+    } finally {
+      for (const ref of [withCreds, without])
+        await docker
+          .getImage(ref)
+          .remove()
+          .catch(() => undefined);
+      registry.stop();
+    }
+  });
+
+  it('offline: a pod is recreated with its secrets from the copy sealed on the device while the control plane is down; the copy holds no value in clear', async () => {
+    const old = agents[0] as Agent;
+    const agentDir = (old as unknown as { opts: { dataDir: string } }).opts.dataDir;
+    const keeper = deploymentManifest('keeper', {
+      kind: 'DaemonSet',
+      nodeSelector: { 'kubernetes.io/hostname': 'sec-a' },
+      pod: { volumes: [{ name: 'creds', secret: { secretName: 'db' } }] },
+      container: { env: [{ name: 'DB_PASSWORD', valueFrom: { secretKeyRef: { name: 'db', key: 'password' } } }], volumeMounts: [{ name: 'creds', mountPath: '/etc/creds' }] },
+    });
+    expect((await api('PUT', '/v1/namespaces/default/daemonsets/keeper', keeper)).status).toBe(201);
+    const keeperCtr = async () => (await nodeContainers(docker, old.identity.nodeId, false)).find((c) => c.Labels['dev.flotilla.workload'] === 'keeper');
+    await waitFor('keeper running', keeperCtr, 30_000, 300);
+    const [pod] = (await api('GET', '/v1/namespaces/default/pods')).body.items.filter((x: any) => x.metadata.labels.app === 'keeper');
+    const sealed = join(agentDir, 'podconfig', `${pod.metadata.uid}.sealed`);
+    await waitFor('the sealed copy', () => existsSync(sealed), 10_000);
+    expect(statSync(sealed).mode & 0o777).toBe(0o600);
+    expect(statSync(join(agentDir, 'device.key')).mode & 0o777).toBe(0o600);
+    captured.push(readFileSync(sealed, 'utf8')); // scanned for values by the next test
+    // The control plane goes away; the device reboots (containers and tmpfs gone); the agent starts again.
+    await old.stop();
+    const port = Number(new URL(server.url).port);
+    await server.close();
+    await removeNodeContainers(docker, [old.identity.nodeId]);
+    rmSync(`/dev/shm/flotilla-${old.identity.nodeId}`, { recursive: true, force: true });
+    const again = await Agent.start({ server: server.url, dataDir: agentDir, logger: capturingLogger(), firstPollWaitMs: 500, ...FAST });
+    agents[0] = again;
+    const back = await waitFor('keeper back without the control plane', keeperCtr, 30_000, 300);
+    const exec = async (cmd: string[]) => {
+      const e = await docker.getContainer(back.Id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+      let out = '';
+      for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
+      return out;
+    };
+    expect(await exec(['sh', '-c', 'echo $DB_PASSWORD'])).toBe('rotated-pass-42\n');
+    expect(await exec(['cat', '/etc/creds/password'])).toBe('rotated-pass-42');
+    expect(captured.some((c) => c.includes('using the sealed copy of the pod config kept on this device'))).toBe(true);
+    // The control plane returns on the same address: the agent carries on, and the copy goes with the pod.
+    server = await startServer({ host: '127.0.0.1', port, dataDir, logger: capturingLogger(), env: { FLOTILLA_LEASE_TTL: '10s', FLOTILLA_POLL_WAIT: '5s', FLOTILLA_CLOCK_SKEW: '1s' } });
+    await waitFor(
+      'keeper reported Running again',
+      async () => (await api('GET', '/v1/namespaces/default/pods')).body.items.some((x: any) => x.metadata.labels.app === 'keeper' && x.status.phase === 'Running'),
+      30_000,
+      300,
+    );
+    await api('DELETE', '/v1/namespaces/default/daemonsets/keeper');
+    await waitFor('the sealed copy removed with the pod', () => !existsSync(sealed), 30_000, 300);
+  });
+
   it('no API response, log entry (control plane and agents, debug level), lease or desired state captured in this file carries a secret value', async () => {
     for (const a of agents) captured.push(readFileSync(join((a as unknown as { opts: { dataDir: string } }).opts.dataDir, 'desired.json'), 'utf8'));
     expect(captured.some((c) => c.includes('"lease"'))).toBe(true);
     expect(captured.some((c) => c.includes('"level":"debug"'))).toBe(true);
     const all = captured.join('\n');
-    for (const v of [PASSWORD, API_KEY, btoa(PASSWORD), 'rotated-pass-42', btoa('rotated-pass-42')]) expect(all.includes(v)).toBe(false);
+    for (const v of [PASSWORD, API_KEY, btoa(PASSWORD), 'rotated-pass-42', btoa('rotated-pass-42'), REGISTRY_PASSWORD, btoa(REGISTRY_PASSWORD)]) expect(all.includes(v)).toBe(false);
   });
 });
 

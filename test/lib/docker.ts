@@ -9,7 +9,7 @@ export async function requireDocker(): Promise<Docker> {
   } catch (e) {
     throw new Error(
       `These tests need a Docker engine at /var/run/docker.sock and none answered (${(e as Error).message}). ` +
-        'Start one: apt-get install -y docker.io busybox-static docker-registry && (dockerd >/var/log/dockerd.log 2>&1 &) ' +
+        'Start one: apt-get install -y docker.io busybox-static docker-registry apache2-utils && (dockerd >/var/log/dockerd.log 2>&1 &) ' +
         '&& bash test/images/build.sh — or run the whole suite with: bash .ci/run',
     );
   }
