@@ -16,6 +16,7 @@ import { type ActualContainer, computePodStatus, type LastTermination, normalize
 import { credentialsFor, type RegistryAuth } from './registryauth.js';
 import { connectDocker, DockerRuntime } from './runtime.js';
 import { ConfigVault } from './vault.js';
+import { planMounts } from './volumes.js';
 import { backoffMs, Waker } from './waker.js';
 
 /** How long past a lease's expiry the fence loop keeps checking that its pod's containers are stopped. */
@@ -48,6 +49,8 @@ export interface AgentOptions {
   firstPollWaitMs?: number;
   /** Scales probe delays and periods (1 in production; tests may speed probes up). */
   probeTimeScale?: number;
+  /** Path prefixes pods may mount with `hostPath` (none by default: every hostPath is refused). */
+  allowedHostPaths?: string[];
 }
 
 /** Enrollment was refused (bad, used or expired token; name taken): not retried. */
@@ -659,9 +662,10 @@ export class Agent {
         this.problems.set(step.podId, { reason: 'ErrImagePull', message: `pulling ${step.image}: ${msg}` });
         this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to pull image ${step.image}: ${msg}` });
       } else if (step.action === 'create' && e instanceof ConfigError) {
-        // Not started with an empty value: the pod waits until what it refers to exists.
-        if (this.problems.get(step.podId)?.message !== msg) this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `Error: ${msg}` });
-        this.problems.set(step.podId, { reason: 'CreateContainerConfigError', message: msg });
+        // Not started with an empty value or a refused mount: the pod waits with the reason.
+        if (this.problems.get(step.podId)?.message !== msg)
+          this.queueEvent({ podId: step.podId, type: 'Warning', reason: e.reason === 'FailedMount' ? 'FailedMount' : 'Failed', message: `Error: ${msg}` });
+        this.problems.set(step.podId, { reason: e.reason, message: msg });
       } else if (step.action === 'create') {
         this.problems.set(step.podId, { reason: 'CreateContainerError', message: msg });
         this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to create container: ${msg}` });
@@ -677,30 +681,35 @@ export class Agent {
   }
 
   /**
-   * Fills a create step with the container's environment and volume mounts from the pod's Secrets
-   * and ConfigMaps, fetched (encrypted to this node) only for pods that refer to any. Kept only in
-   * memory and in the pod's volume directory; never logged.
+   * Fills a create step with the container's environment and mounts: the pod's Secrets and
+   * ConfigMaps (fetched, encrypted to this node, only for pods that refer to any; kept only in
+   * memory, in the pod's volume directory and sealed on the device; never logged), emptyDirs and
+   * allowed hostPaths.
    */
   private async withConfig(step: Extract<Step, { action: 'create' }>): Promise<Step> {
     const spec = step.pod.spec;
     const refers = referencedNames(spec, 'Secret').size + referencedNames(spec, 'ConfigMap').size > 0;
-    if (!refers) return step;
-    const now = Date.now();
-    let entry = this.configs.get(step.podId);
-    if (!entry || now - entry.at > 5_000 || entry.version !== step.pod.configVersion) {
-      try {
-        entry = { at: now, cfg: await this.fetchConfig(step.podId, true), version: step.pod.configVersion };
-      } catch (e) {
-        entry = { at: now, error: `cannot fetch the pod's secrets and config maps: ${(e as Error).message}`, version: step.pod.configVersion };
+    let env: string[] | undefined;
+    let dirs: Record<string, string> = {};
+    if (refers) {
+      const now = Date.now();
+      let entry = this.configs.get(step.podId);
+      if (!entry || now - entry.at > 5_000 || entry.version !== step.pod.configVersion) {
+        try {
+          entry = { at: now, cfg: await this.fetchConfig(step.podId, true), version: step.pod.configVersion };
+        } catch (e) {
+          entry = { at: now, error: `cannot fetch the pod's secrets and config maps: ${(e as Error).message}`, version: step.pod.configVersion };
+        }
+        this.configs.set(step.podId, entry);
       }
-      this.configs.set(step.podId, entry);
+      if (!entry.cfg) throw new ConfigError(entry.error ?? 'no configuration');
+      const c = spec.containers[step.index] as PodSpec['containers'][number];
+      env = containerEnv(c, entry.cfg, step.pod.namespace);
+      dirs = writeVolumes(spec, entry.cfg, step.pod.namespace, this.volumeBase(), step.podId);
+      if (step.pod.configVersion) this.appliedConfig.set(step.podId, step.pod.configVersion);
     }
-    if (!entry.cfg) throw new ConfigError(entry.error ?? 'no configuration');
-    const c = spec.containers[step.index] as PodSpec['containers'][number];
-    const env = containerEnv(c, entry.cfg, step.pod.namespace);
-    const binds = writeVolumes(spec, entry.cfg, step.pod.namespace, this.volumeBase(), step.podId)[c.name] ?? [];
-    if (step.pod.configVersion) this.appliedConfig.set(step.podId, step.pod.configVersion);
-    return { ...step, env, binds };
+    const mounts = planMounts(step.pod, step.index, this.identity.nodeId, dirs, this.opts.allowedHostPaths ?? []);
+    return { ...step, ...(env ? { env } : {}), mounts };
   }
 
   /** Computes every pod's status; queues the changed ones (and `gone` for pods fully removed). */
@@ -733,6 +742,7 @@ export class Agent {
     this.vault.remove(podId);
     this.appliedConfig.delete(podId);
     removeVolumes(this.volumeBase(), podId);
+    void this.runtime.removePodVolumes(podId).catch((e) => this.log.warn({ pod: podId, err: (e as Error).message }, "removing the pod's volumes failed"));
     this.maxEpoch.delete(podId);
     this.problems.delete(podId);
     for (const m of [this.restarts, this.backoffs, this.lastStates]) for (const k of m.keys()) if (k.startsWith(`${podId}/`)) m.delete(k);

@@ -3,9 +3,12 @@ import { join } from 'node:path';
 import type { PodSpec } from '../shared/manifest.js';
 import type { PodConfig } from '../shared/protocol.js';
 
-/** A pod's configuration cannot be built: the pod waits (CreateContainerConfigError) with this message. */
+/** A pod's configuration or volumes cannot be built: the pod waits with this reason (CreateContainerConfigError, FailedMount) and message. */
 export class ConfigError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly reason = 'CreateContainerConfigError',
+  ) {
     super(message);
     this.name = 'ConfigError';
   }
@@ -70,7 +73,8 @@ export function containerEnv(c: PodSpec['containers'][number], cfg: PodConfig, n
  * symlink into `..data`. Mode 0400 unless the volume's `defaultMode` (or an item's `mode`) says
  * otherwise. Returns the bind mounts, per container, read-only.
  */
-export function writeVolumes(spec: PodSpec, cfg: PodConfig, namespace: string, base: string, podId: string): Record<string, string[]> {
+/** Writes a pod's Secret and ConfigMap volumes; returns each one's directory by volume name. */
+export function writeVolumes(spec: PodSpec, cfg: PodConfig, namespace: string, base: string, podId: string): Record<string, string> {
   const dirs = new Map<string, string>();
   for (const v of spec.volumes ?? []) {
     const src = v.secret
@@ -97,9 +101,7 @@ export function writeVolumes(spec: PodSpec, cfg: PodConfig, namespace: string, b
     swapIn(dir, files);
     dirs.set(v.name, dir);
   }
-  const binds: Record<string, string[]> = {};
-  for (const c of spec.containers) binds[c.name] = (c.volumeMounts ?? []).flatMap((m) => (dirs.has(m.name) ? [`${dirs.get(m.name)}:${m.mountPath}:ro`] : []));
-  return binds;
+  return Object.fromEntries(dirs);
 }
 
 function swapIn(dir: string, files: { path: string; bytes: Uint8Array; mode: number }[]): void {

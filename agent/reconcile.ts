@@ -1,6 +1,7 @@
 import type { ContainerSpec, PodSpec } from '../shared/manifest.js';
 import type { ContainerStatusReport, DesiredPod, PodStatusReport } from '../shared/protocol.js';
 import type { RegistryAuth } from './registryauth.js';
+import type { MountPlan } from './volumes.js';
 
 // The agent's pure core. Actual state is rebuilt from container labels on every pass; the planner
 // returns only the next layer of steps; the loop executes them, re-reads, and stops when none is left.
@@ -34,8 +35,8 @@ export interface ActualContainer {
 /** Steps the executors know; an action without an executor does not compile (see runtime.ts). */
 export interface StepArgs {
   pull: { image: string; podId: string; auth?: RegistryAuth };
-  /** `env` and `binds` are filled in by the agent from the pod's Secrets and ConfigMaps, just before it runs. */
-  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string; env?: string[]; binds?: string[] };
+  /** `env` and `mounts` are filled in by the agent (Secrets, ConfigMaps, volumes) just before it runs. */
+  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string; env?: string[]; mounts?: MountPlan };
   start: { containerId: string; podId: string; container: string };
   /** `timeoutSec` overrides the configured grace (a lapsing lease must end the container in time). */
   stop: { containerId: string; podId: string; reason: string; timeoutSec?: number };

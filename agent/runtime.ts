@@ -1,8 +1,11 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import type { ContainerSpec } from '../shared/manifest.js';
 import { LABELS } from '../shared/protocol.js';
 import { parseCpu, parseMemory } from '../shared/quantity.js';
 import type { ActualContainer, Step, StepArgs } from './reconcile.js';
+import type { VolumeToEnsure } from './volumes.js';
 
 /** Options of the Docker runtime. */
 export interface RuntimeOptions {
@@ -105,6 +108,23 @@ export class DockerRuntime {
     return s;
   }
 
+  /** Creates a named volume unless it exists (a pod's emptyDir: shared by its containers, kept across their restarts). */
+  private async ensureVolume(v: VolumeToEnsure): Promise<void> {
+    try {
+      await this.docker.getVolume(v.name).inspect();
+      return;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 404) throw e;
+    }
+    await this.docker.createVolume({ Name: v.name, Driver: 'local', Labels: v.labels, ...(v.driverOpts ? { DriverOpts: v.driverOpts } : {}) });
+  }
+
+  /** Removes the named volumes of a pod that is gone (its emptyDirs). */
+  async removePodVolumes(podId: string): Promise<void> {
+    const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${LABELS.node}=${this.opts.nodeId}`, `${LABELS.pod}=${podId}`] } });
+    for (const v of Volumes ?? []) await this.docker.getVolume(v.Name).remove();
+  }
+
   /** Executes one step. */
   run(step: Step): Promise<void> {
     return (this.executors[step.action] as (s: Step) => Promise<void>)(step);
@@ -140,7 +160,21 @@ export class DockerRuntime {
         [LABELS.restarts]: String(s.restarts),
         [LABELS.backoff]: String(s.backoff),
       };
-      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = { RestartPolicy: { Name: 'no' }, ...resourceLimits(c), ...(s.binds?.length ? { Binds: s.binds } : {}) };
+      const m = s.mounts;
+      const binds = [...(m?.binds ?? [])];
+      for (const v of m?.ensure ?? []) await this.ensureVolume(v);
+      for (const sp of m?.subPaths ?? []) {
+        // A subPath of a named volume: bound from the volume's directory on this host (the agent runs beside the engine).
+        const dir = join((await this.docker.getVolume(sp.volume).inspect()).Mountpoint, sp.subPath);
+        mkdirSync(dir, { recursive: true });
+        binds.push(`${dir}:${sp.target}${sp.readOnly ? ':ro' : ''}`);
+      }
+      const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = {
+        RestartPolicy: { Name: 'no' },
+        ...resourceLimits(c),
+        ...(binds.length ? { Binds: binds } : {}),
+        ...(m?.mounts.length ? { Mounts: m.mounts } : {}),
+      };
       const exposed: Record<string, object> = {};
       if (s.index === 0) {
         // The pod's first container owns its network namespace, so every container port of the pod is published here.

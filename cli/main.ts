@@ -10,6 +10,7 @@ const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud m
 Usage:
   flotilla server [--host 127.0.0.1] [--port 8080] [--data-dir ./.flotilla] [--no-agent]
   flotilla agent --server URL --token TOKEN [--data-dir DIR] [--name NAME] [--label k=v ...] [--docker-host URL]
+                 [--host-ip IP] [--advertise-address ADDR] [--allow-host-path PREFIX ...]
   flotilla token create [--uses N] [--ttl DURATION] [--label k=v ...]
   flotilla token list | token revoke ID
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
@@ -56,9 +57,13 @@ async function main(argv: string[]): Promise<number> {
         'docker-host': { type: 'string' },
         'host-ip': { type: 'string' },
         'advertise-address': { type: 'string' },
+        'allow-host-path': { type: 'string', multiple: true },
       });
       const server = values.server ?? process.env.FLOTILLA_SERVER;
       if (!server) throw new CliError('--server URL is required', 2);
+      const allowedHostPaths = [...(values['allow-host-path'] ?? []), ...(process.env.FLOTILLA_ALLOWED_HOST_PATHS ?? '').split(',')].map((p) => p.trim()).filter(Boolean);
+      const relative = allowedHostPaths.find((p) => !p.startsWith('/'));
+      if (relative !== undefined) throw new CliError(`--allow-host-path must be an absolute path: "${relative}"`, 2);
       const { runAgent } = await import('./server.js');
       return runAgent({
         server,
@@ -69,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
         dockerHost: values['docker-host'] ?? process.env.DOCKER_HOST,
         hostIp: values['host-ip'],
         advertiseAddress: values['advertise-address'],
+        allowedHostPaths,
       });
     }
     case 'token': {

@@ -70,6 +70,7 @@ export async function runAgent(o: {
   dockerHost?: string;
   hostIp?: string;
   advertiseAddress?: string;
+  allowedHostPaths?: string[];
 }): Promise<number> {
   const logger = nodeLogger();
   let agent: Agent;

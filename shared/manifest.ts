@@ -74,6 +74,12 @@ const volumeMount = z.strictObject({
     .max(1024)
     .regex(/^\/[^:]*$/, 'must be an absolute path without ":"'),
   readOnly: z.boolean().optional(),
+  subPath: z
+    .string()
+    .max(1024)
+    .regex(/^[^/]/, 'must be a relative path')
+    .refine((p) => !p.split('/').includes('..'), 'must not contain ".."')
+    .optional(),
 });
 
 const keyToPath = z.strictObject({
@@ -87,14 +93,41 @@ const keyToPath = z.strictObject({
   mode: z.number().int().min(0).max(0o777).optional(),
 });
 
-/** A pod volume: a Secret or a ConfigMap projected as files (more volume types arrive with storage). */
+/**
+ * A pod volume: a Secret or a ConfigMap projected as files; an `emptyDir` (per pod, shared by its
+ * containers, removed with the pod; `medium: Memory` is tmpfs bounded by `sizeLimit`); or a
+ * `hostPath` (a bind mount, refused by agents unless under a prefix they allow).
+ */
 const volume = z
   .strictObject({
     name: labelName,
     secret: z.strictObject({ secretName: labelName, defaultMode: z.number().int().min(0).max(0o777).optional(), items: z.array(keyToPath).optional(), optional: z.boolean().optional() }).optional(),
     configMap: z.strictObject({ name: labelName, defaultMode: z.number().int().min(0).max(0o777).optional(), items: z.array(keyToPath).optional(), optional: z.boolean().optional() }).optional(),
+    emptyDir: z
+      .strictObject({
+        medium: z.enum(['', 'Memory']).optional(),
+        sizeLimit: z
+          .union([z.string(), z.number()])
+          .superRefine((v, ctx) => {
+            const b = parseMemory(v);
+            if (b === null || b <= 0) ctx.addIssue({ code: 'custom', message: `not a size: ${JSON.stringify(v)} (use bytes or a suffix: 64Mi, 1Gi)` });
+          })
+          .optional(),
+      })
+      .optional(),
+    hostPath: z
+      .strictObject({
+        path: z
+          .string()
+          .min(1)
+          .max(1024)
+          .regex(/^\/[^:]*$/, 'must be an absolute path without ":"')
+          .refine((p) => !p.split('/').includes('..'), 'must not contain ".."'),
+        type: z.enum(['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket']).optional(),
+      })
+      .optional(),
   })
-  .refine((v) => (v.secret ? 1 : 0) + (v.configMap ? 1 : 0) === 1, 'needs exactly one of secret, configMap');
+  .refine((v) => [v.secret, v.configMap, v.emptyDir, v.hostPath].filter(Boolean).length === 1, 'needs exactly one of secret, configMap, emptyDir, hostPath');
 
 const containerPort = z.strictObject({
   name: z.string().max(15).regex(DNS1123_LABEL).optional(),
@@ -231,6 +264,9 @@ export const podSpecSchema = z
       (c.volumeMounts ?? []).forEach((m, j) => {
         if (!volumeNames.has(m.name)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'volumeMounts', j, 'name'], message: `no volume named "${m.name}" in this pod` });
         if (paths.has(m.mountPath)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'volumeMounts', j, 'mountPath'], message: `"${m.mountPath}" is mounted twice` });
+        const v = (spec.volumes ?? []).find((x) => x.name === m.name);
+        if (m.subPath && v?.emptyDir?.medium === 'Memory')
+          ctx.addIssue({ code: 'custom', path: ['containers', i, 'volumeMounts', j, 'subPath'], message: 'subPath is not supported on a Memory emptyDir (mount the whole volume)' });
         paths.add(m.mountPath);
       });
     });

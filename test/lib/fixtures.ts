@@ -17,6 +17,8 @@ export interface ManifestOptions {
   pod?: Record<string, unknown>;
   /** Extra fields of the web container (resources, probes, command, ...). */
   container?: Record<string, unknown>;
+  /** The pod's containers, instead of the one web container. */
+  containers?: Record<string, unknown>[];
   kind?: 'Deployment' | 'DaemonSet';
 }
 
@@ -35,7 +37,7 @@ export function deploymentManifest(name: string, o: ManifestOptions = {}) {
           ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
           ...(o.spread ? { topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule' }] } : {}),
           ...(o.pod ?? {}),
-          containers: [
+          containers: o.containers ?? [
             {
               name: 'web',
               image: o.image ?? 'local/busybox:1',
