@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newMasterKey } from '../../shared/secretbox.js';
-import { nodeContainers, requireDocker } from '../lib/docker.js';
+import { execIn, nodeContainers, requireDocker } from '../lib/docker.js';
 import { type Proc, runCli, start, startCli } from '../lib/proc.js';
 import { freePort } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
@@ -114,12 +114,7 @@ describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
     });
     cluster.cli('apply', '-f', f);
     const ctr = await waitFor('the wsec container', async () => (await cluster.containers(true)).find((c) => c.Labels['dev.flotilla.workload'] === 'wsec'), 60_000, 300);
-    const exec = async (cmd: string[]) => {
-      const e = await docker.getContainer(ctr.Id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      let out = '';
-      for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
-      return out;
-    };
+    const exec = async (cmd: string[]) => (await execIn(docker, ctr.Id, cmd)).out;
     expect(await exec(['sh', '-c', 'echo $PW'])).toBe(`${value}\n`);
     expect(await exec(['cat', '/etc/c/password'])).toBe(value);
     const listed = cluster.cli('get', 'secrets');

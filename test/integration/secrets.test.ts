@@ -11,7 +11,7 @@ import { type Logger, silentLogger } from '../../control-plane/config.js';
 import { type RunningServer, startServer } from '../../control-plane/entry/node.js';
 import { createApiToken, createEnrollmentToken } from '../../control-plane/store/tokens.js';
 import { newMasterKey } from '../../shared/secretbox.js';
-import { nodeContainers, removeNodeContainers, requireDocker } from '../lib/docker.js';
+import { execIn, nodeContainers, removeNodeContainers, requireDocker } from '../lib/docker.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 import { startRegistry } from '../lib/registry.js';
 import { waitFor } from '../lib/wait.js';
@@ -177,13 +177,7 @@ describe('Secrets and ConfigMaps', () => {
       },
       30_000,
     );
-    const exec = async (cmd: string[]) => {
-      const e = await docker.getContainer(ctr!.Id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      const stream = await e.start({});
-      let out = '';
-      for await (const chunk of stream as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
-      return out;
-    };
+    const exec = async (cmd: string[]) => (await execIn(docker, ctr!.Id, cmd)).out;
     const env = await exec(['env']);
     expect(env).toContain(`DB_PASSWORD=${PASSWORD}`);
     expect(env).toContain(`DB_api-key=${API_KEY}`);
@@ -207,12 +201,7 @@ describe('Secrets and ConfigMaps', () => {
     });
     expect((await api('PUT', '/v1/namespaces/default/deployments/filer', filer)).status).toBe(201);
     const containerOf = async (app: string) => (await nodeContainers(docker, agent.identity.nodeId, false)).find((c) => c.Labels['dev.flotilla.workload'] === app);
-    const exec = async (id: string, cmd: string[]) => {
-      const e = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      let out = '';
-      for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
-      return out;
-    };
+    const exec = async (id: string, cmd: string[]) => (await execIn(docker, id, cmd)).out;
     const filerCtr = await waitFor('filer running', () => containerOf('filer'), 30_000);
     expect(await exec(filerCtr.Id, ['cat', '/etc/creds/password'])).toBe(PASSWORD);
     const appBefore = (await containerOf('app'))?.Id as string;
@@ -336,12 +325,7 @@ describe('Secrets and ConfigMaps', () => {
     const again = await Agent.start({ server: server.url, dataDir: agentDir, logger: capturingLogger(), firstPollWaitMs: 500, ...FAST });
     agents[0] = again;
     const back = await waitFor('keeper back without the control plane', keeperCtr, 30_000, 300);
-    const exec = async (cmd: string[]) => {
-      const e = await docker.getContainer(back.Id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-      let out = '';
-      for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
-      return out;
-    };
+    const exec = async (cmd: string[]) => (await execIn(docker, back.Id, cmd)).out;
     expect(await exec(['sh', '-c', 'echo $DB_PASSWORD'])).toBe('rotated-pass-42\n');
     expect(await exec(['cat', '/etc/creds/password'])).toBe('rotated-pass-42');
     expect(captured.some((c) => c.includes('using the sealed copy of the pod config kept on this device'))).toBe(true);

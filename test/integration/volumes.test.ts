@@ -8,7 +8,7 @@ import { silentLogger } from '../../control-plane/config.js';
 import { type RunningServer, startServer } from '../../control-plane/entry/node.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
 import { LABELS } from '../../shared/protocol.js';
-import { nodeContainers, removeNodeContainers, requireDocker } from '../lib/docker.js';
+import { execIn, nodeContainers, removeNodeContainers, requireDocker } from '../lib/docker.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 import { startCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
@@ -39,12 +39,7 @@ async function api(method: string, path: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function exec(id: string, cmd: string[]): Promise<{ code: number; out: string }> {
-  const e = await docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  let out = '';
-  for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
-  return { code: (await e.inspect()).ExitCode ?? -1, out };
-}
+const exec = (id: string, cmd: string[]) => execIn(docker, id, cmd);
 
 const running = (app: string, container: string) => async () =>
   (await nodeContainers(docker, agent.identity.nodeId, false)).find((c) => c.Labels[LABELS.workload] === app && c.Labels[LABELS.container] === container);

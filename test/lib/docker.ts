@@ -35,3 +35,11 @@ export async function removeNodeContainers(docker: Docker, nodeIds: readonly str
         .remove({ force: true })
         .catch(() => undefined);
 }
+
+/** Runs a command in a container (docker exec); its exit code and output (stdout and stderr). */
+export async function execIn(docker: Docker, containerId: string, cmd: string[]): Promise<{ code: number; out: string }> {
+  const e = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  let out = '';
+  for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
+  return { code: (await e.inspect()).ExitCode ?? -1, out };
+}
