@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { compactDecrypt, importJWK } from 'jose';
@@ -12,12 +12,18 @@ import { LeaseVerifier, type VerifiedLease } from './leases.js';
 import { Outbox } from './outbox.js';
 import { ConfigError, containerEnv, removeVolumes, secretText, writeVolumes } from './podconfig.js';
 import { ProbeManager, type ProbeTarget } from './probes.js';
+import { ServiceProxy } from './proxy.js';
 import { type ActualContainer, computePodStatus, type LastTermination, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
 import { credentialsFor, type RegistryAuth } from './registryauth.js';
-import { connectDocker, DockerRuntime } from './runtime.js';
+import { connectDocker, DockerRuntime, networkName } from './runtime.js';
 import { ConfigVault } from './vault.js';
 import { planMounts } from './volumes.js';
 import { backoffMs, Waker } from './waker.js';
+
+/** The address this node publishes container ports and NodePorts on: --host-ip, else --advertise-address, else loopback. */
+function nodeIpOf(opts: AgentOptions): string {
+  return opts.hostIp ?? opts.advertiseAddress ?? '127.0.0.1';
+}
 
 /** How long past a lease's expiry the fence loop keeps checking that its pod's containers are stopped. */
 const FENCE_WATCH_AFTER_EXP_MS = 2000;
@@ -51,6 +57,10 @@ export interface AgentOptions {
   probeTimeScale?: number;
   /** Path prefixes pods may mount with `hostPath` (none by default: every hostPath is refused). */
   allowedHostPaths?: string[];
+  /** Service proxy: how long an endpoint whose connect failed is skipped (default 10 s). */
+  proxyEjectMs?: number;
+  /** Service proxy: first two octets of service addresses here (default 127.77; several agents on one host each need their own). */
+  serviceIpPrefix?: string;
 }
 
 /** Enrollment was refused (bad, used or expired token; name taken): not retried. */
@@ -102,6 +112,9 @@ export class Agent {
   private readonly loops: Promise<void>[] = [];
   private readonly abort = new AbortController();
   private lastActual: ActualContainer[] = [];
+  /** The node's L4 proxy for services (see proxy.ts). */
+  readonly proxy: ServiceProxy;
+  private servicesSync: Promise<void> = Promise.resolve();
   private firstPollDone!: () => void;
   /** Settles after the first poll attempt (answered or failed). */
   private readonly firstPoll = new Promise<void>((resolve) => {
@@ -117,6 +130,7 @@ export class Agent {
     private readonly log: Logger,
     private readonly vault: ConfigVault,
   ) {
+    this.proxy = new ServiceProxy({ logger: log, ejectMs: opts.proxyEjectMs ?? 10_000, connectTimeoutMs: 2000, ...(opts.serviceIpPrefix ? { ipPrefix: opts.serviceIpPrefix } : {}) });
     this.probes = new ProbeManager(
       runtime.docker,
       {
@@ -181,7 +195,8 @@ export class Agent {
       opts.logger.info({ node: identity.name, nodeId: identity.nodeId }, 'enrolled');
     }
     const client = new AgentClient(opts.server, identity.nodeId, identity.audience, await signingKeyOf(identity));
-    const runtime = new DockerRuntime(docker, { nodeId: identity.nodeId, hostIp: opts.hostIp ?? '127.0.0.1', stopTimeoutSec: opts.stopTimeoutSec ?? 10 });
+    // Published ports go on the address other nodes reach this one at (loopback unless told otherwise).
+    const runtime = new DockerRuntime(docker, { nodeId: identity.nodeId, hostIp: nodeIpOf(opts), stopTimeoutSec: opts.stopTimeoutSec ?? 10 });
     const jwksPath = join(opts.dataDir, 'jwks.json');
     const cachedJwks = existsSync(jwksPath) ? (JSON.parse(readFileSync(jwksPath, 'utf8')) as { keys: unknown[] }) : undefined;
     const verifier = new LeaseVerifier(
@@ -196,6 +211,7 @@ export class Agent {
     agent.outbox.setFacts(facts);
     await agent.loadCachedDesired();
     agent.vault.prune(new Set((agent.desired?.pods ?? []).map((p) => p.id)));
+    await agent.runtime.pruneNetworks(new Set((agent.desired?.pods ?? []).map((p) => p.namespace))).catch(() => undefined);
     agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop());
     return agent;
   }
@@ -210,6 +226,8 @@ export class Agent {
     this.fenceWaker.wake();
     await Promise.allSettled(this.loops);
     this.probes.stopAll();
+    await this.servicesSync.catch(() => undefined);
+    await this.proxy.close();
   }
 
   /** The node's name. */
@@ -258,6 +276,60 @@ export class Agent {
     this.reconcileWaker.wake();
     this.fenceWaker.wake();
     void this.prePull();
+    this.syncServices();
+  }
+
+  // ---- services ----
+
+  /** Brings the proxy and the namespaces' hosts files in line with the desired state's services (serialised). */
+  private syncServices(): void {
+    this.servicesSync = this.servicesSync
+      .then(async () => {
+        const gateways = await this.runtime.gateways();
+        await this.proxy.update(this.desired?.services ?? [], gateways, nodeIpOf(this.opts));
+        for (const ns of new Set((this.desired?.pods ?? []).map((p) => p.namespace))) this.writeHosts(ns, gateways.get(ns));
+      })
+      .catch((e) => this.log.warn({ err: (e as Error).message }, 'updating the service proxy failed'));
+  }
+
+  private hostsPath(namespace: string, hostNetwork: boolean): string {
+    return join(this.opts.dataDir, 'hosts', `${namespace}${hostNetwork ? '.host' : ''}`);
+  }
+
+  /**
+   * The hosts files of a namespace's pods: every service of the namespace by name (`web`,
+   * `web.NS`, `web.NS.svc`, `web.NS.svc.cluster.local`) at the gateway of the namespace's network
+   * (bridge pods) or at the service's address (hostNetwork pods). Rewritten in place, so running
+   * containers, which bind the file, see new services at once.
+   */
+  private writeHosts(namespace: string, gateway: string | undefined): void {
+    const svcs = (this.desired?.services ?? []).filter((s) => s.namespace === namespace);
+    mkdirSync(join(this.opts.dataDir, 'hosts'), { recursive: true });
+    for (const hostNetwork of [false, true]) {
+      const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
+      for (const s of svcs) {
+        const ip = hostNetwork ? this.proxy.localIp(s.clusterIP) : gateway;
+        if (ip) lines.push(`${ip}\t${s.name} ${s.name}.${namespace} ${s.name}.${namespace}.svc ${s.name}.${namespace}.svc.cluster.local`);
+      }
+      const path = this.hostsPath(namespace, hostNetwork);
+      const text = `# written by the flotilla agent: services of namespace ${namespace}\n${lines.join('\n')}\n`;
+      if (!existsSync(path) || readFileSync(path, 'utf8') !== text) writeFileSync(path, text, { mode: 0o644 });
+    }
+  }
+
+  /** Kubernetes-style service variables for a new container (the namespace's services known now). */
+  private serviceEnv(namespace: string, hostNetwork: boolean, gateway: string | undefined): string[] {
+    const out: string[] = [];
+    for (const s of this.desired?.services ?? []) {
+      if (s.namespace !== namespace) continue;
+      const host = hostNetwork ? this.proxy.localIp(s.clusterIP) : gateway;
+      const first = s.ports[0];
+      if (!host || !first) continue;
+      const prefix = s.name.toUpperCase().replace(/-/g, '_');
+      out.push(`${prefix}_SERVICE_HOST=${host}`, `${prefix}_SERVICE_PORT=${first.port}`);
+      for (const p of s.ports) if (p.name) out.push(`${prefix}_SERVICE_PORT_${p.name.toUpperCase().replace(/-/g, '_')}=${p.port}`);
+    }
+    return out;
   }
 
   /**
@@ -709,7 +781,19 @@ export class Agent {
       if (step.pod.configVersion) this.appliedConfig.set(step.podId, step.pod.configVersion);
     }
     const mounts = planMounts(step.pod, step.index, this.identity.nodeId, dirs, this.opts.allowedHostPaths ?? []);
-    return { ...step, ...(env ? { env } : {}), mounts };
+    // The pod's network: its namespace's bridge on this node, where the proxy serves the namespace's services.
+    const hostNetwork = spec.hostNetwork === true;
+    const network = hostNetwork ? undefined : networkName(this.identity.nodeId, step.pod.namespace);
+    let gateway: string | undefined;
+    if (!hostNetwork) {
+      const known = (await this.runtime.gateways()).has(step.pod.namespace);
+      gateway = await this.runtime.ensureNetwork(step.pod.namespace);
+      if (!known) this.syncServices();
+    }
+    this.writeHosts(step.pod.namespace, gateway);
+    const c = spec.containers[step.index] as PodSpec['containers'][number];
+    const fullEnv = [...(env ?? (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`)), ...this.serviceEnv(step.pod.namespace, hostNetwork, gateway)];
+    return { ...step, env: fullEnv, mounts, ...(network && step.index === 0 ? { network } : {}), hostsFile: this.hostsPath(step.pod.namespace, hostNetwork) };
   }
 
   /** Computes every pod's status; queues the changed ones (and `gone` for pods fully removed). */
@@ -746,6 +830,12 @@ export class Agent {
     this.maxEpoch.delete(podId);
     this.problems.delete(podId);
     for (const m of [this.restarts, this.backoffs, this.lastStates]) for (const k of m.keys()) if (k.startsWith(`${podId}/`)) m.delete(k);
+    // A namespace this node no longer runs pods of: its network goes (once no container uses it).
+    const live = new Set((this.desired?.pods ?? []).map((p) => p.namespace));
+    void this.runtime
+      .pruneNetworks(live)
+      .then(() => this.syncServices())
+      .catch(() => undefined);
   }
 
   private queueStatus(s: PodStatusReport): boolean {

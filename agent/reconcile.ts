@@ -36,7 +36,7 @@ export interface ActualContainer {
 export interface StepArgs {
   pull: { image: string; podId: string; auth?: RegistryAuth };
   /** `env` and `mounts` are filled in by the agent (Secrets, ConfigMaps, volumes) just before it runs. */
-  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string; env?: string[]; mounts?: MountPlan };
+  create: { pod: DesiredPod; podId: string; index: number; restarts: number; backoff: number; netnsOwner?: string; env?: string[]; mounts?: MountPlan; network?: string; hostsFile?: string };
   start: { containerId: string; podId: string; container: string };
   /** `timeoutSec` overrides the configured grace (a lapsing lease must end the container in time). */
   stop: { containerId: string; podId: string; reason: string; timeoutSec?: number };

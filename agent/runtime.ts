@@ -16,6 +16,11 @@ export interface RuntimeOptions {
   stopTimeoutSec: number;
 }
 
+/** The Docker network of a namespace's pods on one node. */
+export function networkName(nodeId: string, namespace: string): string {
+  return `flotilla-${nodeId.slice(0, 8)}-${namespace}`;
+}
+
 /** Connects to the engine named by a URL (unix:///path, tcp://host:port) or the default socket. */
 export function connectDocker(url?: string): Docker {
   if (!url) return new Docker(process.env.DOCKER_HOST ? undefined : { socketPath: '/var/run/docker.sock' });
@@ -93,6 +98,12 @@ export class DockerRuntime {
       d.finishedAt = Date.parse(info.State.FinishedAt) || 0;
       if (info.State.OOMKilled) d.oomKilled = true;
     }
+    if (info.HostConfig?.NetworkMode === 'host')
+      // The node's network: every exposed port is a port of the node itself.
+      for (const key of Object.keys(info.Config?.ExposedPorts ?? {})) {
+        const [port, proto] = key.split('/');
+        d.hostPorts.push({ containerPort: Number(port), protocol: proto === 'udp' ? 'UDP' : 'TCP', hostIP: '127.0.0.1', hostPort: Number(port) });
+      }
     for (const [key, binds] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
       const [port, proto] = key.split('/');
       for (const b of binds ?? []) d.hostPorts.push({ containerPort: Number(port), protocol: proto === 'udp' ? 'UDP' : 'TCP', hostIP: b.HostIp, hostPort: Number(b.HostPort) });
@@ -117,6 +128,73 @@ export class DockerRuntime {
       if ((e as { statusCode?: number }).statusCode !== 404) throw e;
     }
     await this.docker.createVolume({ Name: v.name, Driver: 'local', Labels: v.labels, ...(v.driverOpts ? { DriverOpts: v.driverOpts } : {}) });
+  }
+
+  private readonly networks = new Map<string, Promise<string>>();
+
+  /**
+   * The bridge network of a namespace on this node (`flotilla-<node>-<namespace>`), created on first
+   * use; resolves to its gateway address, where this node's service proxy serves the namespace's
+   * services to its pods.
+   */
+  ensureNetwork(namespace: string): Promise<string> {
+    const name = networkName(this.opts.nodeId, namespace);
+    let p = this.networks.get(name);
+    if (!p) {
+      p = (async () => {
+        const gateway = async () => {
+          const info = (await this.docker.getNetwork(name).inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } };
+          const gw = info.IPAM?.Config?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+          if (!gw) throw new Error(`network ${name} has no IPv4 gateway`);
+          return gw;
+        };
+        try {
+          return await gateway();
+        } catch (e) {
+          if ((e as { statusCode?: number }).statusCode !== 404) throw e;
+        }
+        await this.docker
+          .createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.managed]: 'true', [LABELS.node]: this.opts.nodeId, [LABELS.namespace]: namespace } })
+          .catch((e: { statusCode?: number }) => {
+            if (e.statusCode !== 409) throw e;
+          });
+        return gateway();
+      })();
+      p.catch(() => this.networks.delete(name));
+      this.networks.set(name, p);
+    }
+    return p;
+  }
+
+  /** Gateways of this node's namespace networks (namespace -> address), including ones made before an agent restart. */
+  async gateways(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    const list = await this.docker.listNetworks({ filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });
+    for (const n of list) {
+      const ns = n.Labels?.[LABELS.namespace];
+      const gw = (n.IPAM?.Config as { Gateway?: string }[] | undefined)?.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
+      if (ns !== undefined && gw) out.set(ns, gw);
+    }
+    return out;
+  }
+
+  /** Removes this node's namespace networks that no container uses (all but `keep`). */
+  async pruneNetworks(keep: ReadonlySet<string>): Promise<void> {
+    const list = await this.docker.listNetworks({ filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });
+    for (const n of list) {
+      const ns = n.Labels?.[LABELS.namespace];
+      if (ns === undefined || keep.has(ns)) continue;
+      const info = (await this.docker
+        .getNetwork(n.Id)
+        .inspect()
+        .catch(() => null)) as { Containers?: Record<string, unknown> } | null;
+      if (!info || Object.keys(info.Containers ?? {}).length > 0) continue;
+      this.networks.delete(n.Name);
+      await this.docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
+    }
   }
 
   /** Removes the named volumes of a pod that is gone (its emptyDirs). */
@@ -169,6 +247,8 @@ export class DockerRuntime {
         mkdirSync(dir, { recursive: true });
         binds.push(`${dir}:${sp.target}${sp.readOnly ? ':ro' : ''}`);
       }
+      // Service names resolve through a hosts file the agent keeps current (bound read-only).
+      if (s.hostsFile) binds.push(`${s.hostsFile}:/etc/hosts:ro`);
       const hostConfig: Docker.ContainerCreateOptions['HostConfig'] = {
         RestartPolicy: { Name: 'no' },
         ...resourceLimits(c),
@@ -176,7 +256,12 @@ export class DockerRuntime {
         ...(m?.mounts.length ? { Mounts: m.mounts } : {}),
       };
       const exposed: Record<string, object> = {};
-      if (s.index === 0) {
+      if (s.index === 0 && spec.hostNetwork) {
+        // The node's network namespace: nothing to publish, container ports are the node's.
+        for (const ctr of spec.containers) for (const p of ctr.ports ?? []) exposed[`${p.containerPort}/${p.protocol.toLowerCase()}`] = {};
+        hostConfig.NetworkMode = 'host';
+      } else if (s.index === 0) {
+        if (s.network) hostConfig.NetworkMode = s.network;
         // The pod's first container owns its network namespace, so every container port of the pod is published here.
         const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
         for (const ctr of spec.containers)
@@ -199,7 +284,7 @@ export class DockerRuntime {
         ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
         Env: s.env ?? (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`),
         Labels: labels,
-        ...(s.index === 0 ? { ExposedPorts: exposed, Hostname: s.pod.name.slice(0, 63) } : {}),
+        ...(s.index === 0 ? { ExposedPorts: exposed, ...(spec.hostNetwork ? {} : { Hostname: s.pod.name.slice(0, 63) }) } : {}),
         HostConfig: hostConfig,
       });
       await created.start();

@@ -3,20 +3,20 @@ import { parseDuration } from '../shared/duration.js';
 import { CliError, call } from './api.js';
 import { parse, parseLabelsFlag, target } from './args.js';
 import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
-import { configTable, daemonSetTable, deploymentTable, nodeTable, podTable, table as tableOf } from './output.js';
+import { configTable, daemonSetTable, deploymentTable, endpointsTable, nodeTable, podTable, serviceTable, table as tableOf } from './output.js';
 
 const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
 
 Usage:
   flotilla server [--host 127.0.0.1] [--port 8080] [--data-dir ./.flotilla] [--no-agent]
   flotilla agent --server URL --token TOKEN [--data-dir DIR] [--name NAME] [--label k=v ...] [--docker-host URL]
-                 [--host-ip IP] [--advertise-address ADDR] [--allow-host-path PREFIX ...]
+                 [--host-ip IP] [--advertise-address ADDR] [--allow-host-path PREFIX ...] [--service-ip-prefix 127.N]
   flotilla token create [--uses N] [--ttl DURATION] [--label k=v ...]
   flotilla token list | token revoke ID
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
   flotilla api-token list | api-token revoke ID
   flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
-  flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps [NAME] [-n NS] [-A] [-o table|wide|json]
+  flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps|services|endpoints [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]      (KIND: deployment, daemonset, secret, configmap)
   flotilla scale deployment/NAME --replicas N
   flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
@@ -58,12 +58,15 @@ async function main(argv: string[]): Promise<number> {
         'host-ip': { type: 'string' },
         'advertise-address': { type: 'string' },
         'allow-host-path': { type: 'string', multiple: true },
+        'service-ip-prefix': { type: 'string' },
       });
       const server = values.server ?? process.env.FLOTILLA_SERVER;
       if (!server) throw new CliError('--server URL is required', 2);
       const allowedHostPaths = [...(values['allow-host-path'] ?? []), ...(process.env.FLOTILLA_ALLOWED_HOST_PATHS ?? '').split(',')].map((p) => p.trim()).filter(Boolean);
       const relative = allowedHostPaths.find((p) => !p.startsWith('/'));
       if (relative !== undefined) throw new CliError(`--allow-host-path must be an absolute path: "${relative}"`, 2);
+      const prefix = values['service-ip-prefix'] ?? process.env.FLOTILLA_SERVICE_IP_PREFIX;
+      if (prefix !== undefined && !/^127\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(prefix)) throw new CliError(`--service-ip-prefix must be two octets of the loopback range, like 127.78: "${prefix}"`, 2);
       const { runAgent } = await import('./server.js');
       return runAgent({
         server,
@@ -75,6 +78,7 @@ async function main(argv: string[]): Promise<number> {
         hostIp: values['host-ip'],
         advertiseAddress: values['advertise-address'],
         allowedHostPaths,
+        serviceIpPrefix: values['service-ip-prefix'] ?? process.env.FLOTILLA_SERVICE_IP_PREFIX,
       });
     }
     case 'token': {
@@ -170,13 +174,14 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
       const [kindArg, name] = positionals;
       const kind = KIND_ALIASES[kindArg ?? ''];
-      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events, secrets, configmaps)`, 2);
+      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events, secrets, configmaps, services, endpoints)`, 2);
       const t = target(values);
       const ns = encodeURIComponent(values.namespace ?? 'default');
       const all = values['all-namespaces'] === true;
       let path: string;
       if (kind === 'nodes') path = name ? `/v1/nodes/${encodeURIComponent(name)}` : '/v1/nodes';
       else if (kind === 'events') path = all ? '/v1/events?limit=1000' : `/v1/namespaces/${ns}/events`;
+      else if (kind === 'endpoints') path = name ? `/v1/namespaces/${ns}/services/${encodeURIComponent(name)}/endpoints` : `/v1/namespaces/${ns}/endpoints`;
       else path = name ? `/v1/namespaces/${ns}/${kind}/${encodeURIComponent(name)}` : all ? `/v1/${kind}` : `/v1/namespaces/${ns}/${kind}`;
       const r = await call<Record<string, unknown>>(t, 'GET', path);
       if (values.output === 'json') {
@@ -214,7 +219,11 @@ async function main(argv: string[]): Promise<number> {
                 ? daemonSetTable(items, now, all)
                 : kind === 'secrets' || kind === 'configmaps'
                   ? configTable(items, now, all)
-                  : podTable(items, now, all, values.output === 'wide'),
+                  : kind === 'services'
+                    ? serviceTable(items, now, all)
+                    : kind === 'endpoints'
+                      ? endpointsTable(items)
+                      : podTable(items, now, all, values.output === 'wide'),
         );
       return 0;
     }
@@ -226,8 +235,8 @@ async function main(argv: string[]): Promise<number> {
       else {
         const [kindArg, name] = positionals;
         const plural = KIND_ALIASES[kindArg ?? ''];
-        if (!['deployments', 'daemonsets', 'secrets', 'configmaps'].includes(plural ?? '') || !name)
-          throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset|secret|configmap NAME', 2);
+        if (!['deployments', 'daemonsets', 'secrets', 'configmaps', 'services'].includes(plural ?? '') || !name)
+          throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset|secret|configmap|service NAME', 2);
         const apps = plural === 'deployments' || plural === 'daemonsets';
         targets.push({
           path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${plural}/${encodeURIComponent(name)}`,

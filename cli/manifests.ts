@@ -26,6 +26,11 @@ export const KIND_ALIASES: Record<string, string> = {
   configmap: 'configmaps',
   configmaps: 'configmaps',
   cm: 'configmaps',
+  service: 'services',
+  services: 'services',
+  svc: 'services',
+  endpoints: 'endpoints',
+  ep: 'endpoints',
 };
 
 /** Reads a file (or standard input for `-`) of YAML or JSON documents, unwrapping `kind: List`. */
@@ -63,5 +68,6 @@ export function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined
   if (kind === 'Namespace') return { path: `/v1/namespaces/${name}`, label: `namespace/${meta.name}` };
   if (kind === 'Secret') return { path: `/v1/namespaces/${ns}/secrets/${name}`, label: `secret/${meta.name}` };
   if (kind === 'ConfigMap') return { path: `/v1/namespaces/${ns}/configmaps/${name}`, label: `configmap/${meta.name}` };
-  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace, Secret, ConfigMap)`);
+  if (kind === 'Service') return { path: `/v1/namespaces/${ns}/services/${name}`, label: `service/${meta.name}` };
+  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace, Secret, ConfigMap, Service)`);
 }

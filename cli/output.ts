@@ -151,3 +151,43 @@ export function configTable(items: Obj[], now: number, allNamespaces: boolean): 
     }),
   );
 }
+
+/** Services: type, address, ports (with nodePorts), ready endpoints, selector. */
+export function serviceTable(items: Obj[], now: number, allNamespaces: boolean): string {
+  return table(
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'TYPE', 'CLUSTER-IP', 'PORT(S)', 'ENDPOINTS', 'SELECTOR', 'AGE'],
+    items.map((d) => {
+      const x = d as unknown as {
+        spec: { type: string; clusterIP: string; selector?: Record<string, string>; ports: { port: number; nodePort?: number; name?: string }[] };
+        status: { readyEndpoints: number; message?: string };
+      };
+      return [
+        ...(allNamespaces ? [d.metadata.namespace ?? ''] : []),
+        d.metadata.name,
+        x.spec.type,
+        x.spec.clusterIP,
+        x.spec.ports.map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/TCP`).join(','),
+        String(x.status.readyEndpoints),
+        Object.entries(x.spec.selector ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(',') || '<none>',
+        age(d, now),
+      ];
+    }),
+  );
+}
+
+/** Endpoints: ready addresses (ip:port per pod, with the node), the not-ready ones, and why there are none. */
+export function endpointsTable(items: Obj[]): string {
+  const rows = items.map((d) => {
+    const x = d as unknown as {
+      subsets: { addresses?: { ip: string; nodeName: string; targetRef: { name: string } }[]; notReadyAddresses?: { ip: string }[]; ports: { port: number }[] }[];
+      message?: string;
+    };
+    const ready = x.subsets.flatMap((s) => (s.addresses ?? []).flatMap((a) => s.ports.map((p) => `${a.ip}:${p.port}`)));
+    const notReady = x.subsets.flatMap((s) => (s.notReadyAddresses ?? []).flatMap((a) => s.ports.map((p) => `${a.ip}:${p.port}`)));
+    const nodes = [...new Set(x.subsets.flatMap((s) => (s.addresses ?? []).map((a) => a.nodeName)))];
+    return [d.metadata.name, ready.join(',') || '<none>', notReady.join(',') || '-', nodes.join(',') || '-', x.message ?? ''];
+  });
+  return table(['NAME', 'ENDPOINTS', 'NOT READY', 'NODES', 'MESSAGE'], rows);
+}

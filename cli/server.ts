@@ -23,6 +23,7 @@ function agentTimings() {
     stopTimeoutSec: n(process.env.FLOTILLA_STOP_TIMEOUT_S),
     firstPollWaitMs: n(process.env.FLOTILLA_FIRST_POLL_WAIT_MS),
     prePullWaitMs: n(process.env.FLOTILLA_PREPULL_WAIT_MS),
+    proxyEjectMs: n(process.env.FLOTILLA_PROXY_EJECT_MS),
   };
 }
 
@@ -71,6 +72,7 @@ export async function runAgent(o: {
   hostIp?: string;
   advertiseAddress?: string;
   allowedHostPaths?: string[];
+  serviceIpPrefix?: string;
 }): Promise<number> {
   const logger = nodeLogger();
   let agent: Agent;

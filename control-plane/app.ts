@@ -9,6 +9,7 @@ import type { AppEnv, Deps } from './context.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agent.js';
 import { configRoutes } from './routes/config.js';
+import { serviceRoutes } from './routes/services.js';
 import { workloadRoutes } from './routes/workloads.js';
 
 /** The version the API and agents report. */
@@ -97,7 +98,7 @@ export function createApp(given: Deps): Hono<AppEnv> {
     return c.text(deps.metrics?.render() ?? '', 200, { 'content-type': 'text/plain; version=0.0.4' });
   });
   app.route('/v1/agent', agentRoutes);
-  const v1 = new Hono<AppEnv>().use(operatorAuth).route('/', adminRoutes).route('/', workloadRoutes).route('/', configRoutes);
+  const v1 = new Hono<AppEnv>().use(operatorAuth).route('/', adminRoutes).route('/', workloadRoutes).route('/', configRoutes).route('/', serviceRoutes);
   app.route('/v1', v1);
   return app;
 }

@@ -27,6 +27,8 @@ export interface Config {
   reservedMemory: number;
   /** Default scheduler scoring (a workload may choose with the flotilla.dev/scoring annotation). */
   scoring: 'MostAllocated' | 'LeastAllocated';
+  /** How often an endpoints watch (long-poll) re-reads the endpoints while it waits for a change. */
+  endpointsPollMs: number;
 }
 
 const duration = (fallback: string) =>
@@ -66,6 +68,7 @@ const envSchema = z.object({
   FLOTILLA_RESERVED_CPU: quantity('100m', parseCpu, 'CPU'),
   FLOTILLA_RESERVED_MEMORY: quantity('128Mi', parseMemory, 'memory'),
   FLOTILLA_SCHEDULER_SCORING: z.enum(['MostAllocated', 'LeastAllocated']).default('MostAllocated'),
+  FLOTILLA_ENDPOINTS_POLL: duration('500ms'),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -93,6 +96,7 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     reservedCpu: e.FLOTILLA_RESERVED_CPU,
     reservedMemory: e.FLOTILLA_RESERVED_MEMORY,
     scoring: e.FLOTILLA_SCHEDULER_SCORING,
+    endpointsPollMs: e.FLOTILLA_ENDPOINTS_POLL,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

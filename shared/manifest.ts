@@ -252,6 +252,8 @@ export const podSpecSchema = z
     containers: z.array(container).min(1, 'a pod needs at least one container'),
     volumes: z.array(volume).optional(),
     imagePullSecrets: z.array(z.strictObject({ name: labelName })).optional(),
+    /** Run in the node's network namespace (no port publishing; container ports are host ports). */
+    hostNetwork: z.boolean().optional(),
   })
   .superRefine((spec, ctx) => {
     const volumeNames = new Set<string>();
@@ -304,6 +306,8 @@ export const podSpecSchema = z
         const ck = `${p.protocol}/${p.containerPort}`;
         if (ctrPorts.has(ck)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'ports', j, 'containerPort'], message: `port ${ck} is declared twice in this pod` });
         ctrPorts.add(ck);
+        if (spec.hostNetwork && p.hostPort !== undefined && p.hostPort !== p.containerPort)
+          ctx.addIssue({ code: 'custom', path: ['containers', i, 'ports', j, 'hostPort'], message: 'must equal containerPort with hostNetwork' });
         if (p.hostPort !== undefined) {
           const hk = `${p.protocol}/${p.hostPort}`;
           if (hostPorts.has(hk)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'ports', j, 'hostPort'], message: `host port ${hk} is used twice in this pod` });
@@ -558,7 +562,59 @@ export function secretValues(d: SecretManifest): Record<string, Uint8Array> {
   return out;
 }
 
-export type Manifest = Deployment | DaemonSet | NamespaceManifest | SecretManifest | ConfigMapManifest;
+/** Annotation choosing how a Service's proxy balances new connections. */
+export const LOAD_BALANCING_ANNOTATION = 'flotilla.dev/load-balancing';
+export const LOAD_BALANCING = ['round-robin', 'least-connections'] as const;
+/** NodePorts come from this range, as in Kubernetes. */
+export const NODE_PORT_RANGE = [30000, 32767] as const;
+
+const servicePort = z.strictObject({
+  name: labelName.max(15).optional(),
+  protocol: z.literal('TCP', { error: 'only TCP is supported' }).default('TCP'),
+  port: z.number().int().min(1).max(65535),
+  targetPort: z.union([z.number().int().min(1).max(65535), z.string().max(15).regex(DNS1123_LABEL, 'must be a port number or the name of a container port')]).optional(),
+  nodePort: z.number().int().min(NODE_PORT_RANGE[0]).max(NODE_PORT_RANGE[1]).optional(),
+});
+
+const serviceSchema = z
+  .strictObject({
+    apiVersion: z.literal('v1'),
+    kind: z.literal('Service'),
+    // The name is a host name inside pods and an env var prefix: a DNS-1123 label.
+    metadata: metadata.extend({ name: labelName }),
+    spec: z.strictObject({
+      type: z.enum(['ClusterIP', 'NodePort']).default('ClusterIP'),
+      selector: labels.optional(),
+      ports: z.array(servicePort).min(1, 'a service needs at least one port'),
+      // server-owned, ignored on input
+      clusterIP: z.string().optional(),
+    }),
+    status: z.unknown().optional(),
+  })
+  .superRefine((d, ctx) => {
+    const names = new Set<string>();
+    const ports = new Set<number>();
+    const nodePorts = new Set<number>();
+    d.spec.ports.forEach((p, i) => {
+      if (d.spec.ports.length > 1 && !p.name) ctx.addIssue({ code: 'custom', path: ['spec', 'ports', i, 'name'], message: 'is required when a service has more than one port' });
+      if (p.name && names.has(p.name)) ctx.addIssue({ code: 'custom', path: ['spec', 'ports', i, 'name'], message: `duplicate port name "${p.name}"` });
+      if (p.name) names.add(p.name);
+      if (ports.has(p.port)) ctx.addIssue({ code: 'custom', path: ['spec', 'ports', i, 'port'], message: `duplicate port ${p.port}` });
+      ports.add(p.port);
+      if (p.nodePort !== undefined && d.spec.type !== 'NodePort') ctx.addIssue({ code: 'custom', path: ['spec', 'ports', i, 'nodePort'], message: 'may only be set when type is NodePort' });
+      if (p.nodePort !== undefined && nodePorts.has(p.nodePort)) ctx.addIssue({ code: 'custom', path: ['spec', 'ports', i, 'nodePort'], message: `duplicate nodePort ${p.nodePort}` });
+      if (p.nodePort !== undefined) nodePorts.add(p.nodePort);
+    });
+    const lb = d.metadata.annotations?.[LOAD_BALANCING_ANNOTATION];
+    if (lb !== undefined && !(LOAD_BALANCING as readonly string[]).includes(lb))
+      ctx.addIssue({ code: 'custom', path: ['metadata', 'annotations', LOAD_BALANCING_ANNOTATION], message: `must be one of ${LOAD_BALANCING.join(', ')}` });
+  });
+
+/** A validated Service manifest with defaults applied. */
+export type ServiceManifest = z.infer<typeof serviceSchema>;
+export type ServicePort = ServiceManifest['spec']['ports'][number];
+
+export type Manifest = Deployment | DaemonSet | NamespaceManifest | SecretManifest | ConfigMapManifest | ServiceManifest;
 
 const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
   Deployment: { apiVersion: 'apps/v1', schema: deploymentSchema },
@@ -566,6 +622,7 @@ const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
   Namespace: { apiVersion: 'v1', schema: namespaceSchema },
   Secret: { apiVersion: 'v1', schema: secretSchema },
   ConfigMap: { apiVersion: 'v1', schema: configMapSchema },
+  Service: { apiVersion: 'v1', schema: serviceSchema },
 };
 
 /** The kinds `apply` understands, with their apiVersion. */
@@ -633,7 +690,8 @@ export function podRequests(spec: PodSpec): { cpu: number; memory: number } {
 
 /** Host ports a pod binds, as "TCP/8080". */
 export function podHostPorts(spec: PodSpec): string[] {
-  return spec.containers.flatMap((c) => (c.ports ?? []).flatMap((p) => (p.hostPort ? [`${p.protocol}/${p.hostPort}`] : [])));
+  // With hostNetwork every container port is a port of the node.
+  return spec.containers.flatMap((c) => (c.ports ?? []).flatMap((p) => (p.hostPort || spec.hostNetwork ? [`${p.protocol}/${p.hostPort ?? p.containerPort}`] : [])));
 }
 
 /** What a workload's pods do when their node disconnects: DaemonSets keep running, Deployments move. */
@@ -686,4 +744,10 @@ export function envReferencedNames(spec: unknown): Set<string> {
     }
   }
   return out;
+}
+
+/** Whether a label selector (matchLabels semantics) selects these labels; an empty or missing selector selects nothing. */
+export function selects(selector: Record<string, string> | undefined, labels: Record<string, string>): boolean {
+  const entries = Object.entries(selector ?? {});
+  return entries.length > 0 && entries.every(([k, v]) => labels[k] === v);
 }

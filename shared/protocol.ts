@@ -138,6 +138,24 @@ export const desiredPodSchema = z.strictObject({
 });
 export type DesiredPod = z.infer<typeof desiredPodSchema>;
 
+/** A service a node proxies, with its ready endpoints per port. */
+export const serviceStateSchema = z.strictObject({
+  namespace: z.string(),
+  name: z.string(),
+  clusterIP: z.string(),
+  type: z.enum(['ClusterIP', 'NodePort']),
+  balance: z.enum(['round-robin', 'least-connections']),
+  ports: z.array(
+    z.strictObject({
+      name: z.string().optional(),
+      port: z.number().int(),
+      nodePort: z.number().int().optional(),
+      endpoints: z.array(z.strictObject({ ip: z.string(), port: z.number().int() })),
+    }),
+  ),
+});
+export type ServiceState = z.infer<typeof serviceStateSchema>;
+
 /** GET /v1/agent/desired answer. */
 export const desiredStateSchema = z.strictObject({
   version: z.string(),
@@ -149,6 +167,8 @@ export const desiredStateSchema = z.strictObject({
     .array(z.strictObject({ namespace: z.string(), workload: z.string(), image: z.string().max(512) }))
     .max(256)
     .optional(),
+  /** Services this node proxies: those of the namespaces it runs pods of, and every NodePort service. */
+  services: z.array(serviceStateSchema).optional(),
 });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 

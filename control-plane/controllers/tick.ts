@@ -23,6 +23,7 @@ import { type EventInput, insertEvent, insertEvents, pruneEvents } from '../stor
 import { fleetVersionSql } from '../store/meta.js';
 import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, specsOf, toPodView } from '../store/pods.js';
 import { controllerLocks, deployments, nodeLeases, nodes, pods, type RolloutRecord, revisions } from '../store/schema.js';
+import { serviceConsumers } from '../store/services.js';
 import { applyWorkload, manifestOf } from '../store/workloads.js';
 
 /** What one tick did, for logs and tests. */
@@ -178,7 +179,8 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const pendingInserts: { depId: string; stamp: string; row: typeof pods.$inferInsert }[] = [];
 
   // Node conditions: record Ready <-> NotReady transitions, with events.
-  for (const t of planNodeConditions(liveNodes.map((n) => ({ id: n.id, name: n.name, recordedReady: n.recordedReady, ready: now - n.lastSeenAt <= config.nodeGraceMs })))) {
+  const transitions = planNodeConditions(liveNodes.map((n) => ({ id: n.id, name: n.name, recordedReady: n.recordedReady, ready: now - n.lastSeenAt <= config.nodeGraceMs })));
+  for (const t of transitions) {
     stmts.push(db.update(nodes).set({ ready: t.ready }).where(eq(nodes.id, t.nodeId)));
     evs.push({
       namespace: '',
@@ -535,6 +537,14 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   let conflicts = 0;
   for (const g of guards) if (((res[g.index] as unknown[]) ?? []).length !== 1) conflicts++;
   if (touched.size > 0) deps.notifier?.notify(touched);
+  if (deps.notifier && (touched.size > 0 || transitions.length > 0)) {
+    // The database already bumped the nodes proxying services whose endpoints this tick changed
+    // (a trigger); wake their long-polls too. Over-approximated: namespaces of pods on those nodes.
+    const hit = new Set([...touched, ...transitions.map((t) => t.nodeId)]);
+    const nss = [...new Set(podRows.filter((p) => p.nodeId !== null && hit.has(p.nodeId)).map((p) => p.namespace))];
+    const consumers = await serviceConsumers(db, nss);
+    if (consumers.length > 0) deps.notifier.notify(consumers);
+  }
   return conflicts;
 }
 

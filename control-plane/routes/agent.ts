@@ -1,20 +1,22 @@
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { and, eq, inArray, lte, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { CompactEncrypt, importJWK } from 'jose';
 import { forbidden, invalid } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
 import { fieldErrors, referencedNames } from '../../shared/manifest.js';
-import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatResponse, heartbeatRequestSchema, type PodConfig } from '../../shared/protocol.js';
+import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatRequest, type HeartbeatResponse, heartbeatRequestSchema, type PodConfig } from '../../shared/protocol.js';
 import { agentAuth } from '../auth/agent.js';
 import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick } from '../controllers/tick.js';
 import { configVersionsOf, getConfig, valuesOf } from '../store/config.js';
+import type { Db } from '../store/db.js';
 import { insertEvent } from '../store/events.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
+import { serviceConsumers, servicesForNode } from '../store/services.js';
 import { secretsUnavailable } from './config.js';
 
 type Stmt = Parameters<Deps['db']['batch']>[0][number];
@@ -147,13 +149,14 @@ const authed = new Hono<AppEnv>()
       c.header('ETag', tag(node.desiredVersion));
       return c.body(null, 304);
     }
-    const [rows, prefetch] = await Promise.all([desiredPodsOf(deps.db, node.id), prefetchImagesOf(deps.db, node.id)]);
+    const [rows, prefetch, svcs] = await Promise.all([desiredPodsOf(deps.db, node.id), prefetchImagesOf(deps.db, node.id), servicesForNode(deps.db, node.id, now, deps.config.nodeGraceMs)]);
     const [leases, configVersions] = await Promise.all([signLeases(deps, node, rows, deps.clock()), configVersionsOf(deps.db, rows)]);
     const body: DesiredState = {
       version: String(node.desiredVersion),
       pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
       heartbeatMs: nextHeartbeat(deps),
       ...(prefetch.length > 0 ? { prefetch } : {}),
+      ...(svcs.length > 0 ? { services: svcs } : {}),
       pods: rows.map((p) => ({
         id: p.id,
         name: p.name,
@@ -233,6 +236,9 @@ const authed = new Hono<AppEnv>()
     const wasReady = now - node.lastSeenAt <= deps.config.nodeGraceMs;
     const renewed = await renewIfDue(deps, node, now);
     const stmts: Stmt[] = [];
+    // Which reported pods change what they serve (readiness, published ports): the database bumps the
+    // nodes proxying their services (a trigger); here we only wake those nodes' long-polls.
+    const endpointNamespaces = deps.notifier && hb.pods?.length ? await endpointChanges(db, node.id, hb.pods) : [];
     if (hb.facts) stmts.push(db.update(nodes).set({ facts: hb.facts }).where(eq(nodes.id, node.id)));
     for (const s of hb.pods ?? []) {
       const mine = and(eq(pods.id, s.podId), eq(pods.nodeId, node.id), eq(pods.epoch, s.epoch));
@@ -266,6 +272,7 @@ const authed = new Hono<AppEnv>()
       );
     }
     if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
+    if (endpointNamespaces.length > 0) deps.notifier?.notify(await serviceConsumers(db, endpointNamespaces));
     const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
     const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
@@ -275,6 +282,33 @@ const authed = new Hono<AppEnv>()
     }
     return c.json(body);
   });
+
+/** Namespaces of reported pods whose readiness or published ports differ from what is stored. */
+async function endpointChanges(db: Db, nodeId: string, reports: NonNullable<HeartbeatRequest['pods']>): Promise<string[]> {
+  const rows = await db
+    .select({ id: pods.id, namespace: pods.namespace, ready: pods.ready, status: pods.status })
+    .from(pods)
+    .where(
+      and(
+        inArray(
+          pods.id,
+          reports.map((r) => r.podId),
+        ),
+        eq(pods.nodeId, nodeId),
+      ),
+    )
+    .all();
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const out = new Set<string>();
+  for (const r of reports) {
+    const old = byId.get(r.podId);
+    if (!old) continue;
+    const oldPorts = JSON.stringify((old.status as { containers?: { hostPorts?: unknown }[] } | null)?.containers?.[0]?.hostPorts ?? null);
+    const newPorts = JSON.stringify(r.gone ? null : (r.containers[0]?.hostPorts ?? null));
+    if (old.ready !== (r.gone ? false : r.ready) || oldPorts !== newPorts) out.add(old.namespace);
+  }
+  return [...out];
+}
 
 /** Routes agents call: enrollment (token in body), then everything with a node-signed JWT. */
 export const agentRoutes = new Hono<AppEnv>().route('/', enroll).route('/', authed);

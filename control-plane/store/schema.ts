@@ -275,3 +275,26 @@ export const configObjects = sqliteTable(
   },
   (t) => [uniqueIndex('config_objects_ns_kind_name').on(t.namespace, t.kind, t.name)],
 );
+
+/**
+ * Services: a stable name, address and port for the Ready pods their selector matches. `clusterIp`
+ * is the service's address in 127.77.0.0/16 on every node (the agents' proxies listen there);
+ * `nodePorts` the ports a NodePort service opens on every node. `version` goes up with every change.
+ */
+export const services = sqliteTable(
+  'services',
+  {
+    id: text('id').primaryKey(),
+    namespace: text('namespace').notNull(),
+    name: text('name').notNull(),
+    type: text('type', { enum: ['ClusterIP', 'NodePort'] }).notNull(),
+    spec: text('spec', { mode: 'json' }).$type<Record<string, unknown>>().notNull(),
+    labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    annotations: text('annotations', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    clusterIp: text('cluster_ip').notNull(),
+    version: integer('version').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [uniqueIndex('services_ns_name').on(t.namespace, t.name), uniqueIndex('services_cluster_ip').on(t.clusterIp)],
+);

@@ -58,6 +58,11 @@ export class Cluster {
     return p;
   }
 
+  /** A busybox httpd Deployment manifest (an object, to edit before writing). */
+  manifestDoc(name: string, replicas: number, o: ManifestOptions = {}): Record<string, unknown> {
+    return deploymentManifest(name, { replicas, ...o }) as Record<string, unknown>;
+  }
+
   /** Writes a manifest file for a busybox httpd Deployment. */
   manifest(name: string, replicas: number, o: ManifestOptions = {}): string {
     const f = join(this.tmp('flotilla-manifest-'), `${name}.json`);

@@ -34,6 +34,13 @@ export async function removeNodeContainers(docker: Docker, nodeIds: readonly str
         .getContainer(c.Id)
         .remove({ force: true })
         .catch(() => undefined);
+  // The agents' namespace networks go with them.
+  for (const id of nodeIds)
+    for (const n of await docker.listNetworks({ filters: { label: [`${LABELS.node}=${id}`] } }))
+      await docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
 }
 
 /** Runs a command in a container (docker exec); its exit code and output (stdout and stderr). */
