@@ -786,7 +786,7 @@ export class Agent {
     const network = hostNetwork ? undefined : networkName(this.identity.nodeId, step.pod.namespace);
     let gateway: string | undefined;
     if (!hostNetwork) {
-      const known = (await this.runtime.gateways()).has(step.pod.namespace);
+      const known = this.runtime.hasNetwork(step.pod.namespace);
       gateway = await this.runtime.ensureNetwork(step.pod.namespace);
       if (!known) this.syncServices();
     }

@@ -153,13 +153,15 @@ export class ServiceProxy {
       }
       const k = key(ep);
       const upstream = connect({ host: ep.ip, port: ep.port, allowHalfOpen: true });
+      // Counted from the pick, so connections being opened count too (least connections).
+      backend.active.set(k, (backend.active.get(k) ?? 0) + 1);
+      const release = () => backend.active.set(k, Math.max(0, (backend.active.get(k) ?? 1) - 1));
       let connected = false;
       const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), this.opts.connectTimeoutMs);
       upstream.once('connect', () => {
         connected = true;
         clearTimeout(timer);
         backend.ejectedUntil.delete(k);
-        backend.active.set(k, (backend.active.get(k) ?? 0) + 1);
         this.sockets.add(upstream);
         upstream.pipe(client);
         client.pipe(upstream);
@@ -168,6 +170,7 @@ export class ServiceProxy {
       upstream.on('error', () => {
         clearTimeout(timer);
         if (!connected) {
+          release();
           backend.ejectedUntil.set(k, Date.now() + this.opts.ejectMs);
           this.opts.logger.debug({ service: backend.label, endpoint: k }, 'endpoint refused a connection; ejected');
           upstream.destroy();
@@ -177,7 +180,7 @@ export class ServiceProxy {
       upstream.on('close', () => {
         if (!connected) return;
         this.sockets.delete(upstream);
-        backend.active.set(k, Math.max(0, (backend.active.get(k) ?? 1) - 1));
+        release();
         client.destroy();
       });
       client.once('close', () => {

@@ -166,6 +166,11 @@ export class DockerRuntime {
     return p;
   }
 
+  /** Whether this agent has already made (or found) the namespace's network. */
+  hasNetwork(namespace: string): boolean {
+    return this.networks.has(networkName(this.opts.nodeId, namespace));
+  }
+
   /** Gateways of this node's namespace networks (namespace -> address), including ones made before an agent restart. */
   async gateways(): Promise<Map<string, string>> {
     const out = new Map<string, string>();

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { benchFailover, FULL as FAILOVER_FULL, QUICK as FAILOVER_QUICK, type FailoverResult } from './failover.js';
 import { benchHeartbeat, FULL, type HeartbeatResult, QUICK } from './heartbeat.js';
 import { machineFacts } from './procs.js';
+import { benchProxy, FULL as PROXY_FULL, QUICK as PROXY_QUICK, type ProxyResult } from './proxy.js';
 import { benchRollout, FULL as ROLLOUT_FULL, QUICK as ROLLOUT_QUICK, type RolloutResult } from './rollout.js';
 import { benchSchedule, FULL as SCHEDULE_FULL, QUICK as SCHEDULE_QUICK, type ScheduleRow } from './schedule.js';
 
@@ -11,7 +12,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const renderOnly = args.includes('--render-only'); // rewrite docs/benchmarks.md from the stored results
 const names = args.filter((a) => !a.startsWith('--'));
-const KNOWN = ['heartbeat', 'schedule', 'failover', 'rollout'];
+const KNOWN = ['heartbeat', 'schedule', 'failover', 'rollout', 'proxy'];
 const selected = renderOnly ? [] : names.length ? names : KNOWN;
 const RESULTS = 'docs/bench-results.json';
 
@@ -27,6 +28,7 @@ interface Stored {
   schedule?: Run<ScheduleRow[]>;
   failover?: Run<FailoverResult>;
   rollout?: Run<RolloutResult>;
+  proxy?: Run<ProxyResult>;
 }
 
 // The control plane is measured as it ships: compiled JS from dist/.
@@ -95,6 +97,21 @@ for (const name of selected) {
         goal: '<= 1.0',
       },
     ]);
+  } else if (name === 'proxy') {
+    console.log(`== proxy (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const r = await benchProxy(quick ? PROXY_QUICK : PROXY_FULL, log);
+    stored.proxy = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:proxy${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table(
+      r.map((x) => ({
+        benchmark: 'proxy',
+        mode: x.mode,
+        'direct req/s': Math.round(x.directRps),
+        'proxy req/s': Math.round(x.proxyRps),
+        ratio: x.ratio.toFixed(2),
+        'p99 added ms': x.addedP99Ms.toFixed(2),
+        goal: '>= 0.7, p99 added <= 1 ms',
+      })),
+    );
   } else {
     console.error(`unknown benchmark "${name}" (known: ${KNOWN.join(', ')})`);
     process.exit(2);
@@ -196,6 +213,26 @@ function renderDocs(s: Stored): string {
       `| rolling update of ${r.replicas} (median of ${r.flotillaMs.length}) | ${(r.flotilla / 1000).toFixed(2)} s | ${(r.swarm / 1000).toFixed(2)} s | **${r.ratio.toFixed(2)}** | <= 1.0 (${r.ratio <= 1 ? 'met' : 'not met'}) |`,
       '',
       `- Flotilla runs: ${secs(r.flotillaMs)} s; Swarm runs: ${secs(r.swarmMs)} s`,
+      '',
+    );
+  }
+  const px = s.proxy;
+  if (px) {
+    const o = px.mode === 'quick' ? PROXY_QUICK : PROXY_FULL;
+    lines.push(
+      '## proxy',
+      '',
+      `Command: \`${px.command}\` (${px.mode} mode, ${px.at.slice(0, 10)})  `,
+      `Machine: ${px.machine}.`,
+      '',
+      `The agent's service proxy (\`agent/proxy.ts\`, in its own process, one endpoint) against the same HTTP client talking to that endpoint directly, same run, alternating rounds (${o.rounds} of ${o.seconds} s each, ${o.concurrency} concurrent requests; medians). The endpoint is a hello-world Node HTTP server; everything on 127.0.0.1. Keep-alive: requests reuse connections (the per-byte cost). New connection: every request opens a connection (the per-connection cost: accept, pick an endpoint, connect).`,
+      '',
+      '| client | direct req/s | through the proxy req/s | ratio | direct p99 | proxy p99 | p99 added | goal |',
+      '|---|---|---|---|---|---|---|---|',
+      ...px.result.map(
+        (x) =>
+          `| ${x.mode} | ${Math.round(x.directRps)} | ${Math.round(x.proxyRps)} | **${x.ratio.toFixed(2)}** | ${x.directP99Ms.toFixed(2)} ms | ${x.proxyP99Ms.toFixed(2)} ms | ${x.addedP99Ms.toFixed(2)} ms | >= 0.7 and <= 1 ms added (${x.ratio >= 0.7 && x.addedP99Ms <= 1 ? 'met' : 'not met'}) |`,
+      ),
       '',
     );
   }

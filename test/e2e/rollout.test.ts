@@ -203,7 +203,7 @@ describe('automatic rollback', () => {
     const s = sampler('rb');
     // revision 2: the container exits 1 at once
     const crashing = manifestFile('rb', 2, 'local/busybox:2', strategy, (d) => {
-      d.spec.progressDeadlineSeconds = 12;
+      d.spec.progressDeadlineSeconds = 30; // the crash loop (3 restarts) must be what fails it, with room on a loaded machine
       d.spec.template.spec.containers[0].command = ['sh', '-c', 'exit 1'];
     });
     const wait = startCli(['apply', '-f', crashing, '--wait', '--timeout', '90s'], cluster.env());
