@@ -10,7 +10,7 @@ import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
 import { Outbox } from './outbox.js';
-import { ConfigError, containerEnv, removeVolumes, secretText, writeVolumes } from './podconfig.js';
+import { ConfigError, containerEnv, plainEnv, removeVolumes, secretText, writeVolumes } from './podconfig.js';
 import { ProbeManager, type ProbeTarget } from './probes.js';
 import { ServiceProxy } from './proxy.js';
 import { type ActualContainer, computePodStatus, type LastTermination, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
@@ -792,7 +792,7 @@ export class Agent {
     }
     this.writeHosts(step.pod.namespace, gateway);
     const c = spec.containers[step.index] as PodSpec['containers'][number];
-    const fullEnv = [...(env ?? (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`)), ...this.serviceEnv(step.pod.namespace, hostNetwork, gateway)];
+    const fullEnv = [...(env ?? plainEnv(c)), ...this.serviceEnv(step.pod.namespace, hostNetwork, gateway)];
     return { ...step, env: fullEnv, mounts, ...(network && step.index === 0 ? { network } : {}), hostsFile: this.hostsPath(step.pod.namespace, hostNetwork) };
   }
 

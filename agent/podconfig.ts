@@ -26,6 +26,11 @@ export function secretText(b64: string): string {
  * valid variable names are skipped), then `env` entries, which win. A reference to a missing
  * Secret, ConfigMap or key fails unless marked optional.
  */
+/** A container's environment from its plain `env` entries (no Secret or ConfigMap references). */
+export function plainEnv(c: PodSpec['containers'][number]): string[] {
+  return (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`);
+}
+
 export function containerEnv(c: PodSpec['containers'][number], cfg: PodConfig, namespace: string): string[] {
   const vars = new Map<string, string>();
   for (const src of c.envFrom ?? []) {

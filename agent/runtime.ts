@@ -4,6 +4,7 @@ import Docker from 'dockerode';
 import type { ContainerSpec } from '../shared/manifest.js';
 import { LABELS } from '../shared/protocol.js';
 import { parseCpu, parseMemory } from '../shared/quantity.js';
+import { plainEnv } from './podconfig.js';
 import type { ActualContainer, Step, StepArgs } from './reconcile.js';
 import type { VolumeToEnsure } from './volumes.js';
 
@@ -287,7 +288,7 @@ export class DockerRuntime {
         Image: c.image,
         ...(c.command ? { Entrypoint: c.command, Cmd: c.args ?? [] } : c.args ? { Cmd: c.args } : {}),
         ...(c.workingDir ? { WorkingDir: c.workingDir } : {}),
-        Env: s.env ?? (c.env ?? []).map((e) => `${e.name}=${e.value ?? ''}`),
+        Env: s.env ?? plainEnv(c),
         Labels: labels,
         ...(s.index === 0 ? { ExposedPorts: exposed, ...(spec.hostNetwork ? {} : { Hostname: s.pod.name.slice(0, 63) }) } : {}),
         HostConfig: hostConfig,

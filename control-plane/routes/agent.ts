@@ -283,10 +283,13 @@ const authed = new Hono<AppEnv>()
     return c.json(body);
   });
 
-/** Namespaces of reported pods whose readiness or published ports differ from what is stored. */
+/**
+ * Namespaces of reported pods whose readiness or published ports differ from what is stored, among
+ * namespaces that have services (one narrow read, only for heartbeats that carry pod statuses).
+ */
 async function endpointChanges(db: Db, nodeId: string, reports: NonNullable<HeartbeatRequest['pods']>): Promise<string[]> {
   const rows = await db
-    .select({ id: pods.id, namespace: pods.namespace, ready: pods.ready, status: pods.status })
+    .select({ id: pods.id, namespace: pods.namespace, ready: pods.ready, ports: sql<string | null>`json_extract(${pods.status}, '$.containers[0].hostPorts')` })
     .from(pods)
     .where(
       and(
@@ -295,6 +298,7 @@ async function endpointChanges(db: Db, nodeId: string, reports: NonNullable<Hear
           reports.map((r) => r.podId),
         ),
         eq(pods.nodeId, nodeId),
+        sql`EXISTS (SELECT 1 FROM services s WHERE s.namespace = ${pods.namespace})`,
       ),
     )
     .all();
@@ -303,9 +307,8 @@ async function endpointChanges(db: Db, nodeId: string, reports: NonNullable<Hear
   for (const r of reports) {
     const old = byId.get(r.podId);
     if (!old) continue;
-    const oldPorts = JSON.stringify((old.status as { containers?: { hostPorts?: unknown }[] } | null)?.containers?.[0]?.hostPorts ?? null);
-    const newPorts = JSON.stringify(r.gone ? null : (r.containers[0]?.hostPorts ?? null));
-    if (old.ready !== (r.gone ? false : r.ready) || oldPorts !== newPorts) out.add(old.namespace);
+    const newPorts = r.gone ? null : (r.containers[0]?.hostPorts ?? null);
+    if (old.ready !== (r.gone ? false : r.ready) || JSON.stringify(old.ports === null ? null : JSON.parse(old.ports)) !== JSON.stringify(newPorts)) out.add(old.namespace);
   }
   return [...out];
 }

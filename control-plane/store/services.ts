@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNotNull, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import { canonicalJson } from '../../shared/digest.js';
 import { conflict } from '../../shared/errors.js';
 import { LOAD_BALANCING_ANNOTATION, NODE_PORT_RANGE, type PodSpec, type ServiceManifest, type ServicePort, selects } from '../../shared/manifest.js';
@@ -106,7 +106,6 @@ export async function applyService(db: Db, m: ServiceManifest, namespace: string
     takenPorts.add(nodePort);
     return { ...p, nodePort };
   });
-  for (const p of ports) if (p.nodePort) takenPorts.add(p.nodePort);
   const spec: ServiceSpec = { type: m.spec.type, ...(m.spec.selector ? { selector: m.spec.selector } : {}), ports };
   const labels = m.metadata.labels ?? {};
   const annotations = m.metadata.annotations ?? {};
@@ -288,9 +287,11 @@ export function endpointsVersion(e: ServiceEndpoints): string {
 
 /** The services a node proxies (those of the namespaces it runs pods of, and every NodePort service), with their ready endpoints. */
 export async function servicesForNode(db: Db, nodeId: string, now: number, graceMs: number): Promise<ServiceState[]> {
-  const mine = await db.selectDistinct({ namespace: pods.namespace }).from(pods).where(eq(pods.nodeId, nodeId)).all();
-  const nss = mine.map((r) => r.namespace);
-  const rows = (await db.select().from(services).all()).filter((s) => s.type === 'NodePort' || nss.includes(s.namespace));
+  const rows = await db
+    .select()
+    .from(services)
+    .where(or(eq(services.type, 'NodePort'), inArray(services.namespace, db.selectDistinct({ namespace: pods.namespace }).from(pods).where(eq(pods.nodeId, nodeId)))))
+    .all();
   if (rows.length === 0) return [];
   const eps = await endpointsOf(db, rows, now, graceMs);
   return eps.map((e) => ({
