@@ -277,6 +277,34 @@ export class Agent {
     this.fenceWaker.wake();
     void this.prePull();
     this.syncServices();
+    void this.releaseVolumes();
+  }
+
+  private releasing = false;
+
+  /**
+   * Removes the volumes of claims deleted with reclaim policy Delete (never one a container still
+   * uses: retried on the next reconcile pass) and reports them, so the claims go.
+   */
+  private async releaseVolumes(): Promise<void> {
+    const names = this.desired?.volumeDeletes ?? [];
+    if (names.length === 0 || this.releasing) return;
+    this.releasing = true;
+    try {
+      const done: string[] = [];
+      for (const n of names) {
+        if (await this.runtime.removeVolume(n)) done.push(n);
+        else this.log.debug({ volume: n }, 'volume of a deleted claim still in use; retrying');
+      }
+      if (done.length > 0) {
+        await this.client.volumesRemoved(done);
+        this.log.info({ volumes: done }, 'removed the volumes of deleted claims');
+      }
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'removing the volumes of deleted claims failed; retrying');
+    } finally {
+      this.releasing = false;
+    }
   }
 
   // ---- services ----
@@ -536,6 +564,8 @@ export class Agent {
     while (this.running) {
       try {
         if (this.desired) await this.reconcileOnce();
+        // A claim volume still in use when it was released: tried again once its pods are gone.
+        void this.releaseVolumes();
       } catch (e) {
         this.log.error({ err: (e as Error).message }, 'reconcile failed');
       }

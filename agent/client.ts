@@ -85,6 +85,17 @@ export class AgentClient {
     return (await res.json()) as HeartbeatResponse;
   }
 
+  /** Reports the Docker volumes of released claims that this node removed. */
+  async volumesRemoved(volumes: string[], timeoutMs = 15_000): Promise<void> {
+    const res = await fetch(new URL('/v1/agent/volumes/removed', this.server), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await this.bearer()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ volumes }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw await failure(res);
+  }
+
   /** The control plane's lease-verification keys. */
   /** The encrypted Secrets and ConfigMaps of one of this node's pods (a JWE only this node can open). */
   async podConfig(podId: string, timeoutMs = 15_000): Promise<{ jwe: string; versions: Record<string, number>; missing: { kind: string; name: string }[] }> {

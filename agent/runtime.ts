@@ -203,6 +203,19 @@ export class DockerRuntime {
     }
   }
 
+  /** Removes a claim's volume; false while a container still uses it. A volume already gone counts as removed. */
+  async removeVolume(name: string): Promise<boolean> {
+    try {
+      await this.docker.getVolume(name).remove();
+      return true;
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code === 404) return true;
+      if (code === 409) return false;
+      throw e;
+    }
+  }
+
   /** Removes the named volumes of a pod that is gone (its emptyDirs). */
   async removePodVolumes(podId: string): Promise<void> {
     const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${LABELS.node}=${this.opts.nodeId}`, `${LABELS.pod}=${podId}`] } });

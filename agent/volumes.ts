@@ -9,7 +9,8 @@ import { ConfigError } from './podconfig.js';
 // `emptyDir` is a Docker named volume per pod and volume (local driver on disk, or tmpfs for
 // `medium: Memory`), labelled with the node and pod, created before the pod's first container and
 // removed with the pod, so it survives container restarts and is shared by the pod's containers;
-// `hostPath` is a bind mount, only under the prefixes the agent allows.
+// `hostPath` is a bind mount, only under the prefixes the agent allows; a PersistentVolumeClaim is a
+// Docker named volume per claim, kept across pods until the claim is deleted with reclaim Delete.
 
 /** A named volume a container needs: created (with these labels and driver options) if missing. */
 export interface VolumeToEnsure {
@@ -29,6 +30,9 @@ export interface MountPlan {
 
 /** The label naming the pod volume a Docker volume belongs to. */
 export const VOLUME_LABEL = 'dev.flotilla.volume';
+
+/** The label naming the claim a Docker volume holds the data of (no pod label: it is not the pod's). */
+export const CLAIM_LABEL = 'dev.flotilla.claim';
 
 /** The Docker volume name of a pod's emptyDir. */
 export function emptyDirName(podId: string, volume: string): string {
@@ -100,6 +104,15 @@ export function planMounts(pod: DesiredPod, index: number, nodeId: string, confi
       });
       if (m.subPath) plan.subPaths.push({ volume: name, subPath: m.subPath, target: m.mountPath, readOnly: ro });
       else plan.mounts.push({ Type: 'volume', Source: name, Target: m.mountPath, ReadOnly: ro, VolumeOptions: { NoCopy: true } } as Docker.MountSettings);
+    } else if (v.persistentVolumeClaim) {
+      // A claim: the Docker volume named in the desired state (its data outlives every pod using it).
+      const claim = v.persistentVolumeClaim.claimName;
+      const name = pod.volumeClaims?.[claim];
+      if (!name) throw new ConfigError(`persistentvolumeclaim "${claim}" (volume "${v.name}") is not bound to this node`, 'FailedMount');
+      plan.ensure.push({ name, labels: { [LABELS.managed]: 'true', [LABELS.node]: nodeId, [LABELS.namespace]: pod.namespace, [CLAIM_LABEL]: claim } });
+      const readOnly = ro || v.persistentVolumeClaim.readOnly === true;
+      if (m.subPath) plan.subPaths.push({ volume: name, subPath: m.subPath, target: m.mountPath, readOnly });
+      else plan.mounts.push({ Type: 'volume', Source: name, Target: m.mountPath, ReadOnly: readOnly, VolumeOptions: { NoCopy: true } } as Docker.MountSettings);
     } else if (v.hostPath) {
       const path = posix.normalize(v.hostPath.path);
       if (!hostPathAllowed(path, allowedHostPaths))

@@ -3,7 +3,7 @@ import { parseDuration } from '../shared/duration.js';
 import { CliError, call } from './api.js';
 import { parse, parseLabelsFlag, target } from './args.js';
 import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
-import { configTable, daemonSetTable, deploymentTable, endpointsTable, nodeTable, podTable, serviceTable, table as tableOf } from './output.js';
+import { claimTable, configTable, daemonSetTable, deploymentTable, endpointsTable, nodeTable, podTable, serviceTable, table as tableOf } from './output.js';
 
 const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
 
@@ -16,8 +16,8 @@ Usage:
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
   flotilla api-token list | api-token revoke ID
   flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
-  flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps|services|endpoints [NAME] [-n NS] [-A] [-o table|wide|json]
-  flotilla delete (-f FILE | KIND NAME) [-n NS]      (KIND: deployment, daemonset, secret, configmap)
+  flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps|services|endpoints|pvc [NAME] [-n NS] [-A] [-o table|wide|json]
+  flotilla delete (-f FILE | KIND NAME) [-n NS]      (KIND: deployment, daemonset, secret, configmap, service, pvc)
   flotilla scale deployment/NAME --replicas N
   flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
   flotilla cordon NODE | uncordon NODE
@@ -174,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
       const [kindArg, name] = positionals;
       const kind = KIND_ALIASES[kindArg ?? ''];
-      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events, secrets, configmaps, services, endpoints)`, 2);
+      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events, secrets, configmaps, services, endpoints, pvc)`, 2);
       const t = target(values);
       const ns = encodeURIComponent(values.namespace ?? 'default');
       const all = values['all-namespaces'] === true;
@@ -223,7 +223,9 @@ async function main(argv: string[]): Promise<number> {
                     ? serviceTable(items, now, all)
                     : kind === 'endpoints'
                       ? endpointsTable(items)
-                      : podTable(items, now, all, values.output === 'wide'),
+                      : kind === 'persistentvolumeclaims'
+                        ? claimTable(items, now, all)
+                        : podTable(items, now, all, values.output === 'wide'),
         );
       return 0;
     }
@@ -235,8 +237,8 @@ async function main(argv: string[]): Promise<number> {
       else {
         const [kindArg, name] = positionals;
         const plural = KIND_ALIASES[kindArg ?? ''];
-        if (!['deployments', 'daemonsets', 'secrets', 'configmaps', 'services'].includes(plural ?? '') || !name)
-          throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset|secret|configmap|service NAME', 2);
+        if (!['deployments', 'daemonsets', 'secrets', 'configmaps', 'services', 'persistentvolumeclaims'].includes(plural ?? '') || !name)
+          throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset|secret|configmap|service|pvc NAME', 2);
         const apps = plural === 'deployments' || plural === 'daemonsets';
         targets.push({
           path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${plural}/${encodeURIComponent(name)}`,

@@ -31,6 +31,9 @@ export const KIND_ALIASES: Record<string, string> = {
   svc: 'services',
   endpoints: 'endpoints',
   ep: 'endpoints',
+  persistentvolumeclaim: 'persistentvolumeclaims',
+  persistentvolumeclaims: 'persistentvolumeclaims',
+  pvc: 'persistentvolumeclaims',
 };
 
 /** Reads a file (or standard input for `-`) of YAML or JSON documents, unwrapping `kind: List`. */
@@ -69,5 +72,6 @@ export function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined
   if (kind === 'Secret') return { path: `/v1/namespaces/${ns}/secrets/${name}`, label: `secret/${meta.name}` };
   if (kind === 'ConfigMap') return { path: `/v1/namespaces/${ns}/configmaps/${name}`, label: `configmap/${meta.name}` };
   if (kind === 'Service') return { path: `/v1/namespaces/${ns}/services/${name}`, label: `service/${meta.name}` };
-  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace, Secret, ConfigMap, Service)`);
+  if (kind === 'PersistentVolumeClaim') return { path: `/v1/namespaces/${ns}/persistentvolumeclaims/${name}`, label: `persistentvolumeclaim/${meta.name}` };
+  throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace, Secret, ConfigMap, Service, PersistentVolumeClaim)`);
 }

@@ -191,3 +191,24 @@ export function endpointsTable(items: Obj[]): string {
   });
   return table(['NAME', 'ENDPOINTS', 'NOT READY', 'NODES', 'MESSAGE'], rows);
 }
+
+/** PersistentVolumeClaims: phase, the node holding the data, size, access modes, class, reclaim policy. */
+export function claimTable(items: Obj[], now: number, allNamespaces: boolean): string {
+  return table(
+    [...(allNamespaces ? ['NAMESPACE'] : []), 'NAME', 'STATUS', 'NODE', 'CAPACITY', 'ACCESS MODES', 'STORAGECLASS', 'RECLAIM', 'AGE'],
+    items.map((d) => {
+      const x = d as unknown as { spec: { storageClassName: string; accessModes: string[] }; status: { phase: string; node?: string; capacity: { storage: string }; reclaimPolicy: string } };
+      return [
+        ...(allNamespaces ? [d.metadata.namespace ?? ''] : []),
+        d.metadata.name,
+        x.status.phase,
+        x.status.node ?? '<none>',
+        x.status.capacity.storage,
+        x.spec.accessModes.map((m) => (m === 'ReadWriteOnce' ? 'RWO' : m)).join(','),
+        x.spec.storageClassName,
+        x.status.reclaimPolicy,
+        age(d, now),
+      ];
+    }),
+  );
+}

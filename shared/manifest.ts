@@ -126,8 +126,12 @@ const volume = z
         type: z.enum(['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket']).optional(),
       })
       .optional(),
+    persistentVolumeClaim: z.strictObject({ claimName: labelName, readOnly: z.boolean().optional() }).optional(),
   })
-  .refine((v) => [v.secret, v.configMap, v.emptyDir, v.hostPath].filter(Boolean).length === 1, 'needs exactly one of secret, configMap, emptyDir, hostPath');
+  .refine(
+    (v) => [v.secret, v.configMap, v.emptyDir, v.hostPath, v.persistentVolumeClaim].filter(Boolean).length === 1,
+    'needs exactly one of secret, configMap, emptyDir, hostPath, persistentVolumeClaim',
+  );
 
 const containerPort = z.strictObject({
   name: z.string().max(15).regex(DNS1123_LABEL).optional(),
@@ -614,7 +618,52 @@ const serviceSchema = z
 export type ServiceManifest = z.infer<typeof serviceSchema>;
 export type ServicePort = ServiceManifest['spec']['ports'][number];
 
-export type Manifest = Deployment | DaemonSet | NamespaceManifest | SecretManifest | ConfigMapManifest | ServiceManifest;
+/** Annotation choosing what happens to a claim's data when the claim is deleted: Delete (default) or Retain. */
+export const RECLAIM_POLICY_ANNOTATION = 'flotilla.dev/reclaim-policy';
+/** The one storage class: Docker named volumes on the node the claim binds to. */
+export const LOCAL_STORAGE_CLASS = 'local';
+
+const claimSchema = z
+  .strictObject({
+    apiVersion: z.literal('v1'),
+    kind: z.literal('PersistentVolumeClaim'),
+    metadata: metadata.extend({ name: labelName }),
+    spec: z.strictObject({
+      storageClassName: z.literal(LOCAL_STORAGE_CLASS, { error: `only the "${LOCAL_STORAGE_CLASS}" storage class exists (Docker named volumes on one node)` }).default(LOCAL_STORAGE_CLASS),
+      accessModes: z
+        .array(z.literal('ReadWriteOnce', { error: 'a local volume lives on one node: only ReadWriteOnce' }))
+        .min(1)
+        .default(['ReadWriteOnce']),
+      resources: z.strictObject({
+        requests: z.strictObject({
+          storage: z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+            const b = parseMemory(v);
+            if (b === null || b <= 0) ctx.addIssue({ code: 'custom', message: `not a size: ${JSON.stringify(v)} (use bytes or a suffix: 1Gi, 500Mi)` });
+          }),
+        }),
+      }),
+      // server-owned, ignored on input
+      volumeName: z.string().optional(),
+      volumeMode: z.literal('Filesystem').optional(),
+    }),
+    status: z.unknown().optional(),
+  })
+  .superRefine((d, ctx) => {
+    const r = d.metadata.annotations?.[RECLAIM_POLICY_ANNOTATION];
+    if (r !== undefined && r !== 'Delete' && r !== 'Retain') ctx.addIssue({ code: 'custom', path: ['metadata', 'annotations', RECLAIM_POLICY_ANNOTATION], message: 'must be Delete or Retain' });
+  });
+
+/** A validated PersistentVolumeClaim manifest with defaults applied. */
+export type ClaimManifest = z.infer<typeof claimSchema>;
+
+/** Names of the PersistentVolumeClaims a pod spec mounts. */
+export function claimNames(spec: unknown): string[] {
+  const out = new Set<string>();
+  for (const v of (spec as { volumes?: { persistentVolumeClaim?: { claimName: string } }[] }).volumes ?? []) if (v.persistentVolumeClaim) out.add(v.persistentVolumeClaim.claimName);
+  return [...out];
+}
+
+export type Manifest = Deployment | DaemonSet | NamespaceManifest | SecretManifest | ConfigMapManifest | ServiceManifest | ClaimManifest;
 
 const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
   Deployment: { apiVersion: 'apps/v1', schema: deploymentSchema },
@@ -623,6 +672,7 @@ const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
   Secret: { apiVersion: 'v1', schema: secretSchema },
   ConfigMap: { apiVersion: 'v1', schema: configMapSchema },
   Service: { apiVersion: 'v1', schema: serviceSchema },
+  PersistentVolumeClaim: { apiVersion: 'v1', schema: claimSchema },
 };
 
 /** The kinds `apply` understands, with their apiVersion. */

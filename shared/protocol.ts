@@ -135,6 +135,8 @@ export const desiredPodSchema = z.strictObject({
   lease: z.string(),
   /** Versions of the Secrets and ConfigMaps the pod refers to (`Secret/db@3,...`): a change updates its mounted files. */
   configVersion: z.string().optional(),
+  /** Claim name -> Docker volume holding its data on this node, for the claims the pod mounts. */
+  volumeClaims: z.record(z.string(), z.string()).optional(),
 });
 export type DesiredPod = z.infer<typeof desiredPodSchema>;
 
@@ -169,7 +171,12 @@ export const desiredStateSchema = z.strictObject({
     .optional(),
   /** Services this node proxies: those of the namespaces it runs pods of, and every NodePort service. */
   services: z.array(serviceStateSchema).optional(),
+  /** Docker volumes of deleted claims (reclaim policy Delete) to remove; acknowledged with POST /v1/agent/volumes/removed. */
+  volumeDeletes: z.array(z.string().max(128)).max(256).optional(),
 });
+
+/** POST /v1/agent/volumes/removed body. */
+export const volumesRemovedSchema = z.strictObject({ volumes: z.array(z.string().max(128)).min(1).max(256) });
 export type DesiredState = z.infer<typeof desiredStateSchema>;
 
 /** Container labels the agent writes and reads back to rebuild its view after a restart. */

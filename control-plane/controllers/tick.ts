@@ -1,6 +1,7 @@
 import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
 import {
+  claimNames,
   type DaemonSet,
   type Deployment,
   disconnectPolicy,
@@ -16,14 +17,16 @@ import {
 import type { Deps } from '../context.js';
 import { type DeploymentPlan, daemonSetEligible, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
 import { assessRollout, canaryLimit, type RolloutPolicy, type RolloutSubject } from '../core/rollout.js';
-import { allocatableOf, schedule } from '../core/scheduler.js';
+import { allocatableOf, type SchedulePlan, schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
+import { type ClaimRow, claimsOf, finalizeClaims } from '../store/claims.js';
 import { chunkRows, type Db } from '../store/db.js';
 import { type EventInput, insertEvent, insertEvents, pruneEvents } from '../store/events.js';
 import { fleetVersionSql } from '../store/meta.js';
 import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, specsOf, toPodView } from '../store/pods.js';
-import { controllerLocks, deployments, nodeLeases, nodes, pods, type RolloutRecord, revisions } from '../store/schema.js';
+import { controllerLocks, deployments, nodeLeases, nodes, pods, type RolloutRecord, revisions, volumeClaims } from '../store/schema.js';
 import { serviceConsumers } from '../store/services.js';
+
 import { applyWorkload, manifestOf } from '../store/workloads.js';
 
 /** What one tick did, for logs and tests. */
@@ -61,7 +64,7 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 
 /**
  * Whether any controller has work, decided inside SQLite with one aggregate query (no rows come back
- * to JavaScript): pods to place, terminating pods to forget, orphans, pods of lost nodes to move,
+ * to JavaScript): pods to place, deleted claims no pod uses any more, terminating pods to forget, orphans, pods of lost nodes to move,
  * node conditions to record, draining nodes with Deployment pods, a Deployment whose pods do not
  * match its replicas and revision, a DaemonSet planned against an older fleet or missing pods, or
  * a rollout still to assess (progressing, held, resumed after a pause or a failure, or failed with
@@ -73,6 +76,9 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 export async function hasWork(db: Db, now: number, skewMs: number, graceMs: number): Promise<boolean> {
   const row = await db.get<{ work: number }>(sql`SELECT
     EXISTS (SELECT 1 FROM pods WHERE desired = 'run' AND node_id IS NULL)
+    OR EXISTS (SELECT 1 FROM volume_claims c WHERE c.deletion_requested_at IS NOT NULL AND c.phase != 'Releasing' AND NOT EXISTS (
+         SELECT 1 FROM pods p, json_each(p.spec, '$.volumes') v
+         WHERE p.namespace = c.namespace AND json_extract(v.value, '$.persistentVolumeClaim.claimName') = c.name))
     OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'stop' AND (p.node_id IS NULL OR NOT EXISTS (
          SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id
          WHERE n.id = p.node_id AND n.revoked_at IS NULL AND l.lease_expires_at >= ${now - skewMs})))
@@ -119,6 +125,9 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   deps.metrics?.inc('flotilla_controller_ticks_total');
   if (!(await hasWork(db, now, config.clockSkewMs, config.nodeGraceMs))) return 0;
   deps.metrics?.inc('flotilla_controller_ticks_with_work_total');
+  // Claims whose deletion waits for their last pod: Retain ones go, Delete ones are released to their node.
+  const released = await finalizeClaims(db, now);
+  if (released.length > 0) deps.notifier?.notify(released);
   // A narrow snapshot: wide columns (pod specs and statuses, node facts and keys) are what made
   // a tick expensive, and libSQL's native calls block the event loop while rows are read.
   const [depRows, podRows, nodeRows, fleetRow] = await Promise.all([
@@ -467,7 +476,9 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // Scheduling of pending pods, including the ones this tick creates. Terminating pods still on a
   // node hold their resources and host ports until they are gone.
   const pending = [...views.filter((p) => p.desired === 'run' && p.nodeId === null), ...newPods];
-  const plan = schedule({ nodes: nodeViews, placed: views.filter((p) => p.nodeId !== null), pending });
+  const claims = await claimPlacement(db, pending, specs, pendingInserts, nameOf, nodeRows, liveNodes);
+  const plan = schedule({ nodes: nodeViews, placed: views.filter((p) => p.nodeId !== null), pending: claims.pending });
+  claims.settle(plan, now, stmts, evs);
   const assigned = new Map(plan.assign.map((a) => [a.podId, a.nodeId]));
   const unschedulable = new Map(plan.unschedulable.map((u) => [u.podId, u.reason]));
   const insertsByStamp = new Map<string, { depId: string; rows: (typeof pods.$inferInsert)[] }>();
@@ -741,4 +752,111 @@ async function failRollout(deps: Deps, d: typeof deployments.$inferSelect, recor
     // Changed concurrently (an operator applied or undid meanwhile): the next tick looks again.
     deps.logger.warn({ workload: `${d.namespace}/${d.name}`, err: (e as Error).message }, 'rollout failure not recorded');
   }
+}
+
+/**
+ * Volume claims in placement. A pod whose claim is bound may only go to the claim's node (a node
+ * selector on its host name: it waits while that node is NotReady or full); a pod whose claim is
+ * missing, being deleted, or bound to a node that is gone waits Pending with that reason (the data
+ * is never moved or deleted for it). The first placement of a pod with an unbound claim binds the
+ * claim to that node, in the tick's batch; another pod of the same claim placed elsewhere in the
+ * same tick waits for the next one.
+ */
+async function claimPlacement(
+  db: Db,
+  pending: PodView[],
+  specs: ReadonlyMap<string, Record<string, unknown>>,
+  inserts: readonly { row: typeof pods.$inferInsert }[],
+  nameOf: ReadonlyMap<string, { namespace: string; name: string }>,
+  nodeRows: readonly { id: string; name: string }[],
+  liveNodes: readonly { id: string; name: string }[],
+) {
+  const insertOf = new Map(inserts.map((i) => [i.row.id, i.row]));
+  const users = pending.flatMap((v) => {
+    const spec = specs.get(v.id) ?? insertOf.get(v.id)?.spec;
+    const names = spec ? claimNames(spec) : [];
+    const namespace = nameOf.get(v.id)?.namespace ?? insertOf.get(v.id)?.namespace;
+    return names.length > 0 && namespace ? [{ v, names, namespace }] : [];
+  });
+  const blocked = new Map<string, string>();
+  const unbound = new Map<string, ClaimRow[]>();
+  const boundTo = new Map<string, { node: string; claim: string }>();
+  const nodeName = new Map(nodeRows.map((n) => [n.id, n.name]));
+  const live = new Map(liveNodes.map((n) => [n.id, n.name]));
+  if (users.length > 0) {
+    const byKey = new Map(
+      (
+        await claimsOf(
+          db,
+          users.map((u) => u.namespace),
+        )
+      ).map((c) => [`${c.namespace}/${c.name}`, c]),
+    );
+    for (const u of users) {
+      let node: string | undefined;
+      for (const n of u.names) {
+        const c = byKey.get(`${u.namespace}/${n}`);
+        let reason: string | undefined;
+        if (!c) reason = `persistentvolumeclaim "${n}" not found`;
+        else if (c.deletionRequestedAt !== null) reason = `persistentvolumeclaim "${n}" is being deleted`;
+        else if (c.nodeId !== null && !live.has(c.nodeId))
+          reason = `persistentvolumeclaim "${n}" is bound to node ${nodeName.get(c.nodeId) ?? c.nodeId}, which is gone; its data stays there (delete the claim to start over)`;
+        else if (c.nodeId !== null && node !== undefined && c.nodeId !== node) reason = 'its persistentvolumeclaims are bound to different nodes';
+        if (reason) {
+          blocked.set(u.v.id, reason);
+          break;
+        }
+        if (c?.nodeId) {
+          node = c.nodeId;
+          boundTo.set(u.v.id, { node, claim: n });
+        } else if (c) unbound.set(u.v.id, [...(unbound.get(u.v.id) ?? []), c]);
+      }
+    }
+  }
+  const out = pending
+    .filter((v) => !blocked.has(v.id))
+    .map((v) => {
+      const b = boundTo.get(v.id);
+      if (!b || !v.constraints) return v;
+      return { ...v, constraints: { ...v.constraints, nodeSelector: { ...v.constraints.nodeSelector, 'kubernetes.io/hostname': live.get(b.node) as string } } };
+    });
+  return {
+    pending: out,
+    settle(plan: SchedulePlan, now: number, stmts: Parameters<Db['batch']>[0][number][], evs: EventInput[]) {
+      for (const [podId, reason] of blocked) plan.unschedulable.push({ podId, reason });
+      for (const u of plan.unschedulable) {
+        const b = boundTo.get(u.podId);
+        if (b) u.reason = `persistentvolumeclaim "${b.claim}" is bound to node ${live.get(b.node)}: ${u.reason}`;
+      }
+      const binds = new Map<string, { node: string; claim: ClaimRow }>();
+      plan.assign = plan.assign.filter((a) => {
+        const cs = unbound.get(a.podId) ?? [];
+        const other = cs.find((c) => (binds.get(c.id)?.node ?? a.nodeId) !== a.nodeId);
+        if (other) {
+          plan.unschedulable.push({ podId: a.podId, reason: `persistentvolumeclaim "${other.name}" is binding to node ${live.get(binds.get(other.id)?.node as string)}; placed next` });
+          return false;
+        }
+        for (const c of cs) binds.set(c.id, { node: a.nodeId, claim: c });
+        return true;
+      });
+      for (const [id, { node, claim }] of binds) {
+        stmts.push(
+          db
+            .update(volumeClaims)
+            .set({ nodeId: node, phase: 'Bound', boundAt: now, updatedAt: now })
+            .where(and(eq(volumeClaims.id, id), isNull(volumeClaims.nodeId))),
+        );
+        evs.push({
+          namespace: claim.namespace,
+          kind: 'PersistentVolumeClaim',
+          name: claim.name,
+          type: 'Normal',
+          reason: 'Bound',
+          message: `bound to node ${live.get(node)}, where its first pod runs; pods using it go there`,
+          source: 'volume-controller',
+          at: now,
+        });
+      }
+    },
+  };
 }

@@ -4,12 +4,22 @@ import { CompactEncrypt, importJWK } from 'jose';
 import { forbidden, invalid } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
 import { fieldErrors, referencedNames } from '../../shared/manifest.js';
-import { type DesiredState, type EnrollResponse, enrollRequestSchema, type HeartbeatRequest, type HeartbeatResponse, heartbeatRequestSchema, type PodConfig } from '../../shared/protocol.js';
+import {
+  type DesiredState,
+  type EnrollResponse,
+  enrollRequestSchema,
+  type HeartbeatRequest,
+  type HeartbeatResponse,
+  heartbeatRequestSchema,
+  type PodConfig,
+  volumesRemovedSchema,
+} from '../../shared/protocol.js';
 import { agentAuth } from '../auth/agent.js';
 import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick } from '../controllers/tick.js';
+import { claimVolumesOf, volumeDeletesOf, volumesRemoved } from '../store/claims.js';
 import { configVersionsOf, getConfig, valuesOf } from '../store/config.js';
 import type { Db } from '../store/db.js';
 import { insertEvent } from '../store/events.js';
@@ -149,14 +159,20 @@ const authed = new Hono<AppEnv>()
       c.header('ETag', tag(node.desiredVersion));
       return c.body(null, 304);
     }
-    const [rows, prefetch, svcs] = await Promise.all([desiredPodsOf(deps.db, node.id), prefetchImagesOf(deps.db, node.id), servicesForNode(deps.db, node.id, now, deps.config.nodeGraceMs)]);
-    const [leases, configVersions] = await Promise.all([signLeases(deps, node, rows, deps.clock()), configVersionsOf(deps.db, rows)]);
+    const [rows, prefetch, svcs, volumeDeletes] = await Promise.all([
+      desiredPodsOf(deps.db, node.id),
+      prefetchImagesOf(deps.db, node.id),
+      servicesForNode(deps.db, node.id, now, deps.config.nodeGraceMs),
+      volumeDeletesOf(deps.db, node.id),
+    ]);
+    const [leases, configVersions, claimVolumes] = await Promise.all([signLeases(deps, node, rows, deps.clock()), configVersionsOf(deps.db, rows), claimVolumesOf(deps.db, rows)]);
     const body: DesiredState = {
       version: String(node.desiredVersion),
       pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
       heartbeatMs: nextHeartbeat(deps),
       ...(prefetch.length > 0 ? { prefetch } : {}),
       ...(svcs.length > 0 ? { services: svcs } : {}),
+      ...(volumeDeletes.length > 0 ? { volumeDeletes } : {}),
       pods: rows.map((p) => ({
         id: p.id,
         name: p.name,
@@ -169,6 +185,7 @@ const authed = new Hono<AppEnv>()
         spec: p.spec as DesiredState['pods'][number]['spec'],
         lease: leases.get(p.id) as string,
         ...(configVersions.has(p.id) ? { configVersion: configVersions.get(p.id) } : {}),
+        ...(claimVolumes.has(p.id) ? { volumeClaims: claimVolumes.get(p.id) } : {}),
       })),
     };
     c.header('ETag', tag(node.desiredVersion));
@@ -223,6 +240,14 @@ const authed = new Hono<AppEnv>()
         at: now,
       });
     return c.json({ jwe, versions, missing: payload.missing });
+  })
+  .post('/volumes/removed', async (c) => {
+    // The node removed the Docker volumes of claims released to it (reclaim policy Delete).
+    const deps = c.var.deps;
+    const parsed = volumesRemovedSchema.safeParse(await readJson(c));
+    if (!parsed.success) throw invalid('invalid volume report', fieldErrors(parsed.error));
+    const removed = await volumesRemoved(deps.db, c.var.node.id, c.var.node.name, parsed.data.volumes, deps.clock());
+    return c.json({ removed });
   })
   .post('/heartbeat', async (c) => {
     const deps = c.var.deps;

@@ -298,3 +298,33 @@ export const services = sqliteTable(
   },
   (t) => [uniqueIndex('services_ns_name').on(t.namespace, t.name), uniqueIndex('services_cluster_ip').on(t.clusterIp)],
 );
+
+/**
+ * PersistentVolumeClaims of the `local` class: a Docker named volume (`flotilla-pvc-<id>`) on the
+ * node the claim binds to (that of its first pod; null while Pending). Deleting a claim sets
+ * `deletionRequestedAt`; once no pod uses it, Retain (or an unbound claim) removes the row and
+ * leaves any data, Delete moves it to `Releasing` until the node's agent has removed the volume.
+ */
+export const volumeClaims = sqliteTable(
+  'volume_claims',
+  {
+    id: text('id').primaryKey(),
+    namespace: text('namespace').notNull(),
+    name: text('name').notNull(),
+    storageClass: text('storage_class').notNull(),
+    storageBytes: integer('storage_bytes').notNull(),
+    storage: text('storage').notNull(),
+    accessModes: text('access_modes', { mode: 'json' }).$type<string[]>().notNull(),
+    reclaimPolicy: text('reclaim_policy', { enum: ['Delete', 'Retain'] }).notNull(),
+    labels: text('labels', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    annotations: text('annotations', { mode: 'json' }).$type<Record<string, string>>().notNull().default({}),
+    nodeId: text('node_id'),
+    phase: text('phase', { enum: ['Pending', 'Bound', 'Releasing'] }).notNull(),
+    boundAt: integer('bound_at'),
+    version: integer('version').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+    deletionRequestedAt: integer('deletion_requested_at'),
+  },
+  (t) => [uniqueIndex('volume_claims_ns_name').on(t.namespace, t.name), index('volume_claims_node').on(t.nodeId)],
+);

@@ -4,14 +4,16 @@ import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { hasWork, runTick } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
+import { applyClaim, claimVolumeName, getClaim, requestClaimDeletion, volumeDeletesOf, volumesRemoved } from '../../control-plane/store/claims.js';
 import { applyConfig, deleteConfig, sealedKids, valuesOf } from '../../control-plane/store/config.js';
 import { listEvents } from '../../control-plane/store/events.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
 import { enrollNode, listNodes, patchNode } from '../../control-plane/store/nodes.js';
 import { listPods } from '../../control-plane/store/pods.js';
+import { applyService, deleteService, endpointsOf, servicesForNode } from '../../control-plane/store/services.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
 import { applyDeployment, applyWorkload, deleteDeployment, getDeployment } from '../../control-plane/store/workloads.js';
-import { parseDeployment, parseManifest, parseWorkload, type SecretManifest } from '../../shared/manifest.js';
+import { type ClaimManifest, parseDeployment, parseManifest, parseWorkload, type SecretManifest, type ServiceManifest } from '../../shared/manifest.js';
 import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
 import { FACTS, nodeKeys } from '../lib/cp.js';
 import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
@@ -304,5 +306,67 @@ describe.each([
     const next = await applyConfig(t.db, { ...m, stringData: { token: 'rotated' } }, 'default', box, now, 'test');
     expect([next.outcome, next.row.version]).toEqual(['configured', 2]);
     await deleteConfig(t.db, next.row, now, 'test');
+  });
+
+  it("a claim binds to its first pod's node; a service sees the pod once Ready and published (the trigger tells the nodes); a deleted claim is released and goes", async () => {
+    const at = now + 900_000;
+    const d = { ...deps, clock: () => at };
+    await applyClaim(
+      t.db,
+      parseManifest({ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'pv' }, spec: { resources: { requests: { storage: '1Gi' } } } }) as ClaimManifest,
+      'claims',
+      at,
+      'test',
+    );
+    const doc = deploymentManifest('stateful', {
+      namespace: 'claims',
+      replicas: 1,
+      container: { volumeMounts: [{ name: 'v', mountPath: '/data' }] },
+      pod: { volumes: [{ name: 'v', persistentVolumeClaim: { claimName: 'pv' } }] },
+    });
+    await applyWorkload(t.db, parseWorkload(doc), 'claims', at, 'test');
+    // Every node renews now, so the pod's node is live when endpoints are read.
+    await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at}, lease_expires_at = ${at + 30_000}`);
+    await runTick(d);
+    const [pod] = await listPods(t.db, { namespace: 'claims' });
+    expect(pod?.nodeId).toBeTruthy();
+    const bound = await getClaim(t.db, 'claims', 'pv');
+    expect([bound?.phase, bound?.nodeId]).toEqual(['Bound', pod?.nodeId]);
+
+    const { row: svc } = await applyService(
+      t.db,
+      parseManifest({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'db' }, spec: { selector: { app: 'stateful' }, ports: [{ port: 5432, targetPort: 80 }] } }) as ServiceManifest,
+      'claims',
+      at,
+      'test',
+    );
+    expect(svc.clusterIp).toMatch(/^127\.77\./);
+    const version = async () => (await t.db.get<{ v: number }>(sql`SELECT desired_version AS v FROM nodes WHERE id = ${pod?.nodeId}`))?.v ?? 0;
+    const before = await version();
+    await t.db.run(
+      sql`UPDATE pods SET phase = 'Running', ready = 1, status = ${JSON.stringify({ containers: [{ hostPorts: [{ containerPort: 80, protocol: 'TCP', hostIP: '127.0.0.1', hostPort: 40123 }] }] })} WHERE id = ${pod?.id}`,
+    );
+    expect(await version()).toBeGreaterThan(before);
+    const [eps] = await endpointsOf(t.db, [svc], at, deps.config.nodeGraceMs);
+    expect(eps?.ports[0]?.addresses).toMatchObject([{ ip: '127.0.0.1', port: 40123, ready: true, pod: pod?.name }]);
+    const [forNode] = await servicesForNode(t.db, pod?.nodeId as string, at, deps.config.nodeGraceMs);
+    expect(forNode?.ports[0]?.endpoints).toEqual([{ ip: '127.0.0.1', port: 40123 }]);
+    const mid = await version();
+    await t.db.run(sql`UPDATE pods SET ready = 0 WHERE id = ${pod?.id}`);
+    expect(await version()).toBeGreaterThan(mid);
+
+    // Deletion waits for the pod; then the claim is released to its node and goes on the node's word.
+    await requestClaimDeletion(t.db, (await getClaim(t.db, 'claims', 'pv'))!, at, 'test');
+    await runTick(d);
+    expect((await getClaim(t.db, 'claims', 'pv'))?.phase).toBe('Bound');
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'claims', 'stateful'))!, at, 'test');
+    await t.db.run(sql`DELETE FROM pods WHERE namespace = 'claims'`); // the agent reported them gone
+    expect(await hasWork(t.db, at, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
+    await runTick(d);
+    expect((await getClaim(t.db, 'claims', 'pv'))?.phase).toBe('Releasing');
+    expect(await volumeDeletesOf(t.db, pod?.nodeId as string)).toEqual([claimVolumeName(bound?.id as string)]);
+    expect(await volumesRemoved(t.db, pod?.nodeId as string, 'n', [claimVolumeName(bound?.id as string)], at)).toBe(1);
+    expect(await getClaim(t.db, 'claims', 'pv')).toBeUndefined();
+    await deleteService(t.db, svc, at, 'test');
   });
 });
