@@ -141,6 +141,7 @@ export class ServiceProxy {
 
   private handle(client: Socket, backend: Backend): void {
     this.sockets.add(client);
+    client.setNoDelay(true);
     client.on('close', () => this.sockets.delete(client));
     client.on('error', () => undefined);
     client.pause();
@@ -152,7 +153,7 @@ export class ServiceProxy {
         return;
       }
       const k = key(ep);
-      const upstream = connect({ host: ep.ip, port: ep.port, allowHalfOpen: true });
+      const upstream = connect({ host: ep.ip, port: ep.port, allowHalfOpen: true, noDelay: true });
       // Counted from the pick, so connections being opened count too (least connections).
       backend.active.set(k, (backend.active.get(k) ?? 0) + 1);
       const release = () => backend.active.set(k, Math.max(0, (backend.active.get(k) ?? 1) - 1));
