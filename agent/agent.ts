@@ -9,6 +9,7 @@ import { AgentClient, ApiFailure, enroll } from './client.js';
 import { readFacts } from './facts.js';
 import { generateNodeKeys, type Identity, loadIdentity, saveIdentity, signingKeyOf, writePrivate } from './identity.js';
 import { LeaseVerifier, type VerifiedLease } from './leases.js';
+import { streamLog } from './logs.js';
 import { Outbox } from './outbox.js';
 import { ConfigError, containerEnv, plainEnv, removeVolumes, secretText, writeVolumes } from './podconfig.js';
 import { ProbeManager, type ProbeTarget } from './probes.js';
@@ -278,6 +279,28 @@ export class Agent {
     void this.prePull();
     this.syncServices();
     void this.releaseVolumes();
+    this.serveLogs();
+  }
+
+  /** Log requests being served or served already (a stale desired state may list them again). */
+  private readonly logsServed = new Set<string>();
+
+  /** Serves operators' `logs` requests for this node's containers (read from the engine, uploaded in chunks). */
+  private serveLogs(): void {
+    for (const req of this.desired?.logs ?? []) {
+      if (this.logsServed.has(req.id)) continue;
+      this.logsServed.add(req.id);
+      if (this.logsServed.size > 1000) this.logsServed.delete(this.logsServed.values().next().value as string);
+      const send = (chunk: { seq: number; data: string; done?: boolean; error?: string }) => this.client.logChunk(req.id, chunk);
+      const c = this.lastActual.filter((a) => a.podId === req.podId && a.container === req.container).sort((x, y) => y.restarts - x.restarts)[0];
+      const run = c
+        ? streamLog(this.runtime.docker, c.id, req, send)
+        : send({ seq: 0, data: '', done: true, error: `container ${req.container} of this pod has not been created on node ${this.identity.name} (yet)` }).then(() => undefined);
+      void run.catch((e) => {
+        this.log.warn({ err: (e as Error).message }, 'serving a log request failed');
+        void send({ seq: 1_000_000, data: '', done: true, error: `reading the log failed: ${(e as Error).message}` }).catch(() => undefined);
+      });
+    }
   }
 
   private releasing = false;

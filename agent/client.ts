@@ -85,6 +85,18 @@ export class AgentClient {
     return (await res.json()) as HeartbeatResponse;
   }
 
+  /** Uploads one chunk of a container's log for an operator's request; false when nobody reads it any more. */
+  async logChunk(id: string, chunk: { seq: number; data: string; done?: boolean; error?: string }, timeoutMs = 15_000): Promise<boolean> {
+    const res = await fetch(new URL(`/v1/agent/logs/${encodeURIComponent(id)}`, this.server), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await this.bearer()}`, 'content-type': 'application/json' },
+      body: JSON.stringify(chunk),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw await failure(res);
+    return !((await res.json()) as { closed: boolean }).closed;
+  }
+
   /** Reports the Docker volumes of released claims that this node removed. */
   async volumesRemoved(volumes: string[], timeoutMs = 15_000): Promise<void> {
     const res = await fetch(new URL('/v1/agent/volumes/removed', this.server), {

@@ -44,3 +44,31 @@ export async function call<T>(t: Target, method: string, path: string, body?: un
   }
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
+
+/**
+ * Streams a text response to `out` as it arrives (`logs`, `logs -f`); a problem document becomes
+ * one CliError line. `timeoutMs` bounds the whole request (none for following).
+ */
+export async function streamText(t: Target, path: string, out: (s: string) => void, timeoutMs?: number): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, t.server), { headers: { authorization: `Bearer ${t.token}` }, ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}) });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code;
+    throw new CliError(`cannot reach the control plane at ${t.server}${cause ? ` (${cause})` : ''}: is it running? (--server or FLOTILLA_SERVER)`);
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* keep text */
+    }
+    if (isProblem(parsed)) throw new CliError(problemLine(parsed));
+    throw new CliError(`GET ${path} failed: ${res.status} ${res.statusText}`);
+  }
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) out(decoder.decode(chunk, { stream: true }));
+  out(decoder.decode());
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseDuration } from '../shared/duration.js';
-import { CliError, call } from './api.js';
+import { CliError, call, streamText } from './api.js';
 import { parse, parseLabelsFlag, target } from './args.js';
 import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
 import { claimTable, configTable, daemonSetTable, deploymentTable, endpointsTable, nodeTable, podTable, serviceTable, table as tableOf } from './output.js';
@@ -18,6 +18,7 @@ Usage:
   flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
   flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps|services|endpoints|pvc [NAME] [-n NS] [-A] [-o table|wide|json]
   flotilla delete (-f FILE | KIND NAME) [-n NS]      (KIND: deployment, daemonset, secret, configmap, service, pvc)
+  flotilla logs POD [-c CONTAINER] [--tail N] [--since 10m] [-f]
   flotilla scale deployment/NAME --replicas N
   flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
   flotilla cordon NODE | uncordon NODE
@@ -169,6 +170,26 @@ async function main(argv: string[]): Promise<number> {
       let code = 0;
       if (values.wait) for (const w of workloads) code = Math.max(code, await rolloutStatus(t, w.path, w.kind, w.name, values.timeout));
       return code;
+    }
+    case 'logs': {
+      const { values, positionals } = parse(rest, { container: { type: 'string', short: 'c' }, tail: { type: 'string' }, since: { type: 'string' }, follow: { type: 'boolean', short: 'f' } });
+      const [pod] = positionals;
+      if (!pod) throw new CliError('usage: flotilla logs POD [-c CONTAINER] [--tail N] [--since 10m] [-f] [-n NS]', 2);
+      const q = new URLSearchParams();
+      if (values.container) q.set('container', values.container);
+      if (values.tail !== undefined) {
+        if (!/^\d+$/.test(values.tail)) throw new CliError(`--tail must be a number of lines: "${values.tail}"`, 2);
+        q.set('tailLines', values.tail);
+      }
+      if (values.since !== undefined) {
+        const ms = parseDuration(values.since);
+        if (ms === null || ms < 1000) throw new CliError(`--since: not a duration of at least 1s: ${values.since} (try 30s, 10m, 2h)`, 2);
+        q.set('sinceSeconds', String(Math.floor(ms / 1000)));
+      }
+      if (values.follow) q.set('follow', '1');
+      const path = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/pods/${encodeURIComponent(pod)}/log?${q}`;
+      await streamText(target(values), path, (s) => process.stdout.write(s), values.follow ? undefined : 120_000);
+      return 0;
     }
     case 'get': {
       const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });

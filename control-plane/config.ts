@@ -29,6 +29,10 @@ export interface Config {
   scoring: 'MostAllocated' | 'LeastAllocated';
   /** How often an endpoints watch (long-poll) re-reads the endpoints while it waits for a change. */
   endpointsPollMs: number;
+  /** How long a `logs` request waits for the pod's node to start answering (504 after). */
+  logWaitMs: number;
+  /** How often a `logs` request looks for new chunks from the node. */
+  logPollMs: number;
 }
 
 const duration = (fallback: string) =>
@@ -69,6 +73,8 @@ const envSchema = z.object({
   FLOTILLA_RESERVED_MEMORY: quantity('128Mi', parseMemory, 'memory'),
   FLOTILLA_SCHEDULER_SCORING: z.enum(['MostAllocated', 'LeastAllocated']).default('MostAllocated'),
   FLOTILLA_ENDPOINTS_POLL: duration('500ms'),
+  FLOTILLA_LOG_WAIT: duration('15s'),
+  FLOTILLA_LOG_POLL: duration('200ms'),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -97,6 +103,8 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     reservedMemory: e.FLOTILLA_RESERVED_MEMORY,
     scoring: e.FLOTILLA_SCHEDULER_SCORING,
     endpointsPollMs: e.FLOTILLA_ENDPOINTS_POLL,
+    logWaitMs: e.FLOTILLA_LOG_WAIT,
+    logPollMs: e.FLOTILLA_LOG_POLL,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

@@ -173,6 +173,30 @@ export const desiredStateSchema = z.strictObject({
   services: z.array(serviceStateSchema).optional(),
   /** Docker volumes of deleted claims (reclaim policy Delete) to remove; acknowledged with POST /v1/agent/volumes/removed. */
   volumeDeletes: z.array(z.string().max(128)).max(256).optional(),
+  /** Operators' `logs` requests for this node's containers: upload each with POST /v1/agent/logs/{id}. */
+  logs: z
+    .array(
+      z.strictObject({
+        id: z.string(),
+        podId: z.string(),
+        container: z.string(),
+        tailLines: z.number().int().optional(),
+        sinceSeconds: z.number().int().optional(),
+        follow: z.boolean(),
+        limitBytes: z.number().int(),
+      }),
+    )
+    .max(64)
+    .optional(),
+});
+export type LogRequest = NonNullable<DesiredState['logs']>[number];
+
+/** POST /v1/agent/logs/{id} body: one chunk of a container's log (data: UTF-8 text, at most 64 KiB). */
+export const logChunkSchema = z.strictObject({
+  seq: z.number().int().min(0),
+  data: z.string().max(64 * 1024),
+  done: z.boolean().optional(),
+  error: z.string().max(512).optional(),
 });
 
 /** POST /v1/agent/volumes/removed body. */

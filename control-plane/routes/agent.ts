@@ -11,6 +11,7 @@ import {
   type HeartbeatRequest,
   type HeartbeatResponse,
   heartbeatRequestSchema,
+  logChunkSchema,
   type PodConfig,
   volumesRemovedSchema,
 } from '../../shared/protocol.js';
@@ -23,6 +24,7 @@ import { claimVolumesOf, volumeDeletesOf, volumesRemoved } from '../store/claims
 import { configVersionsOf, getConfig, valuesOf } from '../store/config.js';
 import type { Db } from '../store/db.js';
 import { insertEvent } from '../store/events.js';
+import { appendLogChunk, logSessionsFor } from '../store/logs.js';
 import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
@@ -159,11 +161,12 @@ const authed = new Hono<AppEnv>()
       c.header('ETag', tag(node.desiredVersion));
       return c.body(null, 304);
     }
-    const [rows, prefetch, svcs, volumeDeletes] = await Promise.all([
+    const [rows, prefetch, svcs, volumeDeletes, logs] = await Promise.all([
       desiredPodsOf(deps.db, node.id),
       prefetchImagesOf(deps.db, node.id),
       servicesForNode(deps.db, node.id, now, deps.config.nodeGraceMs),
       volumeDeletesOf(deps.db, node.id),
+      logSessionsFor(deps.db, node.id, now),
     ]);
     const [leases, configVersions, claimVolumes] = await Promise.all([signLeases(deps, node, rows, deps.clock()), configVersionsOf(deps.db, rows), claimVolumesOf(deps.db, rows)]);
     const body: DesiredState = {
@@ -173,6 +176,19 @@ const authed = new Hono<AppEnv>()
       ...(prefetch.length > 0 ? { prefetch } : {}),
       ...(svcs.length > 0 ? { services: svcs } : {}),
       ...(volumeDeletes.length > 0 ? { volumeDeletes } : {}),
+      ...(logs.length > 0
+        ? {
+            logs: logs.map((l) => ({
+              id: l.id,
+              podId: l.podId,
+              container: l.container,
+              ...(l.tailLines !== null ? { tailLines: l.tailLines } : {}),
+              ...(l.sinceSeconds !== null ? { sinceSeconds: l.sinceSeconds } : {}),
+              follow: l.follow,
+              limitBytes: l.limitBytes,
+            })),
+          }
+        : {}),
       pods: rows.map((p) => ({
         id: p.id,
         name: p.name,
@@ -240,6 +256,14 @@ const authed = new Hono<AppEnv>()
         at: now,
       });
     return c.json({ jwe, versions, missing: payload.missing });
+  })
+  .post('/logs/:id', async (c) => {
+    // A chunk of a container's log for an operator's request; `closed` tells the node to stop.
+    const deps = c.var.deps;
+    const parsed = logChunkSchema.safeParse(await readJson(c));
+    if (!parsed.success) throw invalid('invalid log chunk', fieldErrors(parsed.error));
+    const open = await appendLogChunk(deps.db, c.var.node.id, c.req.param('id'), parsed.data, deps.clock());
+    return c.json({ closed: !open });
   })
   .post('/volumes/removed', async (c) => {
     // The node removed the Docker volumes of claims released to it (reclaim policy Delete).

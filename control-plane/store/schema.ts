@@ -328,3 +328,39 @@ export const volumeClaims = sqliteTable(
   },
   (t) => [uniqueIndex('volume_claims_ns_name').on(t.namespace, t.name), index('volume_claims_node').on(t.nodeId)],
 );
+
+/**
+ * Log sessions: an operator's `logs` request waiting for (or being served by) the pod's node. The
+ * node's agent reads the container's log from Docker and uploads it in chunks; the request that
+ * opened the session streams them out and deletes each once written. Nothing outlives delivery:
+ * a session and its chunks are deleted when the client is done or when it expires.
+ */
+export const logSessions = sqliteTable(
+  'log_sessions',
+  {
+    id: text('id').primaryKey(),
+    nodeId: text('node_id').notNull(),
+    podId: text('pod_id').notNull(),
+    container: text('container').notNull(),
+    tailLines: integer('tail_lines'),
+    sinceSeconds: integer('since_seconds'),
+    follow: integer('follow', { mode: 'boolean' }).notNull(),
+    limitBytes: integer('limit_bytes').notNull(),
+    /** pending (not picked up yet), streaming, done (the agent sent everything), closed (the client left). */
+    state: text('state', { enum: ['pending', 'streaming', 'done', 'closed'] }).notNull(),
+    error: text('error'),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [index('log_sessions_node').on(t.nodeId, t.state)],
+);
+
+export const logChunks = sqliteTable(
+  'log_chunks',
+  {
+    sessionId: text('session_id').notNull(),
+    seq: integer('seq').notNull(),
+    data: text('data').notNull(),
+  },
+  (t) => [uniqueIndex('log_chunks_pk').on(t.sessionId, t.seq)],
+);

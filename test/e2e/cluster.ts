@@ -125,9 +125,9 @@ export interface NodeControlPlane {
 }
 
 /** Starts a Node control plane for an e2e file. */
-export async function startNodeControlPlane(docker: Docker, prefix: string): Promise<NodeControlPlane> {
+export async function startNodeControlPlane(docker: Docker, prefix: string, env: Record<string, string> = {}): Promise<NodeControlPlane> {
   const dataDir = mkdtempSync(join(tmpdir(), prefix));
-  const server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir]);
+  const server = startCli(['server', '--no-agent', '--port', '0', '--data-dir', dataDir], env);
   const m = await server.waitForOutput(/control plane on (http:\/\/\S+); admin token in (\S+)/);
   const cluster = new Cluster(m[1] as string, readFileSync(m[2] as string, 'utf8').trim(), docker);
   return {
