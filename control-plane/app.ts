@@ -10,6 +10,7 @@ import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agent.js';
 import { claimRoutes } from './routes/claims.js';
 import { configRoutes } from './routes/config.js';
+import { listFeatures } from './routes/lists.js';
 import { logRoutes } from './routes/logs.js';
 import { serviceRoutes } from './routes/services.js';
 import { workloadRoutes } from './routes/workloads.js';
@@ -100,7 +101,15 @@ export function createApp(given: Deps): Hono<AppEnv> {
     return c.text(deps.metrics?.render() ?? '', 200, { 'content-type': 'text/plain; version=0.0.4' });
   });
   app.route('/v1/agent', agentRoutes);
-  const v1 = new Hono<AppEnv>().use(operatorAuth).route('/', adminRoutes).route('/', workloadRoutes).route('/', configRoutes).route('/', serviceRoutes).route('/', claimRoutes).route('/', logRoutes);
+  const v1 = new Hono<AppEnv>()
+    .use(operatorAuth)
+    .use(listFeatures)
+    .route('/', adminRoutes)
+    .route('/', workloadRoutes)
+    .route('/', configRoutes)
+    .route('/', serviceRoutes)
+    .route('/', claimRoutes)
+    .route('/', logRoutes);
   app.route('/v1', v1);
   return app;
 }

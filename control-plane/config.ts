@@ -33,6 +33,10 @@ export interface Config {
   logWaitMs: number;
   /** How often a `logs` request looks for new chunks from the node. */
   logPollMs: number;
+  /** How often a watch (long-poll on a list) looks for new changes while it waits. */
+  watchPollMs: number;
+  /** How long the change log behind watches is kept: a watch from an older resourceVersion gets 410. */
+  watchRetentionMs: number;
 }
 
 const duration = (fallback: string) =>
@@ -75,6 +79,8 @@ const envSchema = z.object({
   FLOTILLA_ENDPOINTS_POLL: duration('500ms'),
   FLOTILLA_LOG_WAIT: duration('15s'),
   FLOTILLA_LOG_POLL: duration('200ms'),
+  FLOTILLA_WATCH_POLL: duration('500ms'),
+  FLOTILLA_WATCH_RETENTION: duration('15m'),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -105,6 +111,8 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     endpointsPollMs: e.FLOTILLA_ENDPOINTS_POLL,
     logWaitMs: e.FLOTILLA_LOG_WAIT,
     logPollMs: e.FLOTILLA_LOG_POLL,
+    watchPollMs: e.FLOTILLA_WATCH_POLL,
+    watchRetentionMs: e.FLOTILLA_WATCH_RETENTION,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');
@@ -139,4 +147,13 @@ export function consoleLogger(bindings: object = {}, minLevel: 'debug' | 'info' 
 }
 
 /** A logger that drops everything (tests that do not look at logs). */
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silentLogger, isLevelEnabled: () => false };
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error(o) {
+    if (process.env.FLOTILLA_TEST_ERRORS) console.error(JSON.stringify(o));
+  },
+  child: () => silentLogger,
+  isLevelEnabled: () => false,
+};

@@ -4,9 +4,12 @@ import type { Config } from './config.js';
 import { allocatableOf } from './core/scheduler.js';
 import type { NodeRow } from './store/nodes.js';
 import type { PodRow } from './store/pods.js';
+import type { events } from './store/schema.js';
 import type { DeploymentRow, DeploymentSpec } from './store/workloads.js';
 
 // Objects go out in the Kubernetes shape: apiVersion, kind, metadata, spec, status.
+
+type EventRow = typeof events.$inferSelect;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -198,4 +201,19 @@ function progressing(d: DeploymentRow, spec: DeploymentSpec, complete: boolean, 
   if (r?.state === 'Complete' || (!r && complete)) return { type: 'Progressing', status: 'True', reason: 'NewReplicaSetAvailable', message: `revision ${d.revision} is available` };
   if (r?.state === 'CanaryHold') return { type: 'Progressing', status: 'True', reason: 'CanaryHold', message: r.message };
   return { type: 'Progressing', status: 'True', reason: r?.reason === 'RolledBack' ? 'RolledBack' : 'ReplicaSetUpdated', message: r?.reason === 'RolledBack' ? `${r.message} (${counts})` : counts };
+}
+
+/** An Event object (the namespaced events list and event watches). */
+export function renderEvent(e: EventRow) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { name: String(e.id), namespace: e.namespace },
+    involvedObject: { kind: e.kind, name: e.name, namespace: e.namespace },
+    type: e.type,
+    reason: e.reason,
+    message: e.message,
+    source: { component: e.source },
+    lastTimestamp: iso(e.at),
+  };
 }

@@ -72,3 +72,6 @@ export function problemLine(p: Problem): string {
   const fields = (p.errors ?? []).slice(0, 3).map((e) => `${e.path}: ${e.message}`);
   return fields.length > 0 ? `${p.detail} (${fields.join('; ')})` : p.detail;
 }
+
+/** 410: what was asked for is no longer kept (a watch from a pruned resourceVersion). */
+export const gone = (message: string) => new FlotillaError('gone', 410, message);

@@ -19,6 +19,7 @@ import { type DeploymentPlan, daemonSetEligible, planDaemonSet, planDeployment, 
 import { assessRollout, canaryLimit, type RolloutPolicy, type RolloutSubject } from '../core/rollout.js';
 import { allocatableOf, type SchedulePlan, schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
+import { pruneChanges } from '../store/changes.js';
 import { type ClaimRow, claimsOf, finalizeClaims } from '../store/claims.js';
 import { chunkRows, type Db } from '../store/db.js';
 import { type EventInput, insertEvent, insertEvents, pruneEvents } from '../store/events.js';
@@ -541,6 +542,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // Pruning old events is housekeeping: at most once a minute per instance, in a batch with real work.
   if (stmts.length > 0 && now - (lastPrune.get(deps.cluster) ?? 0) > 60_000) {
     stmts.push(pruneEvents(db, now - config.eventRetentionMs));
+    stmts.push(...pruneChanges(db, config.watchRetentionMs));
     lastPrune.set(deps.cluster, now);
   }
 

@@ -18,7 +18,7 @@ const RESOURCES = [
 ] as const;
 
 /** The workloads of a namespace that use a Secret or ConfigMap (for `usedBy`). */
-async function usersOf(deps: Deps, namespace: string): Promise<(kind: ConfigKind, name: string) => string[]> {
+export async function usersOf(deps: Deps, namespace: string): Promise<(kind: ConfigKind, name: string) => string[]> {
   const rows = [...(await listDeployments(deps.db, namespace, 'Deployment')), ...(await listDeployments(deps.db, namespace, 'DaemonSet'))];
   const refs = rows.map((r) => {
     const spec = (r.spec as { template: { spec: unknown } }).template.spec;

@@ -9,7 +9,7 @@ import { readDocument } from '../body.js';
 import type { AppEnv, Deps, Principal } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { allocatableOf } from '../core/scheduler.js';
-import { renderPod, renderWorkload } from '../render.js';
+import { renderEvent, renderPod, renderWorkload } from '../render.js';
 import { insertEvent, listEvents } from '../store/events.js';
 import { listNodes } from '../store/nodes.js';
 import { getPod, listPods } from '../store/pods.js';
@@ -134,17 +134,7 @@ export const workloadRoutes = new Hono<AppEnv>()
     return c.json({
       apiVersion: 'v1',
       kind: 'EventList',
-      items: rows.map((e) => ({
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name: String(e.id), namespace: e.namespace },
-        involvedObject: { kind: e.kind, name: e.name, namespace: e.namespace },
-        type: e.type,
-        reason: e.reason,
-        message: e.message,
-        source: { component: e.source },
-        lastTimestamp: new Date(e.at).toISOString(),
-      })),
+      items: rows.map(renderEvent),
     });
   });
 

@@ -364,3 +364,24 @@ export const logChunks = sqliteTable(
   },
   (t) => [uniqueIndex('log_chunks_pk').on(t.sessionId, t.seq)],
 );
+
+/**
+ * The change log behind watches: one row per committed change of a watched object, written by
+ * triggers (migration 0008) in the same transaction as the change, so nothing is lost and the
+ * order of `seq` is the order of commits. `object` is the row as it was after the change (before,
+ * for DELETED); Secret values are never copied. Rows older than the watch retention are pruned by
+ * the tick; `meta.changes_pruned_through` remembers the last pruned seq (older watches get 410).
+ */
+export const changes = sqliteTable(
+  'changes',
+  {
+    seq: integer('seq').primaryKey({ autoIncrement: true }),
+    kind: text('kind').notNull(),
+    namespace: text('namespace').notNull(),
+    name: text('name').notNull(),
+    type: text('type', { enum: ['ADDED', 'MODIFIED', 'DELETED'] }).notNull(),
+    object: text('object').notNull(),
+    at: integer('at').notNull(),
+  },
+  (t) => [index('changes_kind_ns').on(t.kind, t.namespace, t.seq), index('changes_at').on(t.at)],
+);

@@ -9,7 +9,7 @@ import { ensureBootstrapToken, ensureCluster } from '../../control-plane/store/m
 export const ADMIN = 'flo_test-admin-token-0123456789abcdef';
 
 /** An in-process control plane over `db` with a controllable clock, for app.request() tests. */
-export async function testControlPlane(db: Db, config: Partial<Config> = {}) {
+export async function testControlPlane(db: Db, config: Partial<Config> = {}, more: Partial<Deps> = {}) {
   let now = Date.now();
   const cfg = configFromEnv({}, { pollWaitMs: 0, ...config });
   const cluster = await ensureCluster(db, now);
@@ -17,7 +17,7 @@ export async function testControlPlane(db: Db, config: Partial<Config> = {}) {
   await keys.ensure(now);
   await ensureBootstrapToken(db, ADMIN, now);
   const pending: Promise<unknown>[] = [];
-  const deps: Deps = { db, config: cfg, logger: silentLogger, clock: () => now, keys, cluster, defer: (p) => pending.push(p) };
+  const deps: Deps = { db, config: cfg, logger: silentLogger, clock: () => now, keys, cluster, defer: (p) => pending.push(p), ...more };
   const app = createApp(deps);
   return {
     app,

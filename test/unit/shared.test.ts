@@ -5,6 +5,7 @@ import { isFlotillaError } from '../../shared/errors.js';
 import { checkLeaseClaims, type LeaseClaims } from '../../shared/lease.js';
 import { parseManifest, rolloutBounds } from '../../shared/manifest.js';
 import { parseLabelArgs } from '../../shared/names.js';
+import { matchesSelector, parseSelector } from '../../shared/selector.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 
 function errorsOf(doc: unknown): Array<{ path: string; message: string }> {
@@ -173,5 +174,28 @@ describe('helpers', () => {
     expect(timingSafeEqual('abc', 'abc')).toBe(true);
     expect(timingSafeEqual('abc', 'abd')).toBe(false);
     expect(timingSafeEqual('abc', 'ab')).toBe(false);
+  });
+});
+
+describe('label selectors', () => {
+  const l = { app: 'web', tier: 'front', 'flotilla.dev/zone': 'a' };
+  it('parses every form and matches as Kubernetes does', () => {
+    expect(matchesSelector(parseSelector(''), l)).toBe(true);
+    expect(matchesSelector(parseSelector('app=web'), l)).toBe(true);
+    expect(matchesSelector(parseSelector('app==web,tier=front'), l)).toBe(true);
+    expect(matchesSelector(parseSelector('app!=web'), l)).toBe(false);
+    expect(matchesSelector(parseSelector('missing!=x'), l)).toBe(true);
+    expect(matchesSelector(parseSelector('tier in (back, front)'), l)).toBe(true);
+    expect(matchesSelector(parseSelector('tier notin (front)'), l)).toBe(false);
+    expect(matchesSelector(parseSelector('flotilla.dev/zone'), l)).toBe(true);
+    expect(matchesSelector(parseSelector('!flotilla.dev/zone'), l)).toBe(false);
+    expect(matchesSelector(parseSelector('!gpu'), l)).toBe(true);
+    expect(matchesSelector(parseSelector('app=web,gpu'), l)).toBe(false);
+  });
+  it('refuses malformed selectors, naming what is wrong', () => {
+    expect(() => parseSelector('app in (web')).toThrow(/unbalanced/);
+    expect(() => parseSelector('app=web,')).toThrow(/empty requirement/);
+    expect(() => parseSelector('app=we b')).toThrow(/not a valid label value/);
+    expect(() => parseSelector('-app')).toThrow(/not a valid label key/);
   });
 });

@@ -1,0 +1,154 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pruneChanges } from '../../control-plane/store/changes.js';
+import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
+import { testControlPlane } from '../lib/cp.js';
+import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
+import { deploymentManifest } from '../lib/fixtures.js';
+
+type Obj = { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; resourceVersion?: string }; data?: Record<string, string> };
+type List = { items: Obj[]; metadata: { resourceVersion: string; continue?: string; remainingItemCount?: number } };
+type Watch = { kind: string; items: Array<{ type: string; object: Obj }>; metadata: { resourceVersion: string } };
+
+const configMap = (name: string, value: string, labels: Record<string, string> = {}) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, labels }, data: { value } });
+
+// Lists and watches, on an embedded libSQL file and on a local D1 inside workerd (the API the CLI and automation use).
+describe.each([
+  ['libSQL file', libsqlTestDb],
+  ['D1 (workerd)', d1TestDb],
+])('lists and watches on %s', (_name, open) => {
+  let t: TestDb;
+  let cp: Awaited<ReturnType<typeof testControlPlane>>;
+  beforeAll(async () => {
+    t = await open();
+    cp = await testControlPlane(t.db, {}, { secrets: await SecretBox.fromKey(parseMasterKey(newMasterKey())) });
+  });
+  afterAll(async () => t?.close());
+
+  const json = async <T>(r: Response | Promise<Response>, status = 200): Promise<T> => {
+    const res = await r;
+    const body = await res.json();
+    expect(res.status, JSON.stringify(body)).toBe(status);
+    return body as T;
+  };
+  const put = (o: ReturnType<typeof configMap>, ns = 'default') => cp.req('PUT', `/v1/namespaces/${ns}/configmaps/${o.metadata.name}`, o);
+
+  it('filters any list by label selector, and refuses a bad selector with its path', async () => {
+    for (const [name, labels] of [
+      ['sel-a', { app: 'web', tier: 'front' }],
+      ['sel-b', { app: 'web', tier: 'back' }],
+      ['sel-c', { app: 'db' }],
+    ] as const)
+      await json(put(configMap(name, '1', labels)), 201);
+    const names = async (sel: string) => (await json<List>(cp.req('GET', `/v1/namespaces/default/configmaps?labelSelector=${encodeURIComponent(sel)}`))).items.map((o) => o.metadata.name).sort();
+    expect(await names('app=web')).toEqual(['sel-a', 'sel-b']);
+    expect(await names('app=web,tier!=back')).toEqual(['sel-a']);
+    expect(await names('app in (db, web),!tier')).toEqual(['sel-c']);
+    expect(await names('tier')).toEqual(['sel-a', 'sel-b']);
+    expect(await names('app notin (web)')).toContain('sel-c');
+    const bad = await json<{ errors: Array<{ path: string }> }>(cp.req('GET', '/v1/namespaces/default/configmaps?labelSelector=app%20in%20(web'), 422);
+    expect(bad.errors[0]?.path).toBe('labelSelector');
+  });
+
+  it('pages a list with limit and continue: every object once, in order, across pages', async () => {
+    for (let i = 0; i < 7; i++) await json(put(configMap(`page-${i}`, String(i), { set: 'paging' }), 'paging'), 201);
+    const seen: string[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+      const l = await json<List>(cp.req('GET', `/v1/namespaces/paging/configmaps?limit=3${token ? `&continue=${token}` : ''}`));
+      expect(l.items.length).toBeLessThanOrEqual(3);
+      expect(Number(l.metadata.resourceVersion)).toBeGreaterThan(0);
+      seen.push(...l.items.map((o) => o.metadata.name));
+      token = l.metadata.continue;
+      if (token) expect(l.metadata.remainingItemCount).toBe(7 - seen.length);
+      pages++;
+    } while (token && pages < 10);
+    expect(pages).toBe(3);
+    expect(seen).toEqual(['page-0', 'page-1', 'page-2', 'page-3', 'page-4', 'page-5', 'page-6']);
+    const bad = await json<{ errors: Array<{ path: string }> }>(cp.req('GET', '/v1/namespaces/paging/configmaps?limit=3&continue=nonsense'), 422);
+    expect(bad.errors[0]?.path).toBe('continue');
+    await json(cp.req('GET', '/v1/namespaces/paging/configmaps?limit=-1'), 422);
+  });
+
+  it('under concurrent writers a watcher sees every change exactly once and in order', async () => {
+    const start = await json<List>(cp.req('GET', '/v1/namespaces/watch/configmaps'));
+    const writers = 4;
+    const writes = 8;
+    // Writers run concurrently; each updates its own ConfigMap `writes` times, then deletes it.
+    const writing = Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        for (let i = 0; i < writes; i++) await json(put(configMap(`w${w}`, String(i)), 'watch'), i === 0 ? 201 : 200);
+        await json(cp.req('DELETE', `/v1/namespaces/watch/configmaps/w${w}`));
+      }),
+    );
+    const seen = new Map<string, string[]>();
+    let rv = start.metadata.resourceVersion;
+    let total = 0;
+    const want = writers * (writes + 1);
+    for (let round = 0; round < 500 && total < want; round++) {
+      const batch = await json<Watch>(cp.req('GET', `/v1/namespaces/watch/configmaps?watch=1&resourceVersion=${rv}&timeoutSeconds=0`));
+      expect(Number(batch.metadata.resourceVersion)).toBeGreaterThanOrEqual(Number(rv));
+      rv = batch.metadata.resourceVersion;
+      for (const e of batch.items) {
+        const list = seen.get(e.object.metadata.name) ?? [];
+        list.push(e.type === 'DELETED' ? 'DELETED' : `${e.type}:${e.object.data?.value}`);
+        seen.set(e.object.metadata.name, list);
+        total++;
+      }
+      if (total < want) await new Promise((r) => setTimeout(r, 5));
+    }
+    await writing;
+    // Nothing more arrives afterwards (no repeats).
+    const after = await json<Watch>(cp.req('GET', `/v1/namespaces/watch/configmaps?watch=1&resourceVersion=${rv}&timeoutSeconds=0`));
+    expect(after.items).toEqual([]);
+    expect(total).toBe(want);
+    for (let w = 0; w < writers; w++) expect(seen.get(`w${w}`)).toEqual(['ADDED:0', ...Array.from({ length: writes - 1 }, (_, i) => `MODIFIED:${i + 1}`), 'DELETED']);
+  });
+
+  it('watches workloads, pods and secrets (never with values), each from its own resourceVersion; a pruned one is gone (410)', async () => {
+    const rv = (await json<List>(cp.req('GET', '/v1/namespaces/apps/pods'))).metadata.resourceVersion;
+    const m = deploymentManifest('watched', { replicas: 2 });
+    await json(cp.req('PUT', '/v1/namespaces/apps/deployments/watched', m), 201);
+    await cp.settle();
+    const deps = await json<Watch>(cp.req('GET', `/v1/namespaces/apps/deployments?watch=1&resourceVersion=${rv}&timeoutSeconds=0`));
+    expect(deps.items.map((e) => [e.type, e.object.kind, e.object.metadata.name])).toContainEqual(['ADDED', 'Deployment', 'watched']);
+    const pods = await json<Watch>(cp.req('GET', `/v1/namespaces/apps/pods?watch=1&resourceVersion=${rv}&timeoutSeconds=0`));
+    const added = pods.items.filter((e) => e.type === 'ADDED').map((e) => e.object.metadata.name);
+    expect(added).toHaveLength(2);
+    expect(added.every((n) => n.startsWith('watched-'))).toBe(true);
+    // All namespaces: the same pod changes, among others.
+    const all = await json<Watch>(cp.req('GET', `/v1/pods?watch=1&resourceVersion=${rv}&timeoutSeconds=0`));
+    expect(all.items.filter((e) => e.type === 'ADDED').map((e) => e.object.metadata.name)).toEqual(added);
+
+    const value = 'hunter2-very-secret';
+    await json(cp.req('PUT', '/v1/namespaces/apps/secrets/db', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'db' }, stringData: { password: value } }), 201);
+    const res = await cp.req('GET', `/v1/namespaces/apps/secrets?watch=1&resourceVersion=${rv}&timeoutSeconds=0`);
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(text).toContain('"name":"db"');
+    expect(text).not.toContain(value);
+    expect(text).not.toContain(btoa(value));
+    const { items } = await json<List>(cp.req('GET', '/v1/namespaces/apps/secrets'));
+    expect(items.map((o) => o.metadata.name)).toEqual(['db']);
+
+    await json(cp.req('GET', '/v1/namespaces/apps/pods?watch=1&resourceVersion=abc'), 422);
+    // Everything older than the retention is pruned: a watch from before is refused, a fresh list works again.
+    await t.db.batch(pruneChanges(t.db, -60_000) as never);
+    const g = await json<{ type: string; detail: string }>(cp.req('GET', `/v1/namespaces/apps/pods?watch=1&resourceVersion=${rv}&timeoutSeconds=0`), 410);
+    expect(g.type).toMatch(/gone$/);
+    expect(g.detail).toContain('list again');
+    const fresh = await json<List>(cp.req('GET', '/v1/namespaces/apps/pods'));
+    await json<Watch>(cp.req('GET', `/v1/namespaces/apps/pods?watch=1&resourceVersion=${fresh.metadata.resourceVersion}&timeoutSeconds=0`));
+  });
+
+  it('a namespace-limited token cannot watch another namespace, and its cluster-wide watch shows only its own', async () => {
+    const tok = await json<{ token: string }>(cp.req('POST', '/v1/api-tokens', { name: 'watch-reader', scope: 'read', namespaces: ['paging'] }), 201);
+    const r = await cp.req('GET', '/v1/namespaces/watch/configmaps?watch=1&timeoutSeconds=0', undefined, { token: tok.token });
+    expect(r.status).toBe(403);
+    const before = (await json<List>(cp.req('GET', '/v1/configmaps'))).metadata.resourceVersion;
+    await json(put(configMap('other-ns', 'x'), 'elsewhere'), 201);
+    await json(put(configMap('page-0', 'changed', { set: 'paging' }), 'paging'));
+    const w = await json<Watch>(cp.req('GET', `/v1/configmaps?watch=1&resourceVersion=${before}&timeoutSeconds=0`, undefined, { token: tok.token }));
+    expect(w.items.map((e) => `${e.object.metadata.namespace}/${e.object.metadata.name}`)).toEqual(['paging/page-0']);
+  });
+});
