@@ -66,15 +66,9 @@ export function matchesSelector(reqs: readonly Requirement[], labels: Readonly<R
   const l = labels ?? {};
   return reqs.every((r) => {
     const has = Object.hasOwn(l, r.key);
-    switch (r.op) {
-      case 'exists':
-        return has;
-      case 'absent':
-        return !has;
-      case 'in':
-        return has && r.values.includes(l[r.key] as string);
-      case 'notin':
-        return !has || !r.values.includes(l[r.key] as string);
-    }
+    if (r.op === 'exists') return has;
+    if (r.op === 'absent') return !has;
+    if (r.op === 'in') return has && r.values.includes(l[r.key] as string);
+    return !has || !r.values.includes(l[r.key] as string);
   });
 }
