@@ -10,7 +10,7 @@ import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agent.js';
 import { claimRoutes } from './routes/claims.js';
 import { configRoutes } from './routes/config.js';
-import { listFeatures } from './routes/lists.js';
+import { apiFeatures } from './routes/lists.js';
 import { logRoutes } from './routes/logs.js';
 import { serviceRoutes } from './routes/services.js';
 import { workloadRoutes } from './routes/workloads.js';
@@ -103,7 +103,7 @@ export function createApp(given: Deps): Hono<AppEnv> {
   app.route('/v1/agent', agentRoutes);
   const v1 = new Hono<AppEnv>()
     .use(operatorAuth)
-    .use(listFeatures)
+    .use(apiFeatures(() => app))
     .route('/', adminRoutes)
     .route('/', workloadRoutes)
     .route('/', configRoutes)

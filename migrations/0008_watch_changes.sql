@@ -9,8 +9,26 @@ CREATE TABLE `changes` (
 );
 --> statement-breakpoint
 CREATE INDEX `changes_kind_ns` ON `changes` (`kind`,`namespace`,`seq`);--> statement-breakpoint
+CREATE INDEX `changes_object` ON `changes` (`kind`,`namespace`,`name`,`seq`);--> statement-breakpoint
 CREATE INDEX `changes_at` ON `changes` (`at`);--> statement-breakpoint
--- Watches: every committed change of a watched object is copied into `changes` by these triggers.
+CREATE TABLE `preconditions` (
+	`ok` integer NOT NULL,
+	CONSTRAINT "preconditions_ok" CHECK("preconditions"."ok" = 1)
+);
+--> statement-breakpoint
+-- Existing objects get a first change (their resourceVersion); then every committed change of a watched object is copied into `changes` by triggers.
+INSERT INTO `changes` (kind, namespace, name, type, object, at) SELECT t.kind, t.namespace, t.name, 'ADDED', json_object('id', t.id, 'kind', t.kind, 'want', t.want, 'observed_fleet', t.observed_fleet, 'namespace', t.namespace, 'name', t.name, 'labels', t.labels, 'annotations', t.annotations, 'spec', t.spec, 'generation', t.generation, 'revision', t.revision, 'template_digest', t.template_digest, 'plan_version', t.plan_version, 'plan_stamp', t.plan_stamp, 'rollout', t.rollout, 'stable_revision', t.stable_revision, 'promoted_revision', t.promoted_revision, 'created_at', t.created_at, 'updated_at', t.updated_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM `deployments` t;
+--> statement-breakpoint
+INSERT INTO `changes` (kind, namespace, name, type, object, at) SELECT 'Pod', t.namespace, t.name, 'ADDED', json_object('id', t.id, 'namespace', t.namespace, 'name', t.name, 'deployment_id', t.deployment_id, 'workload', t.workload, 'revision', t.revision, 'spec', t.spec, 'spec_digest', t.spec_digest, 'labels', t.labels, 'cpu_request', t.cpu_request, 'memory_request', t.memory_request, 'host_ports', t.host_ports, 'policy', t.policy, 'pinned_node', t.pinned_node, 'node_id', t.node_id, 'epoch', t.epoch, 'desired', t.desired, 'phase', t.phase, 'ready', t.ready, 'ready_since', t.ready_since, 'restarts', t.restarts, 'reason', t.reason, 'message', t.message, 'status', t.status, 'created_at', t.created_at, 'updated_at', t.updated_at, 'deletion_requested_at', t.deletion_requested_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM `pods` t;
+--> statement-breakpoint
+INSERT INTO `changes` (kind, namespace, name, type, object, at) SELECT t.kind, t.namespace, t.name, 'ADDED', json_object('id', t.id, 'namespace', t.namespace, 'kind', t.kind, 'name', t.name, 'type', t.type, 'labels', t.labels, 'annotations', t.annotations, 'keys', t.keys, 'data', CASE WHEN t.kind = 'ConfigMap' THEN t.data END, 'kid', t.kid, 'version', t.version, 'created_at', t.created_at, 'updated_at', t.updated_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM `config_objects` t;
+--> statement-breakpoint
+INSERT INTO `changes` (kind, namespace, name, type, object, at) SELECT 'Service', t.namespace, t.name, 'ADDED', json_object('id', t.id, 'namespace', t.namespace, 'name', t.name, 'type', t.type, 'spec', t.spec, 'labels', t.labels, 'annotations', t.annotations, 'cluster_ip', t.cluster_ip, 'version', t.version, 'created_at', t.created_at, 'updated_at', t.updated_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM `services` t;
+--> statement-breakpoint
+INSERT INTO `changes` (kind, namespace, name, type, object, at) SELECT 'PersistentVolumeClaim', t.namespace, t.name, 'ADDED', json_object('id', t.id, 'namespace', t.namespace, 'name', t.name, 'storage_class', t.storage_class, 'storage_bytes', t.storage_bytes, 'storage', t.storage, 'access_modes', t.access_modes, 'reclaim_policy', t.reclaim_policy, 'labels', t.labels, 'annotations', t.annotations, 'node_id', t.node_id, 'phase', t.phase, 'bound_at', t.bound_at, 'version', t.version, 'created_at', t.created_at, 'updated_at', t.updated_at, 'deletion_requested_at', t.deletion_requested_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM `volume_claims` t;
+--> statement-breakpoint
+INSERT INTO `changes` (kind, namespace, name, type, object, at) SELECT 'Node', '', t.name, 'ADDED', json_object('id', t.id, 'name', t.name, 'public_key', t.public_key, 'encryption_key', t.encryption_key, 'labels', t.labels, 'facts', t.facts, 'enrollment_token_id', t.enrollment_token_id, 'enrolled_at', t.enrolled_at, 'revoked_at', t.revoked_at, 'cordoned', t.cordoned, 'draining', t.draining, 'taints', t.taints, 'allocatable', t.allocatable, 'ready', t.ready, 'desired_version', t.desired_version), CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM `nodes` t;
+--> statement-breakpoint
 CREATE TRIGGER `deployments_watch_insert` AFTER INSERT ON `deployments`
 BEGIN
   INSERT INTO `changes` (kind, namespace, name, type, object, at) VALUES (NEW.kind, NEW.namespace, NEW.name, 'ADDED', json_object('id', NEW.id, 'kind', NEW.kind, 'want', NEW.want, 'observed_fleet', NEW.observed_fleet, 'namespace', NEW.namespace, 'name', NEW.name, 'labels', NEW.labels, 'annotations', NEW.annotations, 'spec', NEW.spec, 'generation', NEW.generation, 'revision', NEW.revision, 'template_digest', NEW.template_digest, 'plan_version', NEW.plan_version, 'plan_stamp', NEW.plan_stamp, 'rollout', NEW.rollout, 'stable_revision', NEW.stable_revision, 'promoted_revision', NEW.promoted_revision, 'created_at', NEW.created_at, 'updated_at', NEW.updated_at), CAST(strftime('%s', 'now') AS INTEGER) * 1000);

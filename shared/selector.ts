@@ -66,9 +66,8 @@ export function matchesSelector(reqs: readonly Requirement[], labels: Readonly<R
   const l = labels ?? {};
   return reqs.every((r) => {
     const has = Object.hasOwn(l, r.key);
-    if (r.op === 'exists') return has;
-    if (r.op === 'absent') return !has;
-    if (r.op === 'in') return has && r.values.includes(l[r.key] as string);
-    return !has || !r.values.includes(l[r.key] as string);
+    if (!('values' in r)) return has === (r.op === 'exists');
+    const hit = has && r.values.includes(l[r.key] as string);
+    return r.op === 'in' ? hit : !hit;
   });
 }

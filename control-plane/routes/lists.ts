@@ -1,10 +1,13 @@
-import type { MiddlewareHandler } from 'hono';
-import { gone, invalid } from '../../shared/errors.js';
+import type { Context, MiddlewareHandler } from 'hono';
+import { type Difference, diffJson } from '../../shared/diff.js';
+import { FlotillaError, gone, invalid } from '../../shared/errors.js';
 import { matchesSelector, parseSelector, type Requirement } from '../../shared/selector.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
+import { readDocuments } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { renderEvent, renderNode, renderPod, renderWorkload } from '../render.js';
-import { type ChangeRow, currentSeq, prunedThrough, readChanges, rowFromSnapshot } from '../store/changes.js';
+import { type ChangeRow, currentSeq, preconditionStmt, prunedThrough, readChanges, rowFromSnapshot, snapshotsOf, versionsOf } from '../store/changes.js';
+import type { Db } from '../store/db.js';
 import { listNodes } from '../store/nodes.js';
 import { listPods, type PodRow } from '../store/pods.js';
 import { configObjects, deployments, events, nodes, pods, services, volumeClaims } from '../store/schema.js';
@@ -171,8 +174,7 @@ async function watch(c: Parameters<MiddlewareHandler<AppEnv>>[0], kinds: readonl
 }
 
 /** Label selectors, pages, resourceVersion and watches for every list route (GET only). */
-export const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (c.req.method !== 'GET') return next();
+const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
   const m = LIST.exec(c.req.path);
   const kinds = m ? KINDS[m[2] as string] : undefined;
   if (!m || !kinds || (m[2] === 'nodes' && m[1] !== undefined)) return next();
@@ -208,7 +210,205 @@ export const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
       items = items.slice(0, limit);
     }
   }
+  const versions = await versionsOf(c.var.deps.db, kinds, namespace);
+  for (const o of items as Array<Obj & { kind?: string }>) setVersion(o, versions);
+  replaceBody(c, { ...body, metadata: meta, items });
+};
+
+function replaceBody(c: Context<AppEnv>, body: unknown, status = c.res.status): void {
   const headers = new Headers(c.res.headers);
   headers.delete('content-length');
-  c.res = new Response(JSON.stringify({ ...body, metadata: meta, items }), { status: 200, headers });
-};
+  headers.set('content-type', 'application/json');
+  c.res = new Response(JSON.stringify(body), { status, headers });
+}
+
+function setVersion(o: Obj & { kind?: string }, versions: ReadonlyMap<string, number>): string | undefined {
+  if (!o.metadata?.name || !o.kind) return undefined;
+  const v = versions.get(`${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
+  if (v === undefined) return undefined;
+  (o.metadata as Record<string, unknown>).resourceVersion = String(v);
+  return String(v);
+}
+
+const OBJECT = /^\/v1\/namespaces\/([^/]+)\/([a-z]+)\/([^/]+)$/;
+const NODE = /^\/v1\/nodes\/([^/]+)$/;
+
+/** Ends a dry run at the first write: everything before it (validation, conflicts) ran; nothing is stored. */
+class DryRunStop extends FlotillaError {
+  constructor() {
+    super('dry-run', 200, 'dry run: nothing was written');
+  }
+}
+
+/** `db` whose batches go through `batch` (the original passed in). Statements built from it are the same. */
+function interceptBatch(db: Db, batch: (orig: Db['batch'], stmts: Parameters<Db['batch']>[0]) => Promise<unknown>): Db {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'batch') return (stmts: Parameters<Db['batch']>[0]) => batch(target.batch.bind(target) as Db['batch'], stmts);
+      return Reflect.get(target, prop, target);
+    },
+  });
+}
+
+/** Columns that change without the user changing anything (not reported as "what changed"). */
+const NOT_USER_FIELDS = new Set(['id', 'created_at', 'updated_at', 'plan_version', 'plan_stamp', 'observed_fleet', 'want', 'kid', 'data']);
+
+/** 409 for a stale resourceVersion, saying what changed since (from the change log) and what to do. */
+async function staleVersion(db: Db, kind: string, namespace: string, name: string, expected: number): Promise<FlotillaError> {
+  const { then, now } = await snapshotsOf(db, kind, namespace, name, expected);
+  const what = `${kind.toLowerCase()} ${namespace}/${name}`;
+  const errors = [{ path: 'metadata.resourceVersion', message: `stale: ${expected}, now ${now && now.type !== 'DELETED' ? now.seq : 'deleted'}` }];
+  if (!now || now.type === 'DELETED') return new FlotillaError('conflict', 409, `${what} ${now ? 'was deleted' : 'does not exist'}; it is not at resourceVersion ${expected}`, errors);
+  let changed = '';
+  if (then) {
+    const a = JSON.parse(then.object) as Record<string, unknown>;
+    const b = JSON.parse(now.object) as Record<string, unknown>;
+    const cols = Object.keys(b).filter((k) => !NOT_USER_FIELDS.has(k) && JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+    if (cols.length > 0) changed = `: ${cols.map((k) => (k === 'version' ? 'data' : k.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase()))).join(', ')} changed`;
+  }
+  return new FlotillaError(
+    'conflict',
+    409,
+    `${what} was changed since resourceVersion ${expected} (now ${now.seq}${changed}); read it again, redo your change and send the new resourceVersion`,
+    errors,
+  );
+}
+
+/** The resourceVersion a write is conditional on: `If-Match` (an ETag), else the body's metadata.resourceVersion. */
+async function expectedVersion(c: Context<AppEnv>): Promise<number | undefined> {
+  let v = c.req.header('if-match')?.trim();
+  if (v !== undefined) v = v.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  else if (c.req.method === 'PUT') {
+    try {
+      const [doc] = await readDocuments(c);
+      const rv = (doc as Obj & { metadata?: { resourceVersion?: unknown } })?.metadata?.resourceVersion;
+      if (typeof rv === 'string' && rv !== '') v = rv;
+    } catch {
+      return undefined; // the route reports the body's problem
+    }
+  }
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v))
+    throw invalid(`resourceVersion "${v}" is not a version this API gave out`, [{ path: c.req.header('if-match') ? 'If-Match' : 'metadata.resourceVersion', message: 'not a resourceVersion' }]);
+  return Number(v);
+}
+
+/** Values the server fills in when a field is left out: not a change when the sent document leaves them out. */
+const DEFAULTS: Array<[RegExp, unknown]> = [
+  [/^metadata\.annotations\.deployment\.kubernetes\.io\/revision$/, undefined],
+  [/^spec\.strategy$/, { type: 'RollingUpdate' }],
+  [/^spec\.updateStrategy$/, { type: 'RollingUpdate' }],
+  [/^spec\.minReadySeconds$/, 0],
+  [/^spec\.progressDeadlineSeconds$/, 600],
+  [/^spec\.revisionHistoryLimit$/, 10],
+  [/^spec\.paused$/, false],
+  [/^spec\.type$/, 'ClusterIP'],
+  [/^spec\.template\.spec\.restartPolicy$/, 'Always'],
+  [/\.ports\[\d+\]\.protocol$/, 'TCP'],
+];
+
+function isDefault(d: Difference): boolean {
+  return d.op === 'remove' && DEFAULTS.some(([re, v]) => re.test(d.path) && (v === undefined || JSON.stringify(v) === JSON.stringify(d.from)));
+}
+
+/** What a dry run compares: what the user controls of an object (server-filled fields left out). */
+function userView(o: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!o) return {};
+  const meta = (o.metadata ?? {}) as { labels?: Record<string, string>; annotations?: Record<string, string> };
+  const out: Record<string, unknown> = { metadata: { labels: meta.labels ?? {}, annotations: meta.annotations ?? {} } };
+  if (o.spec !== undefined) {
+    const spec = { ...(o.spec as Record<string, unknown>) };
+    delete spec.clusterIP;
+    delete spec.volumeName;
+    delete spec.volumeMode;
+    if (Array.isArray(spec.ports)) spec.ports = spec.ports.map((p: Record<string, unknown>) => Object.fromEntries(Object.entries(p).filter(([k]) => k !== 'nodePort')));
+    const t = spec.template as { metadata?: { annotations?: Record<string, string> } } | undefined;
+    if (t?.metadata?.annotations?.['flotilla.dev/config-versions'] !== undefined) {
+      const { 'flotilla.dev/config-versions': _, ...rest } = t.metadata.annotations;
+      spec.template = { ...t, metadata: { ...t.metadata, annotations: rest } };
+    }
+    out.spec = spec;
+  }
+  if (o.kind === 'ConfigMap') out.data = o.data ?? {};
+  if (o.kind === 'Secret') {
+    // Never values: which keys there are (a sent Secret's from data/stringData, a stored one's from keys).
+    const keys = Array.isArray(o.keys) ? (o.keys as Array<{ name: string }>).map((k) => k.name) : [...Object.keys((o.data as object) ?? {}), ...Object.keys((o.stringData as object) ?? {})];
+    out.keys = [...new Set(keys)].sort();
+    out.type = o.type;
+  }
+  return out;
+}
+
+/**
+ * Per object: its `metadata.resourceVersion` (and ETag) on every response, `If-Match` /
+ * metadata.resourceVersion preconditions on writes (checked first, and atomically with the write),
+ * and `?dryRun=All`: the route runs up to its first write, so every check it makes runs; the answer
+ * says what would happen and what would change.
+ */
+function objectFeatures(app: () => { request: (path: string, init: RequestInit) => Response | Promise<Response> }): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const method = c.req.method;
+    const o = OBJECT.exec(c.req.path);
+    const n = o ? null : NODE.exec(c.req.path);
+    const list = !o && !n ? LIST.exec(c.req.path) : null;
+    const plural = o?.[2] ?? list?.[2];
+    const kind = plural ? KINDS[plural]?.[0] : n ? 'Node' : undefined;
+    if (!kind || (list && (method !== 'POST' || list[1] === undefined))) return next();
+    const namespace = o ? decodeURIComponent(o[1] as string) : list ? decodeURIComponent(list[1] as string) : '';
+    const deps = c.var.deps;
+    const dryRun = c.req.query('dryRun');
+    if (dryRun !== undefined && dryRun !== 'All') throw invalid(`dryRun must be "All": "${dryRun}"`, [{ path: 'dryRun', message: 'must be All' }]);
+    if (dryRun === 'All' && o && (method === 'PUT' || method === 'DELETE' || method === 'POST')) {
+      const current = await app().request(c.req.path, { headers: { authorization: c.req.header('authorization') ?? '' } });
+      const before = current.status === 200 ? ((await current.json()) as Record<string, unknown>) : undefined;
+      c.set('deps', { ...deps, db: interceptBatch(deps.db, () => Promise.reject(new DryRunStop())) });
+      await next();
+      const stopped = c.error instanceof DryRunStop;
+      if (!stopped && (c.error || c.res.status >= 300)) return; // refused: the route's own error
+      let changes: ReturnType<typeof diffJson> = [];
+      if (method === 'PUT') {
+        const [doc] = await readDocuments(c);
+        changes = diffJson(userView(before), userView(doc as Record<string, unknown>)).filter((d) => !isDefault(d));
+      }
+      const outcome = method === 'DELETE' ? (stopped ? 'deleted' : 'unchanged') : !before ? 'created' : stopped ? 'configured' : 'unchanged';
+      c.error = undefined;
+      replaceBody(c, { apiVersion: 'v1', kind: 'DryRunResult', dryRun: true, outcome, object: { kind, namespace, name: decodeURIComponent(o[3] as string) }, changes }, 200);
+      return;
+    }
+    if (o && (method === 'PUT' || method === 'DELETE')) {
+      const name = decodeURIComponent(o[3] as string);
+      const expected = await expectedVersion(c);
+      if (expected !== undefined) {
+        const current = (await versionsOf(deps.db, [kind], namespace, name)).get(`${kind}/${namespace}/${name}`) ?? 0;
+        if (current !== expected) throw await staleVersion(deps.db, kind, namespace, name, expected);
+        let armed = true;
+        const db = interceptBatch(deps.db, async (orig, stmts) => {
+          if (!armed) return orig(stmts);
+          armed = false; // only the first write is conditional: what follows (controllers) must not be
+          try {
+            const res = (await orig([preconditionStmt(deps.db, kind, namespace, name, expected), ...stmts] as never)) as unknown[];
+            return res.slice(1);
+          } catch (e) {
+            const now = (await versionsOf(deps.db, [kind], namespace, name)).get(`${kind}/${namespace}/${name}`) ?? 0;
+            if (now !== expected) throw await staleVersion(deps.db, kind, namespace, name, expected);
+            throw e;
+          }
+        });
+        c.set('deps', { ...deps, db });
+      }
+    }
+    await next();
+    if (method === 'DELETE' || c.res.status >= 300 || !(c.res.headers.get('content-type') ?? '').includes('json')) return;
+    const body = (await c.res.clone().json()) as Obj & { kind?: string };
+    if (!body?.metadata?.name || body.kind !== kind) return;
+    const v = setVersion(body, await versionsOf(deps.db, [kind], body.metadata.namespace ?? '', body.metadata.name));
+    replaceBody(c, body);
+    if (v) c.header('ETag', `"${v}"`);
+  };
+}
+
+/** The list and object features of the API, for every kind (see above). */
+export function apiFeatures(app: () => { request: (path: string, init: RequestInit) => Response | Promise<Response> }): MiddlewareHandler<AppEnv> {
+  const objects = objectFeatures(app);
+  return (c, next) => (c.req.method === 'GET' && LIST.test(c.req.path) ? listFeatures(c, next) : objects(c, next));
+}

@@ -1,4 +1,4 @@
-import { and, asc, getTableColumns, gt, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, inArray, lte, sql } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Db } from './db.js';
 import { changes } from './schema.js';
@@ -11,7 +11,7 @@ const PRUNED = 'changes_pruned_through';
 
 /** The newest committed change (the resourceVersion a list reports); 0 before the first. */
 export async function currentSeq(db: Db): Promise<number> {
-  const row = await db.get<{ v: number | null }>(sql`SELECT COALESCE((SELECT MAX(seq) FROM changes), (SELECT CAST(value AS INTEGER) FROM meta WHERE key = ${PRUNED}), 0) AS v`);
+  const row = await db.get<{ v: number | null }>(sql`SELECT MAX(COALESCE((SELECT MAX(seq) FROM changes), 0), COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ${PRUNED}), 0)) AS v`);
   return Number(row?.v ?? 0);
 }
 
@@ -34,15 +34,17 @@ export function readChanges(db: Db, q: { kinds: readonly string[]; namespace?: s
 
 /**
  * Statements that drop changes older than `retentionMs` (by the database's clock, which also stamps
- * them) and remember the newest dropped seq, for a batch.
+ * them), except each live object's latest, and remember the newest dropped seq, for a batch.
  */
 export function pruneChanges(db: Db, retentionMs: number) {
   const before = sql`CAST(strftime('%s', 'now') AS INTEGER) * 1000 - ${Math.floor(retentionMs)}`;
+  // Each live object's latest change stays: it is the object's resourceVersion.
+  const old = sql`at < ${before} AND (type = 'DELETED' OR kind = 'Event' OR seq < (SELECT MAX(c2.seq) FROM changes c2 WHERE c2.kind = changes.kind AND c2.namespace = changes.namespace AND c2.name = changes.name))`;
   return [
     db.run(
-      sql`INSERT INTO meta (key, value) SELECT ${PRUNED}, CAST(MAX(seq) AS TEXT) FROM changes WHERE at < ${before} HAVING MAX(seq) IS NOT NULL ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      sql`INSERT INTO meta (key, value) SELECT ${PRUNED}, CAST(MAX(seq) AS TEXT) FROM changes WHERE ${old} HAVING MAX(seq) IS NOT NULL ON CONFLICT (key) DO UPDATE SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))`,
     ),
-    db.run(sql`DELETE FROM changes WHERE at < ${before}`),
+    db.run(sql`DELETE FROM changes WHERE ${old}`),
   ] as const;
 }
 
@@ -58,4 +60,37 @@ export function rowFromSnapshot<T extends SQLiteTable>(table: T, object: string)
     row[key] = v === null || v === undefined ? null : col.mapFromDriverValue(v);
   }
   return row as T['$inferSelect'];
+}
+
+/**
+ * resourceVersions: the seq of each object's latest change, keyed `kind/namespace/name`
+ * (namespace '' for nodes), for objects of the given kinds (in one namespace, or all; one name).
+ */
+export async function versionsOf(db: Db, kinds: readonly string[], namespace?: string, name?: string): Promise<Map<string, number>> {
+  const rows = await db
+    .select({ kind: changes.kind, namespace: changes.namespace, name: changes.name, seq: sql<number>`MAX(${changes.seq})` })
+    .from(changes)
+    .where(and(inArray(changes.kind, [...kinds]), namespace === undefined ? undefined : eq(changes.namespace, namespace), name === undefined ? undefined : eq(changes.name, name)))
+    .groupBy(changes.kind, changes.namespace, changes.name)
+    .all();
+  return new Map(rows.map((r) => [`${r.kind}/${r.namespace}/${r.name}`, Number(r.seq)]));
+}
+
+/** The two snapshots of one object at `from` (if still kept) and at its latest change. */
+export async function snapshotsOf(db: Db, kind: string, namespace: string, name: string, from: number): Promise<{ then?: ChangeRow; now?: ChangeRow }> {
+  const where = and(eq(changes.kind, kind), eq(changes.namespace, namespace), eq(changes.name, name));
+  const [then, now] = await Promise.all([
+    db
+      .select()
+      .from(changes)
+      .where(and(where, eq(changes.seq, from)))
+      .get(),
+    db.select().from(changes).where(where).orderBy(desc(changes.seq)).limit(1).get(),
+  ]);
+  return { then, now };
+}
+
+/** A statement for a batch that fails it (CHECK on `preconditions`) unless the object's latest change is `expected`. */
+export function preconditionStmt(db: Db, kind: string, namespace: string, name: string, expected: number) {
+  return db.run(sql`INSERT INTO preconditions (ok) SELECT 0 WHERE COALESCE((SELECT MAX(seq) FROM changes WHERE kind = ${kind} AND namespace = ${namespace} AND name = ${name}), 0) != ${expected}`);
 }

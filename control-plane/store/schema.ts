@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { check, index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 // All times are integer milliseconds since the epoch. JSON columns hold validated documents.
 // Every write that depends on what was read is a conditional statement inside one db.batch():
@@ -366,11 +366,12 @@ export const logChunks = sqliteTable(
 );
 
 /**
- * The change log behind watches: one row per committed change of a watched object, written by
+ * The change log behind watches and resourceVersions: one row per committed change of a watched object, written by
  * triggers (migration 0008) in the same transaction as the change, so nothing is lost and the
  * order of `seq` is the order of commits. `object` is the row as it was after the change (before,
- * for DELETED); Secret values are never copied. Rows older than the watch retention are pruned by
- * the tick; `meta.changes_pruned_through` remembers the last pruned seq (older watches get 410).
+ * for DELETED); Secret values are never copied. An object's resourceVersion is the seq of its latest
+ * change. Rows older than the watch retention are pruned by the tick, except each live object's
+ * latest; `meta.changes_pruned_through` remembers the last pruned seq (older watches get 410).
  */
 export const changes = sqliteTable(
   'changes',
@@ -383,5 +384,18 @@ export const changes = sqliteTable(
     object: text('object').notNull(),
     at: integer('at').notNull(),
   },
-  (t) => [index('changes_kind_ns').on(t.kind, t.namespace, t.seq), index('changes_at').on(t.at)],
+  (t) => [index('changes_kind_ns').on(t.kind, t.namespace, t.seq), index('changes_object').on(t.kind, t.namespace, t.name, t.seq), index('changes_at').on(t.at)],
+);
+
+/**
+ * Never holds a row: a write conditional on an object's resourceVersion starts its batch with an
+ * insert of `ok = 0` here that happens only when the version differs, so the CHECK fails and the
+ * whole batch (one transaction) rolls back (If-Match, atomically, on libSQL and D1).
+ */
+export const preconditions = sqliteTable(
+  'preconditions',
+  {
+    ok: integer('ok').notNull(),
+  },
+  (t) => [check('preconditions_ok', sql`${t.ok} = 1`)],
 );

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneChanges } from '../../control-plane/store/changes.js';
 import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
-import { testControlPlane } from '../lib/cp.js';
+import { ADMIN, testControlPlane } from '../lib/cp.js';
 import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 
@@ -139,6 +139,90 @@ describe.each([
     expect(g.detail).toContain('list again');
     const fresh = await json<List>(cp.req('GET', '/v1/namespaces/apps/pods'));
     await json<Watch>(cp.req('GET', `/v1/namespaces/apps/pods?watch=1&resourceVersion=${fresh.metadata.resourceVersion}&timeoutSeconds=0`));
+  });
+
+  it('every object has a resourceVersion; a write with a stale one (If-Match or in the body) gets 409 saying what changed and changes nothing', async () => {
+    const created = await cp.req('PUT', '/v1/namespaces/occ/configmaps/settings', configMap('settings', 'one', { v: '1' }));
+    expect(created.status).toBe(201);
+    const rv1 = ((await created.json()) as Obj).metadata.resourceVersion as string;
+    expect(rv1).toMatch(/^\d+$/);
+    expect(created.headers.get('etag')).toBe(`"${rv1}"`);
+    const got = await json<Obj>(cp.req('GET', '/v1/namespaces/occ/configmaps/settings'));
+    expect(got.metadata.resourceVersion).toBe(rv1);
+    const listed = await json<List>(cp.req('GET', '/v1/namespaces/occ/configmaps'));
+    expect(listed.items[0]?.metadata.resourceVersion).toBe(rv1);
+    // A write conditional on the current version goes through and gets a new one.
+    const ok = await cp.app.request('/v1/namespaces/occ/configmaps/settings', {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'if-match': `"${rv1}"` },
+      body: JSON.stringify(configMap('settings', 'two', { v: '2' })),
+    });
+    expect(ok.status).toBe(200);
+    const rv2 = ((await ok.json()) as Obj).metadata.resourceVersion as string;
+    expect(Number(rv2)).toBeGreaterThan(Number(rv1));
+    // The same stale version again: 409, what changed, nothing written.
+    for (const send of [
+      () =>
+        cp.app.request('/v1/namespaces/occ/configmaps/settings', {
+          method: 'PUT',
+          headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'if-match': rv1 },
+          body: JSON.stringify(configMap('settings', 'three')),
+        }),
+      () => cp.req('PUT', '/v1/namespaces/occ/configmaps/settings', { ...configMap('settings', 'three'), metadata: { name: 'settings', resourceVersion: rv1 } }),
+    ]) {
+      const stale = await json<{ detail: string; errors: Array<{ path: string }> }>(send(), 409);
+      expect(stale.detail).toContain(`changed since resourceVersion ${rv1} (now ${rv2}: labels, data changed)`);
+      expect(stale.errors[0]?.path).toBe('metadata.resourceVersion');
+    }
+    const after = await json<Obj>(cp.req('GET', '/v1/namespaces/occ/configmaps/settings'));
+    expect(after.data?.value).toBe('two');
+    expect(after.metadata.resourceVersion).toBe(rv2);
+    // Deployments too, and a conditional delete.
+    const d = await json<Obj>(cp.req('PUT', '/v1/namespaces/occ/deployments/app', deploymentManifest('app', { replicas: 1 })), 201);
+    const del = await cp.app.request('/v1/namespaces/occ/deployments/app', { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}`, 'if-match': rv1 } });
+    expect(del.status).toBe(409);
+    await json(cp.req('GET', '/v1/namespaces/occ/deployments/app'));
+    const del2 = await cp.app.request('/v1/namespaces/occ/deployments/app', { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN}`, 'if-match': d.metadata.resourceVersion ?? '' } });
+    expect(del2.status).toBe(200);
+    await json(cp.req('PUT', '/v1/namespaces/occ/configmaps/settings', { ...configMap('settings', 'x'), metadata: { name: 'settings', resourceVersion: 'abc' } }), 422);
+  });
+
+  it('a server-side dry run validates like a real write, shows the changes, and stores nothing', async () => {
+    const before = (await json<List>(cp.req('GET', '/v1/configmaps'))).metadata.resourceVersion;
+    const create = await json<{ outcome: string; changes: unknown[] }>(cp.req('PUT', '/v1/namespaces/dry/configmaps/c?dryRun=All', configMap('c', 'v1', { a: '1' })));
+    expect(create.outcome).toBe('created');
+    await json(cp.req('GET', '/v1/namespaces/dry/configmaps/c'), 404);
+    await json(cp.req('PUT', '/v1/namespaces/dry/configmaps/c', configMap('c', 'v1', { a: '1' })), 201);
+    const same = await json<{ outcome: string; changes: unknown[] }>(cp.req('PUT', '/v1/namespaces/dry/configmaps/c?dryRun=All', configMap('c', 'v1', { a: '1' })));
+    expect(same).toMatchObject({ outcome: 'unchanged', changes: [] });
+    const change = await json<{ outcome: string; changes: Array<{ path: string; op: string; from?: unknown; to?: unknown }> }>(
+      cp.req('PUT', '/v1/namespaces/dry/configmaps/c?dryRun=All', configMap('c', 'v2', { b: '2' })),
+    );
+    expect(change.outcome).toBe('configured');
+    expect(change.changes).toEqual(
+      expect.arrayContaining([
+        { path: 'metadata.labels.a', op: 'remove', from: '1' },
+        { path: 'metadata.labels.b', op: 'add', to: '2' },
+        { path: 'data.value', op: 'replace', from: 'v1', to: 'v2' },
+      ]),
+    );
+    expect((await json<Obj>(cp.req('GET', '/v1/namespaces/dry/configmaps/c'))).data?.value).toBe('v1');
+    // A deployment: the change of image is shown, not applied; a bad one is refused as a real write would be.
+    await json(cp.req('PUT', '/v1/namespaces/dry/deployments/web', deploymentManifest('web', { replicas: 1 })), 201);
+    const m = deploymentManifest('web', { replicas: 3 });
+    const dep = await json<{ outcome: string; changes: Array<{ path: string }> }>(cp.req('PUT', '/v1/namespaces/dry/deployments/web?dryRun=All', m));
+    expect(dep.outcome).toBe('configured');
+    expect(dep.changes, JSON.stringify(dep.changes)).toHaveLength(1);
+    expect(dep.changes.map((x) => x.path)).toEqual(['spec.replicas']);
+    const bad = await json<{ errors: Array<{ path: string }> }>(cp.req('PUT', '/v1/namespaces/dry/deployments/web?dryRun=All', { ...m, spec: { ...m.spec, replicas: -1 } }), 422);
+    expect(bad.errors[0]?.path).toBe('spec.replicas');
+    const del = await json<{ outcome: string }>(cp.req('DELETE', '/v1/namespaces/dry/deployments/web?dryRun=All'));
+    expect(del.outcome).toBe('deleted');
+    const still = await json<{ spec: { replicas: number } }>(cp.req('GET', '/v1/namespaces/dry/deployments/web'));
+    expect(still.spec.replicas).toBe(1);
+    // Nothing a dry run did is in the change log.
+    const w = await json<Watch>(cp.req('GET', `/v1/namespaces/dry/configmaps?watch=1&resourceVersion=${before}&timeoutSeconds=0`));
+    expect(w.items.map((e) => `${e.type}:${e.object.data?.value}`)).toEqual(['ADDED:v1']);
   });
 
   it('a namespace-limited token cannot watch another namespace, and its cluster-wide watch shows only its own', async () => {
