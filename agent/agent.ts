@@ -17,6 +17,7 @@ import { ServiceProxy } from './proxy.js';
 import { type ActualContainer, computePodStatus, type LastTermination, normalizeImage, type PodProblem, planSteps, type Step } from './reconcile.js';
 import { credentialsFor, type RegistryAuth } from './registryauth.js';
 import { connectDocker, DockerRuntime, networkName } from './runtime.js';
+import { UsageSampler } from './usage.js';
 import { ConfigVault } from './vault.js';
 import { planMounts } from './volumes.js';
 import { backoffMs, Waker } from './waker.js';
@@ -60,6 +61,8 @@ export interface AgentOptions {
   allowedHostPaths?: string[];
   /** Service proxy: how long an endpoint whose connect failed is skipped (default 10 s). */
   proxyEjectMs?: number;
+  /** How often resource use is reported when the control plane does not say (default 30 s). */
+  metricsMs?: number;
   /** Service proxy: first two octets of service addresses here (default 127.77; several agents on one host each need their own). */
   serviceIpPrefix?: string;
 }
@@ -102,6 +105,7 @@ export class Agent {
   private readonly hbWaker = new Waker();
   private readonly reconcileWaker = new Waker();
   private readonly fenceWaker = new Waker();
+  private readonly metricsWaker = new Waker();
   /** Decrypted Secrets/ConfigMaps per pod, briefly cached (a pass creating several containers fetches once). */
   private readonly configs = new Map<string, { at: number; cfg?: PodConfig; error?: string; version?: string }>();
   /** The config version (`Secret/db@3,...`) whose files each pod's volumes hold. */
@@ -213,7 +217,7 @@ export class Agent {
     await agent.loadCachedDesired();
     agent.vault.prune(new Set((agent.desired?.pods ?? []).map((p) => p.id)));
     await agent.runtime.pruneNetworks(new Set((agent.desired?.pods ?? []).map((p) => p.namespace))).catch(() => undefined);
-    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop());
+    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop(), agent.metricsLoop());
     return agent;
   }
 
@@ -225,6 +229,7 @@ export class Agent {
     this.hbWaker.wake();
     this.reconcileWaker.wake();
     this.fenceWaker.wake();
+    this.metricsWaker.wake();
     await Promise.allSettled(this.loops);
     this.probes.stopAll();
     await this.servicesSync.catch(() => undefined);
@@ -549,6 +554,29 @@ export class Agent {
         this.logFailure('poll', e, failures);
         await this.pollWaker.sleep(backoffMs(failures++, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000));
       }
+    }
+  }
+
+  /**
+   * Reports resource use every metrics interval (the control plane's, else --metrics-interval):
+   * the first sample only starts the CPU counters, so the first report comes one interval later.
+   */
+  private async metricsLoop(): Promise<void> {
+    const sampler = new UsageSampler(this.runtime.docker);
+    let first = true;
+    let failures = 0;
+    while (this.running) {
+      const every = this.desired?.metricsMs || this.opts.metricsMs || 30_000;
+      try {
+        const report = await sampler.sample(await this.runtime.listActual());
+        if (!first && this.running) await this.client.metrics(report);
+        failures = 0;
+      } catch (e) {
+        if (!this.running) return;
+        this.logFailure('metrics report', e, failures++);
+      }
+      first = false;
+      await this.metricsWaker.sleep(every);
     }
   }
 

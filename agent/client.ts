@@ -1,6 +1,6 @@
 import { type CryptoKey, SignJWT } from 'jose';
 import { isProblem, problemLine } from '../shared/errors.js';
-import type { DesiredState, EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse } from '../shared/protocol.js';
+import type { DesiredState, EnrollRequest, EnrollResponse, HeartbeatRequest, HeartbeatResponse, MetricsReport } from '../shared/protocol.js';
 
 /** An HTTP failure from the control plane, with the problem document's one-line reason. */
 export class ApiFailure extends Error {
@@ -103,6 +103,17 @@ export class AgentClient {
       method: 'POST',
       headers: { authorization: `Bearer ${await this.bearer()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ volumes }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!res.ok) throw await failure(res);
+  }
+
+  /** Reports the node's and its pods' resource use. */
+  async metrics(report: MetricsReport, timeoutMs = 15_000): Promise<void> {
+    const res = await fetch(new URL('/v1/agent/metrics', this.server), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await this.bearer()}`, 'content-type': 'application/json' },
+      body: JSON.stringify(report),
       signal: AbortSignal.timeout(timeoutMs),
     });
     if (!res.ok) throw await failure(res);

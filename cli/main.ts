@@ -1,9 +1,14 @@
 #!/usr/bin/env node
+import { stringify as stringifyYaml } from 'yaml';
+import { type Difference, formatDifference } from '../shared/diff.js';
 import { parseDuration } from '../shared/duration.js';
 import { CliError, call, streamText } from './api.js';
-import { parse, parseLabelsFlag, target } from './args.js';
-import { KIND_ALIASES, pathFor, readManifests } from './manifests.js';
-import { claimTable, configTable, daemonSetTable, deploymentTable, endpointsTable, nodeTable, podTable, serviceTable, table as tableOf } from './output.js';
+import { namespaceOf, parse, parseLabelsFlag, target } from './args.js';
+import { completionScript } from './completion.js';
+import { configPath, contextNameFor, readConfig, writeConfig } from './contexts.js';
+import { describe, get, kindOf, top } from './get.js';
+import { KIND_ALIASES, pathFor, readManifestFiles } from './manifests.js';
+import { table as tableOf } from './output.js';
 
 const USAGE = `flotilla: a container orchestrator for fleets of edge and cloud machines
 
@@ -15,10 +20,14 @@ Usage:
   flotilla token list | token revoke ID
   flotilla api-token create NAME --scope admin|deploy|read [--namespace NS ...] [--ttl DURATION]
   flotilla api-token list | api-token revoke ID
-  flotilla apply -f FILE|-  [-n NS] [--wait [--timeout 10m]]
-  flotilla get nodes|deployments|daemonsets|pods|events|secrets|configmaps|services|endpoints|pvc [NAME] [-n NS] [-A] [-o table|wide|json]
-  flotilla delete (-f FILE | KIND NAME) [-n NS]      (KIND: deployment, daemonset, secret, configmap, service, pvc)
+  flotilla apply -f FILE|DIR|- [-R] [-n NS] [--dry-run=server|client] [--wait [--timeout 10m]]
+  flotilla get KIND [NAME] [-n NS | -A] [-l SELECTOR] [-o table|wide|json|yaml|name] [-w [--timeout D]]
+        KIND: namespaces, nodes, deployments, daemonsets, pods, events, secrets, configmaps, services, endpoints, pvc
+  flotilla describe KIND NAME
+  flotilla delete (-f FILE|DIR | KIND NAME) [-n NS]   (KIND: deployment, daemonset, secret, configmap, service, pvc)
   flotilla logs POD [-c CONTAINER] [--tail N] [--since 10m] [-f]
+  flotilla events [-n NS | -A] [-w]
+  flotilla top nodes | top pods [-n NS | -A] [--containers] [--sort-by cpu|memory]
   flotilla scale deployment/NAME --replicas N
   flotilla rollout status|history|undo [--to-revision N]|restart|pause|resume|promote deployment/NAME|daemonset/NAME
   flotilla cordon NODE | uncordon NODE
@@ -27,10 +36,15 @@ Usage:
   flotilla taint node NODE key[=value]:Effect ... key- ...
   flotilla node revoke NAME
   flotilla keys rotate | rotate-secrets | new-signing-key | new-secret-key | new-admin-token
+  flotilla login SERVER --token TOKEN [--context NAME] [-n NS]
+  flotilla config get-contexts | current-context | use-context NAME | delete-context NAME | view
+  flotilla completion bash|zsh|fish
   flotilla version
 
-Operator commands take --server/--token or FLOTILLA_SERVER/FLOTILLA_TOKEN
-(the token defaults to the contents of ./.flotilla/admin.token when that file exists).`;
+Operator commands talk to --server/--token, else FLOTILLA_SERVER/FLOTILLA_TOKEN, else the context
+(--context NAME, FLOTILLA_CONTEXT, or the current one in ~/.config/flotilla/config.json, see login),
+else http://127.0.0.1:8080 with ./.flotilla/admin.token. Exit codes: 0 done, 1 failed (one line on
+stderr says why), 2 bad usage, 3 timed out waiting.`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -151,12 +165,41 @@ async function main(argv: string[]): Promise<number> {
       throw new CliError('usage: flotilla api-token create NAME --scope S | list | revoke ID', 2);
     }
     case 'apply': {
-      const { values } = parse(rest, { filename: { type: 'string', short: 'f' }, wait: { type: 'boolean' }, timeout: { type: 'string' } });
-      if (!values.filename) throw new CliError('apply needs -f FILE (or -f - for standard input)', 2);
+      const { values } = parse(rest, {
+        filename: { type: 'string', short: 'f', multiple: true },
+        recursive: { type: 'boolean', short: 'R' },
+        wait: { type: 'boolean' },
+        timeout: { type: 'string' },
+        'dry-run': { type: 'string' },
+      });
+      if (!values.filename?.length) throw new CliError('apply needs -f FILE|DIR (or -f - for standard input)', 2);
       if (values.timeout !== undefined && parseDuration(values.timeout) === null) throw new CliError(`--timeout: not a duration: ${values.timeout}`, 2);
+      const dry = values['dry-run'];
+      if (dry !== undefined && dry !== 'server' && dry !== 'client') throw new CliError(`--dry-run must be server or client: "${dry}"`, 2);
+      const docs = values.filename.flatMap((f) => readManifestFiles(f, values.recursive === true));
+      const paths = docs.map((d) => pathFor(d, namespaceOf(values))); // validate kinds before changing anything
+      if (dry === 'client') {
+        for (const { label } of paths) console.log(`${label} (dry run: client, not sent)`);
+        return 0;
+      }
       const t = target(values);
-      const docs = readManifests(values.filename);
-      const paths = docs.map((d) => pathFor(d, values.namespace)); // validate kinds before changing anything
+      if (dry === 'server') {
+        // Every document is validated by the server as a real apply would be; nothing is stored.
+        let code = 0;
+        for (const [i, d] of docs.entries()) {
+          const { path, label } = paths[i] as { path: string; label: string };
+          try {
+            const r = await call<{ outcome: string; changes: Difference[] }>(t, 'PUT', `${path}?dryRun=All`, d);
+            console.log(`${label} ${r.body.outcome} (server dry run)`);
+            for (const c of r.body.changes ?? []) console.log(`  ${formatDifference(c)}`);
+          } catch (e) {
+            if (!(e instanceof CliError)) throw e;
+            console.error(`error: ${label}: ${e.message}`);
+            code = 1;
+          }
+        }
+        return code;
+      }
       const workloads: { path: string; kind: string; name: string }[] = [];
       for (const [i, d] of docs.entries()) {
         const { path, label } = paths[i] as { path: string; label: string };
@@ -187,74 +230,106 @@ async function main(argv: string[]): Promise<number> {
         q.set('sinceSeconds', String(Math.floor(ms / 1000)));
       }
       if (values.follow) q.set('follow', '1');
-      const path = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/pods/${encodeURIComponent(pod)}/log?${q}`;
+      const path = `/v1/namespaces/${encodeURIComponent(namespaceOf(values))}/pods/${encodeURIComponent(pod)}/log?${q}`;
       await streamText(target(values), path, (s) => process.stdout.write(s), values.follow ? undefined : 120_000);
       return 0;
     }
     case 'get': {
-      const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' } });
+      const { values, positionals } = parse(rest, {
+        'all-namespaces': { type: 'boolean', short: 'A' },
+        selector: { type: 'string', short: 'l' },
+        watch: { type: 'boolean', short: 'w' },
+        timeout: { type: 'string' },
+      });
       const [kindArg, name] = positionals;
-      const kind = KIND_ALIASES[kindArg ?? ''];
-      if (!kind) throw new CliError(`get: unknown kind "${kindArg ?? ''}" (nodes, deployments, daemonsets, pods, events, secrets, configmaps, services, endpoints, pvc)`, 2);
-      const t = target(values);
-      const ns = encodeURIComponent(values.namespace ?? 'default');
-      const all = values['all-namespaces'] === true;
-      let path: string;
-      if (kind === 'nodes') path = name ? `/v1/nodes/${encodeURIComponent(name)}` : '/v1/nodes';
-      else if (kind === 'events') path = all ? '/v1/events?limit=1000' : `/v1/namespaces/${ns}/events`;
-      else if (kind === 'endpoints') path = name ? `/v1/namespaces/${ns}/services/${encodeURIComponent(name)}/endpoints` : `/v1/namespaces/${ns}/endpoints`;
-      else path = name ? `/v1/namespaces/${ns}/${kind}/${encodeURIComponent(name)}` : all ? `/v1/${kind}` : `/v1/namespaces/${ns}/${kind}`;
-      const r = await call<Record<string, unknown>>(t, 'GET', path);
-      if (values.output === 'json') {
-        console.log(JSON.stringify(r.body, null, 2));
+      const kind = kindOf(kindArg, 'get');
+      const o = { namespace: namespaceOf(values), all: values['all-namespaces'] === true, output: values.output, selector: values.selector, watch: values.watch, timeout: values.timeout };
+      return get(target(values), kind, name, o);
+    }
+    case 'describe': {
+      const { values, positionals } = parse(rest, {});
+      const [a, b] = positionals;
+      const [kindArg, name] = a?.includes('/') ? (a.split('/', 2) as [string, string]) : [a, b];
+      const kind = kindOf(kindArg, 'describe');
+      if (!name) throw new CliError('usage: flotilla describe KIND NAME (or KIND/NAME)', 2);
+      return describe(target(values), kind, name, { namespace: namespaceOf(values), all: false });
+    }
+    case 'events': {
+      const { values } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' }, watch: { type: 'boolean', short: 'w' }, timeout: { type: 'string' } });
+      return get(target(values), 'events', undefined, { namespace: namespaceOf(values), all: values['all-namespaces'] === true, output: values.output, watch: values.watch, timeout: values.timeout });
+    }
+    case 'top': {
+      const { values, positionals } = parse(rest, { 'all-namespaces': { type: 'boolean', short: 'A' }, containers: { type: 'boolean' }, 'sort-by': { type: 'string' } });
+      const sort = values['sort-by'];
+      if (sort !== undefined && sort !== 'cpu' && sort !== 'memory') throw new CliError(`--sort-by must be cpu or memory: "${sort}"`, 2);
+      return top(target(values), positionals[0], { namespace: namespaceOf(values), all: values['all-namespaces'] === true, output: values.output, containers: values.containers, sort });
+    }
+    case 'login': {
+      const { values, positionals } = parse(rest, {});
+      const server = positionals[0];
+      if (!server || !values.token) throw new CliError('usage: flotilla login SERVER --token TOKEN [--context NAME] [-n NAMESPACE]', 2);
+      const name = values.context ?? contextNameFor(server);
+      // Checked before saving: the server answers and takes the token.
+      await call(target({ server, token: values.token }), 'GET', '/v1/namespaces');
+      const cfg = readConfig();
+      cfg.contexts[name] = { server, token: values.token, ...(values.namespace ? { namespace: values.namespace } : {}) };
+      cfg.currentContext = name;
+      writeConfig(cfg);
+      console.log(`logged in to ${server}; context "${name}" saved in ${configPath()} and selected`);
+      return 0;
+    }
+    case 'config': {
+      const [sub, ...more] = rest;
+      const { values, positionals } = parse(more, {});
+      const cfg = readConfig();
+      if (sub === 'get-contexts') {
+        const names = Object.keys(cfg.contexts).sort();
+        if (values.output === 'name') for (const n of names) console.log(n);
+        else if (names.length === 0) console.error(`No contexts in ${configPath()} (flotilla login SERVER --token T adds one).`);
+        else
+          console.log(
+            tableOf(
+              ['CURRENT', 'NAME', 'SERVER', 'NAMESPACE'],
+              names.map((n) => [n === cfg.currentContext ? '*' : '', n, cfg.contexts[n]?.server ?? '', cfg.contexts[n]?.namespace ?? 'default']),
+            ),
+          );
         return 0;
       }
-      if (values.output && values.output !== 'table' && values.output !== 'wide') throw new CliError(`unknown output format "${values.output}" (table, wide, json)`, 2);
-      let items = (name ? [r.body] : (r.body.items as Array<Record<string, unknown>>)) as never[];
-      // Cluster-wide events (admin) come as stored rows, node events among them: same table.
-      if (kind === 'events' && all)
-        items = (items as Array<{ namespace: string; kind: string; name: string; type: string; reason: string; message: string; at: number }>).map((e) => ({
-          type: e.type,
-          reason: e.reason,
-          message: e.message,
-          lastTimestamp: new Date(e.at).toISOString(),
-          involvedObject: { kind: e.kind, name: e.namespace ? `${e.namespace}/${e.name}` : e.name },
-        })) as never[];
-      const now = Date.now();
-      if (kind === 'events') {
-        const evs = items as Array<{ type: string; reason: string; message: string; lastTimestamp: string; involvedObject: { kind: string; name: string } }>;
-        console.log(
-          tableOf(
-            ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
-            evs.map((e) => [new Date(e.lastTimestamp).toISOString().slice(11, 19), e.type, e.reason, `${e.involvedObject.kind.toLowerCase()}/${e.involvedObject.name}`, e.message]),
-          ),
-        );
-      } else if (items.length === 0) console.error(`No ${kind} found${kind === 'nodes' ? '' : ` in ${all ? 'any namespace' : `namespace ${decodeURIComponent(ns)}`}`}.`);
-      else
-        console.log(
-          kind === 'nodes'
-            ? nodeTable(items, now)
-            : kind === 'deployments'
-              ? deploymentTable(items, now, all)
-              : kind === 'daemonsets'
-                ? daemonSetTable(items, now, all)
-                : kind === 'secrets' || kind === 'configmaps'
-                  ? configTable(items, now, all)
-                  : kind === 'services'
-                    ? serviceTable(items, now, all)
-                    : kind === 'endpoints'
-                      ? endpointsTable(items)
-                      : kind === 'persistentvolumeclaims'
-                        ? claimTable(items, now, all)
-                        : podTable(items, now, all, values.output === 'wide'),
-        );
+      if (sub === 'current-context') {
+        if (!cfg.currentContext) throw new CliError('no current context (flotilla config use-context NAME)');
+        console.log(cfg.currentContext);
+        return 0;
+      }
+      if ((sub === 'use-context' || sub === 'delete-context') && positionals[0]) {
+        const n = positionals[0];
+        if (!cfg.contexts[n]) throw new CliError(`no context "${n}" (have: ${Object.keys(cfg.contexts).join(', ') || 'none'})`);
+        if (sub === 'use-context') cfg.currentContext = n;
+        else {
+          delete cfg.contexts[n];
+          if (cfg.currentContext === n) cfg.currentContext = undefined;
+        }
+        writeConfig(cfg);
+        console.log(sub === 'use-context' ? `switched to context "${n}" (${cfg.contexts[n]?.server})` : `deleted context "${n}"`);
+        return 0;
+      }
+      if (sub === 'view') {
+        const shown = { ...cfg, contexts: Object.fromEntries(Object.entries(cfg.contexts).map(([k, v]) => [k, { ...v, token: 'REDACTED' }])) };
+        console.log(values.output === 'json' ? JSON.stringify(shown, null, 2) : stringifyYaml(shown).trimEnd());
+        return 0;
+      }
+      throw new CliError('usage: flotilla config get-contexts | current-context | use-context NAME | delete-context NAME | view', 2);
+    }
+    case 'completion': {
+      const shell = rest[0];
+      if (shell !== 'bash' && shell !== 'zsh' && shell !== 'fish') throw new CliError('usage: flotilla completion bash|zsh|fish', 2);
+      process.stdout.write(completionScript(shell));
       return 0;
     }
     case 'delete': {
       const { values, positionals } = parse(rest, { filename: { type: 'string', short: 'f' } });
       const t = target(values);
       const targets: Array<{ path: string; label: string }> = [];
-      if (values.filename) for (const d of readManifests(values.filename)) targets.push(pathFor(d, values.namespace));
+      if (values.filename) for (const d of readManifestFiles(values.filename, false)) targets.push(pathFor(d, namespaceOf(values)));
       else {
         const [kindArg, name] = positionals;
         const plural = KIND_ALIASES[kindArg ?? ''];
@@ -262,7 +337,7 @@ async function main(argv: string[]): Promise<number> {
           throw new CliError('usage: flotilla delete -f FILE | flotilla delete deployment|daemonset|secret|configmap|service|pvc NAME', 2);
         const apps = plural === 'deployments' || plural === 'daemonsets';
         targets.push({
-          path: `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${plural}/${encodeURIComponent(name)}`,
+          path: `/v1/namespaces/${encodeURIComponent(namespaceOf(values))}/${plural}/${encodeURIComponent(name)}`,
           label: `${(plural as string).slice(0, -1)}${apps ? '.apps' : ''}/${name}`,
         });
       }
@@ -278,7 +353,7 @@ async function main(argv: string[]): Promise<number> {
       const name = deploymentName(positionals);
       const replicas = Number(values.replicas);
       if (!name || values.replicas === undefined || !Number.isInteger(replicas) || replicas < 0) throw new CliError('usage: flotilla scale deployment/NAME --replicas N', 2);
-      await call(target(values), 'PUT', `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/deployments/${encodeURIComponent(name)}/scale`, { spec: { replicas } });
+      await call(target(values), 'PUT', `/v1/namespaces/${encodeURIComponent(namespaceOf(values))}/deployments/${encodeURIComponent(name)}/scale`, { spec: { replicas } });
       console.log(`deployment.apps/${name} scaled`);
       return 0;
     }
@@ -291,7 +366,7 @@ async function main(argv: string[]): Promise<number> {
       if (w.kind === 'daemonsets' && ['pause', 'resume', 'promote'].includes(sub ?? '')) throw new CliError(`rollout ${sub}: only for deployments`, 2);
       const { name } = w;
       const singular = w.kind === 'daemonsets' ? 'daemonset' : 'deployment';
-      const base = `/v1/namespaces/${encodeURIComponent(values.namespace ?? 'default')}/${w.kind}/${encodeURIComponent(name)}`;
+      const base = `/v1/namespaces/${encodeURIComponent(namespaceOf(values))}/${w.kind}/${encodeURIComponent(name)}`;
       const t = target(values);
       if (sub === 'history') {
         const r = await call<{ items: Array<{ revision: number; current: boolean; images: string[]; changeCause: string | null; createdAt: string }> }>(t, 'GET', `${base}/revisions`);

@@ -1,9 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CliError } from './api.js';
 
 /** Kind names and short forms the CLI accepts, as API plurals. */
 export const KIND_ALIASES: Record<string, string> = {
+  namespace: 'namespaces',
+  namespaces: 'namespaces',
+  ns: 'namespaces',
   node: 'nodes',
   nodes: 'nodes',
   no: 'nodes',
@@ -74,4 +78,31 @@ export function pathFor(doc: Record<string, unknown>, nsFlag: string | undefined
   if (kind === 'Service') return { path: `/v1/namespaces/${ns}/services/${name}`, label: `service/${meta.name}` };
   if (kind === 'PersistentVolumeClaim') return { path: `/v1/namespaces/${ns}/persistentvolumeclaims/${name}`, label: `persistentvolumeclaim/${meta.name}` };
   throw new CliError(`unknown or unsupported kind "${kind}" (supported: Deployment, DaemonSet, Namespace, Secret, ConfigMap, Service, PersistentVolumeClaim)`);
+}
+
+/**
+ * The manifests of `-f`: a file, standard input (`-`), or a directory's .yaml, .yml and .json files
+ * in name order (with `recursive`, its subdirectories' too), as kubectl apply -f DIR.
+ */
+export function readManifestFiles(path: string, recursive: boolean): Array<Record<string, unknown>> {
+  if (path === '-') return readManifests(path);
+  let dir = false;
+  try {
+    dir = statSync(path).isDirectory();
+  } catch (e) {
+    throw new CliError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!dir) return readManifests(path);
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) {
+        if (recursive) walk(p);
+      } else if (/\.(ya?ml|json)$/.test(e.name)) files.push(p);
+    }
+  };
+  walk(path);
+  if (files.length === 0) throw new CliError(`${path}: no .yaml, .yml or .json files${recursive ? '' : ' (-R for subdirectories)'}`);
+  return files.flatMap((f) => readManifests(f));
 }

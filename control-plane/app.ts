@@ -12,6 +12,7 @@ import { claimRoutes } from './routes/claims.js';
 import { configRoutes } from './routes/config.js';
 import { apiFeatures } from './routes/lists.js';
 import { logRoutes } from './routes/logs.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { serviceRoutes } from './routes/services.js';
 import { workloadRoutes } from './routes/workloads.js';
 
@@ -109,7 +110,8 @@ export function createApp(given: Deps): Hono<AppEnv> {
     .route('/', configRoutes)
     .route('/', serviceRoutes)
     .route('/', claimRoutes)
-    .route('/', logRoutes);
+    .route('/', logRoutes)
+    .route('/', metricsRoutes);
   app.route('/v1', v1);
   return app;
 }

@@ -37,6 +37,8 @@ export interface Config {
   watchPollMs: number;
   /** How long the change log behind watches is kept: a watch from an older resourceVersion gets 410. */
   watchRetentionMs: number;
+  /** How often agents report resource use (`flotilla top`); handed to agents with their desired state. */
+  metricsIntervalMs: number;
 }
 
 const duration = (fallback: string) =>
@@ -81,6 +83,7 @@ const envSchema = z.object({
   FLOTILLA_LOG_POLL: duration('200ms'),
   FLOTILLA_WATCH_POLL: duration('500ms'),
   FLOTILLA_WATCH_RETENTION: duration('15m'),
+  FLOTILLA_METRICS_INTERVAL: duration('30s'),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -113,6 +116,7 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     logPollMs: e.FLOTILLA_LOG_POLL,
     watchPollMs: e.FLOTILLA_WATCH_POLL,
     watchRetentionMs: e.FLOTILLA_WATCH_RETENTION,
+    metricsIntervalMs: e.FLOTILLA_METRICS_INTERVAL,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

@@ -164,6 +164,8 @@ export const desiredStateSchema = z.strictObject({
   pods: z.array(desiredPodSchema),
   pollWaitMs: z.number().int(),
   heartbeatMs: z.number().int(),
+  /** How often to report resource use (POST /v1/agent/metrics); 0 or absent: the agent's default. */
+  metricsMs: z.number().int().min(0).optional(),
   /** Images to pull ahead of a rollout (the new template of workloads with old pods here). */
   prefetch: z
     .array(z.strictObject({ namespace: z.string(), workload: z.string(), image: z.string().max(512) }))
@@ -228,3 +230,30 @@ export interface PodConfig {
   configMaps: Record<string, { version: number; data: Record<string, string> }>;
   missing: { kind: 'Secret' | 'ConfigMap'; name: string }[];
 }
+
+/** Resource use of one container: CPU in millicores (averaged since the previous sample), memory in bytes (working set). */
+export const containerUsageSchema = z.strictObject({
+  name: z.string().min(1).max(63),
+  cpu: z.number().int().min(0).max(10_000_000),
+  memory: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 52),
+});
+
+/** POST /v1/agent/metrics body: what the node and each of its pods use (for `flotilla top`). */
+export const metricsReportSchema = z.strictObject({
+  node: z.strictObject({
+    cpu: z.number().int().min(0).max(10_000_000),
+    memory: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 52),
+  }),
+  /** Seconds the averages cover. */
+  window: z.number().min(0).max(86_400),
+  pods: z.array(z.strictObject({ podId: z.string().min(1).max(64), containers: z.array(containerUsageSchema).max(64) })).max(1000),
+});
+export type MetricsReport = z.infer<typeof metricsReportSchema>;

@@ -25,7 +25,7 @@ export function parseCpu(q: string | number): number | null {
 /** Bytes of a memory quantity, or null if it is not one. */
 export function parseMemory(q: string | number): number | null {
   if (typeof q === 'number') return Number.isFinite(q) && q >= 0 ? Math.round(q) : null;
-  const m = /^(\d+(?:\.\d+)?)(?:e(\d+))?([kMGT]i?)?$/.exec(q.trim());
+  const m = /^(\d+(?:\.\d+)?)(?:e(\d+))?(k|Ki|[MGT]i?)?$/.exec(q.trim());
   if (!m) return null;
   const suffix = m[3] ?? '';
   const mult = MEMORY_SUFFIX[suffix];

@@ -12,6 +12,7 @@ import {
   type HeartbeatResponse,
   heartbeatRequestSchema,
   logChunkSchema,
+  metricsReportSchema,
   type PodConfig,
   volumesRemovedSchema,
 } from '../../shared/protocol.js';
@@ -29,6 +30,7 @@ import { enrollNode, leaseNotRevoked } from '../store/nodes.js';
 import { desiredPodsOf, type LeaseSubject, leaseSubjectsOf, prefetchImagesOf } from '../store/pods.js';
 import { nodeLeases, nodes, pods } from '../store/schema.js';
 import { serviceConsumers, servicesForNode } from '../store/services.js';
+import { recordUsage } from '../store/usage.js';
 import { secretsUnavailable } from './config.js';
 
 type Stmt = Parameters<Deps['db']['batch']>[0][number];
@@ -173,6 +175,7 @@ const authed = new Hono<AppEnv>()
       version: String(node.desiredVersion),
       pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
       heartbeatMs: nextHeartbeat(deps),
+      metricsMs: deps.config.metricsIntervalMs,
       ...(prefetch.length > 0 ? { prefetch } : {}),
       ...(svcs.length > 0 ? { services: svcs } : {}),
       ...(volumeDeletes.length > 0 ? { volumeDeletes } : {}),
@@ -264,6 +267,14 @@ const authed = new Hono<AppEnv>()
     if (!parsed.success) throw invalid('invalid log chunk', fieldErrors(parsed.error));
     const open = await appendLogChunk(deps.db, c.var.node.id, c.req.param('id'), parsed.data, deps.clock());
     return c.json({ closed: !open });
+  })
+  .post('/metrics', async (c) => {
+    // The node's and its pods' resource use (`flotilla top`): the latest sample replaces the last.
+    const deps = c.var.deps;
+    const parsed = metricsReportSchema.safeParse(await readJson(c));
+    if (!parsed.success) throw invalid('invalid metrics report', fieldErrors(parsed.error));
+    const pods = await recordUsage(deps.db, c.var.node.id, parsed.data, deps.clock());
+    return c.json({ pods });
   })
   .post('/volumes/removed', async (c) => {
     // The node removed the Docker volumes of claims released to it (reclaim policy Delete).

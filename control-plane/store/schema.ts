@@ -399,3 +399,22 @@ export const preconditions = sqliteTable(
   },
   (t) => [check('preconditions_ok', sql`${t.ok} = 1`)],
 );
+
+/**
+ * Resource use as agents last reported it (`flotilla top`): one row per node (`pod_id` '') and per
+ * pod, replaced by each report (every FLOTILLA_METRICS_INTERVAL on the agent). Not watched, not
+ * history: like Kubernetes' metrics-server, the latest sample only.
+ */
+export const usage = sqliteTable(
+  'usage',
+  {
+    nodeId: text('node_id').notNull(),
+    podId: text('pod_id').notNull(),
+    cpu: integer('cpu').notNull(),
+    memory: integer('memory').notNull(),
+    containers: text('containers', { mode: 'json' }).$type<Array<{ name: string; cpu: number; memory: number }>>().notNull().default([]),
+    window: integer('window').notNull(),
+    at: integer('at').notNull(),
+  },
+  (t) => [uniqueIndex('usage_pk').on(t.nodeId, t.podId)],
+);

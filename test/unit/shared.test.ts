@@ -1,3 +1,4 @@
+import { parseCpu, parseMemory } from '../../shared/quantity.js';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, specDigest, timingSafeEqual } from '../../shared/digest.js';
 import { parseDuration } from '../../shared/duration.js';
@@ -197,5 +198,20 @@ describe('label selectors', () => {
     expect(() => parseSelector('app=web,')).toThrow(/empty requirement/);
     expect(() => parseSelector('app=we b')).toThrow(/not a valid label value/);
     expect(() => parseSelector('-app')).toThrow(/not a valid label key/);
+  });
+});
+
+describe('quantities', () => {
+  it('parses memory with every suffix, Ki included, and refuses others', () => {
+    expect(parseMemory('562632Ki')).toBe(562632 * 1024);
+    expect(parseMemory('1.5Gi')).toBe(1.5 * 1024 ** 3);
+    expect(parseMemory('128Mi')).toBe(128 * 1024 ** 2);
+    expect(parseMemory('1k')).toBe(1000);
+    expect(parseMemory('1G')).toBe(1e9);
+    expect(parseMemory('1ki')).toBeNull();
+    expect(parseMemory('1K')).toBeNull();
+    expect(parseMemory('12Xi')).toBeNull();
+    expect(parseCpu('250m')).toBe(250);
+    expect(parseCpu('1.5')).toBe(1500);
   });
 });
