@@ -6,6 +6,8 @@ import { operatorAuth, requireScope } from './auth/operator.js';
 import { bodyLimit } from './body-limit.js';
 import type { Logger } from './config.js';
 import type { AppEnv, Deps } from './context.js';
+import { DOCS_PAGE } from './docs-page.js';
+import { openApiDocument } from './openapi.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agent.js';
 import { claimRoutes } from './routes/claims.js';
@@ -97,6 +99,11 @@ export function createApp(given: Deps): Hono<AppEnv> {
     return c.json(await deps.keys.jwks(deps.clock()));
   });
 
+  // The API reference page holds no data (it asks for a token to load the document).
+  app.get('/docs', (c) => {
+    c.header('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+    return c.html(DOCS_PAGE);
+  });
   app.get('/metrics', operatorAuth, (c) => {
     requireScope(c.var.principal, 'read');
     return c.text(deps.metrics?.render() ?? '', 200, { 'content-type': 'text/plain; version=0.0.4' });
@@ -105,6 +112,10 @@ export function createApp(given: Deps): Hono<AppEnv> {
   const v1 = new Hono<AppEnv>()
     .use(operatorAuth)
     .use(apiFeatures(() => app))
+    .get('/openapi.json', (c) => {
+      requireScope(c.var.principal, 'read');
+      return c.json(openApiDocument(VERSION));
+    })
     .route('/', adminRoutes)
     .route('/', workloadRoutes)
     .route('/', configRoutes)

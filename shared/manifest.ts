@@ -678,6 +678,11 @@ const KINDS: Record<string, { apiVersion: string; schema: z.ZodType }> = {
 /** The kinds `apply` understands, with their apiVersion. */
 export const SUPPORTED_KINDS = Object.keys(KINDS);
 
+/** The schema a manifest of `kind` is validated with (for the OpenAPI document). */
+export function manifestSchemaOf(kind: string): z.ZodType | undefined {
+  return KINDS[kind]?.schema;
+}
+
 /** Converts zod issues to field errors with Kubernetes-style paths (`spec.containers[0].image`). */
 export function fieldErrors(error: z.ZodError, prefix = ''): FieldError[] {
   return error.issues.flatMap((i) =>

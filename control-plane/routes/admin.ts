@@ -22,7 +22,7 @@ const labelMap = z.record(z.string(), z.string()).superRefine((m, ctx) => {
   for (const [k, v] of Object.entries(m)) if (!isLabelKey(k) || !isLabelValue(v)) ctx.addIssue({ code: 'custom', path: [k], message: 'invalid label' });
 });
 
-const nodePatchBody = z.strictObject({
+export const nodePatchBody = z.strictObject({
   labels: labelMap.optional(),
   taints: z
     .array(
@@ -50,13 +50,13 @@ const nodePatchBody = z.strictObject({
     .optional(),
 });
 
-const enrollmentTokenBody = z.strictObject({
+export const enrollmentTokenBody = z.strictObject({
   uses: z.number().int().min(1).max(100_000).default(1),
   ttl: duration.default('1h'),
   labels: labelMap.default({}),
 });
 
-const apiTokenBody = z.strictObject({
+export const apiTokenBody = z.strictObject({
   name: z.string().min(1).max(63),
   scope: z.enum(['admin', 'deploy', 'read']),
   namespaces: z.array(z.string()).min(1).optional(),

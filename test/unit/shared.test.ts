@@ -1,4 +1,3 @@
-import { parseCpu, parseMemory } from '../../shared/quantity.js';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, specDigest, timingSafeEqual } from '../../shared/digest.js';
 import { parseDuration } from '../../shared/duration.js';
@@ -6,6 +5,7 @@ import { isFlotillaError } from '../../shared/errors.js';
 import { checkLeaseClaims, type LeaseClaims } from '../../shared/lease.js';
 import { parseManifest, rolloutBounds } from '../../shared/manifest.js';
 import { parseLabelArgs } from '../../shared/names.js';
+import { parseCpu, parseMemory } from '../../shared/quantity.js';
 import { matchesSelector, parseSelector } from '../../shared/selector.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 
