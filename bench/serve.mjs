@@ -15,7 +15,14 @@ if (mode === 'hello') {
   app.get('/', (c) => c.text('hello'));
   serve({ fetch: app.fetch, hostname: '127.0.0.1', port: Number(port) }, () => console.log('ready'));
 } else if (mode === 'cp') {
-  const s = await startServer({ host: '127.0.0.1', port: Number(port), dataDir, logger: nodeLogger('warn') });
+  // A simulated fleet enrolls from one address; a real one comes from many: no per-address enrollment limit here.
+  const s = await startServer({
+    host: '127.0.0.1',
+    port: Number(port),
+    dataDir,
+    logger: nodeLogger('warn'),
+    env: { FLOTILLA_ENROLL_RATE: '1000000', FLOTILLA_ENROLL_BURST: '1000000', ...process.env },
+  });
   // Event-loop stalls, reported once a second when over 50 ms: what shows up as tail latency.
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();

@@ -8,6 +8,7 @@ import type { Logger } from './config.js';
 import type { AppEnv, Deps } from './context.js';
 import { DOCS_PAGE } from './docs-page.js';
 import { openApiDocument } from './openapi.js';
+import { RateLimiter, TooManyRequests } from './ratelimit.js';
 import { adminRoutes } from './routes/admin.js';
 import { agentRoutes } from './routes/agent.js';
 import { claimRoutes } from './routes/claims.js';
@@ -49,7 +50,14 @@ function lazyChild(parent: Logger, bindings: object): Logger {
  * (entry/worker.ts); everything stateful comes in through `deps`.
  */
 export function createApp(given: Deps): Hono<AppEnv> {
-  const deps: Deps = { ...given, directory: given.directory ?? new NodeDirectory() };
+  const deps: Deps = {
+    ...given,
+    directory: given.directory ?? new NodeDirectory(),
+    limits: given.limits ?? {
+      enroll: new RateLimiter(given.config.enrollRate, given.config.enrollBurst),
+      authFailures: new RateLimiter(given.config.authFailuresPerMinute / 60, given.config.authFailuresPerMinute),
+    },
+  };
   const app = new Hono<AppEnv>();
 
   app.use(async (c, next) => {
@@ -84,7 +92,9 @@ export function createApp(given: Deps): Hono<AppEnv> {
     const requestId = c.get('requestId') ?? 'none';
     if (isFlotillaError(err)) {
       if (err.status === 401 || err.status === 403) c.get('log')?.warn({ status: err.status, path: c.req.path, reason: err.message }, 'access denied');
-      return new Response(JSON.stringify({ ...err.toProblem(), requestId }), { status: err.status, headers: { 'content-type': 'application/problem+json' } });
+      const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+      if (err instanceof TooManyRequests) headers['retry-after'] = String(err.retryAfter);
+      return new Response(JSON.stringify({ ...err.toProblem(), requestId }), { status: err.status, headers });
     }
     if (err instanceof HTTPException) return problem(err.status, 'http-error', err.message || 'request failed', requestId);
     (c.get('log') ?? deps.logger).error({ err: { message: err.message, stack: err.stack } }, 'unhandled error');

@@ -39,6 +39,11 @@ export interface Config {
   watchRetentionMs: number;
   /** How often agents report resource use (`flotilla top`); handed to agents with their desired state. */
   metricsIntervalMs: number;
+  /** Enrollments a client address may make: per second, and in a burst. */
+  enrollRate: number;
+  enrollBurst: number;
+  /** Failed operator authentications (and refused enrollment tokens) a client address may make per minute before it gets 429s. */
+  authFailuresPerMinute: number;
 }
 
 const duration = (fallback: string) =>
@@ -84,6 +89,9 @@ const envSchema = z.object({
   FLOTILLA_WATCH_POLL: duration('500ms'),
   FLOTILLA_WATCH_RETENTION: duration('15m'),
   FLOTILLA_METRICS_INTERVAL: duration('30s'),
+  FLOTILLA_ENROLL_RATE: z.coerce.number().positive().default(5),
+  FLOTILLA_ENROLL_BURST: z.coerce.number().int().positive().default(100),
+  FLOTILLA_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(30),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -117,6 +125,9 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     watchPollMs: e.FLOTILLA_WATCH_POLL,
     watchRetentionMs: e.FLOTILLA_WATCH_RETENTION,
     metricsIntervalMs: e.FLOTILLA_METRICS_INTERVAL,
+    enrollRate: e.FLOTILLA_ENROLL_RATE,
+    enrollBurst: e.FLOTILLA_ENROLL_BURST,
+    authFailuresPerMinute: e.FLOTILLA_AUTH_FAILURES_PER_MINUTE,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

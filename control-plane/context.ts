@@ -3,6 +3,7 @@ import type { AgentNode, NodeDirectory } from './auth/node-directory.js';
 import type { Config, Logger } from './config.js';
 import type { Keyring } from './keys.js';
 import type { Metrics } from './metrics.js';
+import type { RateLimiter } from './ratelimit.js';
 import type { RenewalGroup } from './renewals.js';
 import type { Db } from './store/db.js';
 import type { ClusterInfo } from './store/meta.js';
@@ -31,6 +32,8 @@ export interface Deps {
   directory?: NodeDirectory;
   /** Group commit of lease renewals (Node); without it each renewal is its own statement. */
   renewals?: RenewalGroup;
+  /** Per-address rate limits (enrollment, failed authentication); createApp makes them from the config. */
+  limits?: { enroll: RateLimiter; authFailures: RateLimiter };
   /** Process-local counters (requests, heartbeats, DB writes). */
   metrics?: Metrics;
   /** Runs work after the response (Workers: ctx.waitUntil; Node: fire and forget with logging). */

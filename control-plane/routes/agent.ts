@@ -1,7 +1,7 @@
 import { and, eq, inArray, lte, sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { CompactEncrypt, importJWK } from 'jose';
-import { forbidden, invalid } from '../../shared/errors.js';
+import { forbidden, invalid, isFlotillaError } from '../../shared/errors.js';
 import type { LeaseClaims } from '../../shared/lease.js';
 import { fieldErrors, referencedNames } from '../../shared/manifest.js';
 import {
@@ -21,6 +21,7 @@ import type { AgentNode } from '../auth/node-directory.js';
 import { readJson } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { maybeTick } from '../controllers/tick.js';
+import { clientAddress, TooManyRequests } from '../ratelimit.js';
 import { claimVolumesOf, volumeDeletesOf, volumesRemoved } from '../store/claims.js';
 import { configVersionsOf, getConfig, valuesOf } from '../store/config.js';
 import type { Db } from '../store/db.js';
@@ -129,12 +130,24 @@ function nextHeartbeat(deps: Deps): number {
 
 const enroll = new Hono<AppEnv>().post('/enroll', async (c) => {
   const deps = c.var.deps;
+  // Per client address: enrollments (FLOTILLA_ENROLL_RATE/BURST), and refused tokens count as failed authentications.
+  const from = clientAddress(c);
+  const failing = deps.limits?.authFailures.wait(from, deps.clock()) ?? 0;
+  if (failing > 0) throw new TooManyRequests(`too many refused enrollments from ${from}; retry in ${failing} s`, failing);
+  const wait = deps.limits?.enroll.take(from, deps.clock()) ?? 0;
+  if (wait > 0) throw new TooManyRequests(`too many enrollments from ${from}; retry in ${wait} s`, wait);
   const parsed = enrollRequestSchema.safeParse(await readJson(c));
   if (!parsed.success) {
     const errors = fieldErrors(parsed.error).map((e) => (e.path === 'token' ? { ...e, message: 'invalid token format' } : e));
     throw invalid(`invalid enrollment request: ${errors[0]?.path}: ${errors[0]?.message}`, errors);
   }
-  const node = await enrollNode(deps.db, parsed.data, deps.clock(), deps.config.leaseTtlMs);
+  let node: Awaited<ReturnType<typeof enrollNode>>;
+  try {
+    node = await enrollNode(deps.db, parsed.data, deps.clock(), deps.config.leaseTtlMs);
+  } catch (e) {
+    if (isFlotillaError(e) && e.status === 401) deps.limits?.authFailures.take(from, deps.clock());
+    throw e;
+  }
   c.var.log.info({ node: node.name, nodeId: node.id }, 'node enrolled');
   // Rate-limited: a fleet enrolling at once must not run a full tick per enrollment.
   deps.defer?.(maybeTick(deps));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneChanges } from '../../control-plane/store/changes.js';
 import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
-import { ADMIN, testControlPlane } from '../lib/cp.js';
+import { ADMIN, FACTS, nodeKeys, testControlPlane } from '../lib/cp.js';
 import { d1TestDb, libsqlTestDb, type TestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
 
@@ -234,5 +234,42 @@ describe.each([
     await json(put(configMap('page-0', 'changed', { set: 'paging' }), 'paging'));
     const w = await json<Watch>(cp.req('GET', `/v1/configmaps?watch=1&resourceVersion=${before}&timeoutSeconds=0`, undefined, { token: tok.token }));
     expect(w.items.map((e) => `${e.object.metadata.namespace}/${e.object.metadata.name}`)).toEqual(['paging/page-0']);
+  });
+});
+
+describe('rate limits', () => {
+  let t: TestDb;
+  beforeAll(async () => {
+    t = await libsqlTestDb();
+  });
+  afterAll(async () => t?.close());
+
+  it('an address that fails authentication too often gets 429 with Retry-After, then recovers', async () => {
+    const cp = await testControlPlane(t.db, { authFailuresPerMinute: 3 });
+    for (let i = 0; i < 3; i++) expect((await cp.req('GET', '/v1/nodes', undefined, { token: `flo_wrong-${i}` })).status).toBe(401);
+    const limited = await cp.req('GET', '/v1/nodes', undefined, { token: 'flo_wrong-again' });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(((await limited.json()) as { detail: string }).detail).toMatch(/too many failed authentications/);
+    // While limited, the address is refused before any token is checked (the good one too).
+    expect((await cp.req('GET', '/v1/nodes')).status).toBe(429);
+    cp.advance(20_000); // 3 a minute: one comes back every 20 s
+    expect((await cp.req('GET', '/v1/nodes')).status).toBe(200);
+  });
+
+  it('enrollment is limited per address, and refused tokens count as failures', async () => {
+    const cp = await testControlPlane(t.db, { enrollRate: 0.01, enrollBurst: 2, authFailuresPerMinute: 100 });
+    const enroll = async (token: string, name: string) => {
+      const keys = await nodeKeys();
+      return cp.app.request('/v1/agent/enroll', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, name, publicKey: keys.publicKey, facts: FACTS }) });
+    };
+    const tok = ((await (await cp.req('POST', '/v1/enrollment-tokens', { uses: 5, ttl: '1h' })).json()) as { token: string }).token;
+    expect((await enroll(tok, 'rl-a')).status).toBe(201);
+    expect((await enroll(tok, 'rl-b')).status).toBe(201);
+    const third = await enroll(tok, 'rl-c');
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBeTruthy();
+    const nodes = (await (await cp.req('GET', '/v1/nodes')).json()) as List;
+    expect(nodes.items.map((n) => n.metadata.name)).not.toContain('rl-c');
   });
 });
