@@ -52,7 +52,11 @@ export async function call<T>(t: Target, method: string, path: string, body?: un
 export async function streamText(t: Target, path: string, out: (s: string) => void, timeoutMs?: number): Promise<void> {
   let res: Response;
   try {
-    res = await fetch(new URL(path, t.server), { headers: { authorization: `Bearer ${t.token}` }, ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}) });
+    // identity: a compressed stream arrives in blocks, not line by line (`logs -f`).
+    res = await fetch(new URL(path, t.server), {
+      headers: { authorization: `Bearer ${t.token}`, 'accept-encoding': 'identity' },
+      ...(timeoutMs ? { signal: AbortSignal.timeout(timeoutMs) } : {}),
+    });
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code;
     throw new CliError(`cannot reach the control plane at ${t.server}${cause ? ` (${cause})` : ''}: is it running? (--server or FLOTILLA_SERVER)`);

@@ -84,6 +84,9 @@ export const logRoutes = new Hono<AppEnv>().get('/namespaces/:ns/pods/:name/log'
   }
   c.header('Content-Type', 'text/plain; charset=utf-8');
   c.header('X-Content-Type-Options', 'nosniff');
+  // Lines must reach the client as they come: no compression or buffering on the way (Workers, proxies).
+  c.header('Cache-Control', 'no-store, no-transform');
+  c.header('X-Accel-Buffering', 'no');
   return stream(c, async (out) => {
     let gone = false;
     out.onAbort(() => {

@@ -227,11 +227,18 @@ describe('completion, version and node verbs', () => {
   it('bash completion completes commands, kinds and names', () => {
     const script = cluster.cli('completion', 'bash');
     const run = (words: string) =>
-      spawnSync('bash', ['-c', `source /dev/stdin <<'EOF'\n${script}\nEOF\nflotilla() { node --import tsx ${MAIN} "$@"; }\nCOMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _flotilla; echo "\${COMPREPLY[@]}"`], {
-        encoding: 'utf8',
-        env: { ...process.env, ...cluster.env() },
-        cwd: process.cwd(),
-      }).stdout.trim();
+      spawnSync(
+        'bash',
+        [
+          '-c',
+          `source /dev/stdin <<'EOF'\n${script}\nEOF\nflotilla() { node --import tsx ${MAIN} "$@"; }\nCOMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _flotilla; echo "\${COMPREPLY[@]}"`,
+        ],
+        {
+          encoding: 'utf8',
+          env: { ...process.env, ...cluster.env() },
+          cwd: process.cwd(),
+        },
+      ).stdout.trim();
     expect(run('flotilla ge').split(' ')).toContain('get');
     expect(run('flotilla get dep').split(' ')).toContain('deployments');
     expect(run('flotilla get deployments w').split(' ')).toContain('web');

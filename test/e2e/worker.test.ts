@@ -125,6 +125,47 @@ describe('Worker control plane (wrangler dev, local D1) with one agent', () => {
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
+  it('logs and logs -f of a real container through the Worker; watches, label selectors and dry runs on D1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-wlogs-'));
+    const f = join(dir, 'talk.json');
+    const talker = { name: 'out', image: 'local/busybox:1', command: ['sh', '-c', 'trap "exit 0" TERM; i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done'] };
+    writeFileSync(f, JSON.stringify(cluster.manifestDoc('wtalk', 1, { nodeSelector: { 'kubernetes.io/hostname': 'worker-edge' }, containers: [talker] })));
+    const rv = JSON.parse(cluster.cli('get', 'pods', '-o', 'json')).metadata.resourceVersion as string;
+    cluster.cli('apply', '-f', f);
+    const pod = (await waitFor('wtalk running', () => cluster.pods().find((p) => p.metadata.labels.app === 'wtalk' && p.status.phase === 'Running'), 60_000, 300)).metadata.name as string;
+    await new Promise((r) => setTimeout(r, 1500));
+    const nums = (out: string) => [...out.matchAll(/^line (\d+)$/gm)].map((m) => Number(m[1]));
+    // The agent learns of the request at its next heartbeat (no long-poll on Workers), within FLOTILLA_LOG_WAIT.
+    const tail = nums(cluster.cli('logs', pod, '--tail', '3'));
+    expect(tail).toHaveLength(3);
+    expect(tail).toEqual([tail[0], (tail[0] as number) + 1, (tail[0] as number) + 2]);
+    const follow = startCli(['logs', pod, '-f', '--tail', '1'], cluster.env());
+    await follow.waitForOutput(/^line \d+$/m, 30_000);
+    const first = nums(follow.out())[0] as number;
+    await waitFor('5 more lines', () => (nums(follow.out()).at(-1) ?? 0) >= first + 5, 30_000, 200);
+    const seen = nums(follow.out());
+    expect(seen).toEqual(seen.map((_, i) => first + i));
+    await follow.stop();
+    // A watch from before the apply sees the pod added, through D1's change log.
+    const w = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `fetch(${JSON.stringify(`${cluster.url}/v1/namespaces/default/pods?watch=1&labelSelector=app%3Dwtalk&timeoutSeconds=5&resourceVersion=${rv}`)}, { headers: { authorization: 'Bearer ${TOKEN}' } }).then(r => r.text()).then(t => process.stdout.write(t))`,
+        ],
+        { encoding: 'utf8' },
+      ),
+    );
+    expect(w.items.some((e: { type: string; object: { metadata: { name: string } } }) => e.type === 'ADDED' && e.object.metadata.name === pod)).toBe(true);
+    expect(cluster.cli('get', 'pods', '-l', 'app=wtalk', '-o', 'name').trim()).toBe(`pod/${pod}`);
+    writeFileSync(f, JSON.stringify(cluster.manifestDoc('wtalk', 2, { nodeSelector: { 'kubernetes.io/hostname': 'worker-edge' }, containers: [talker] })));
+    expect(cluster.cli('apply', '-f', f, '--dry-run=server')).toContain('~ spec.replicas: 1 -> 2');
+    expect(JSON.parse(cluster.cli('get', 'deployment', 'wtalk', '-o', 'json')).spec.replicas).toBe(1);
+    cluster.cli('delete', 'deployment', 'wtalk');
+    rmSync(dir, { recursive: true, force: true });
+  }, 150_000);
+
   it('reschedules the pods of a lost node; the Cron Trigger handler runs the controllers', async () => {
     const token = cluster.cli('token', 'create', '--uses', '2').trim();
     await Promise.all([cluster.startAgent('wk-a', token), cluster.startAgent('wk-b', token)]);
