@@ -72,9 +72,12 @@ export const DOCS_PAGE = `<!doctype html>
         if (!byTag.has(tag)) byTag.set(tag, []);
         byTag.get(tag).push({ path, method, op });
       }
-    $('tags').replaceChildren(...[...byTag.keys()].map((t) => el('a', { href: '#tag-' + t }, t)));
+    const order = (doc.tags || []).map((t) => t.name);
+    const tags = [...byTag.keys()].sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99));
+    $('tags').replaceChildren(...tags.map((t) => el('a', { href: '#tag-' + t }, t)));
     const out = [];
-    for (const [tag, list] of byTag) {
+    for (const tag of tags) {
+      const list = byTag.get(tag);
       out.push(el('h2', { id: 'tag-' + tag }, tag));
       for (const { path, method, op } of list) out.push(operation(doc, path, method, op));
     }
