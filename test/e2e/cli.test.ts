@@ -246,6 +246,33 @@ describe('completion, version and node verbs', () => {
     expect(runCli(['completion', 'tcsh'], cluster.env()).code).toBe(2);
   });
 
+  it('token and api-token create, list and revoke; label and taint a node', () => {
+    const tok = runCli(['token', 'create', '--uses', '2', '--ttl', '10m'], cluster.env());
+    expect(tok.code).toBe(0);
+    const id = /enrollment token (\S+):/.exec(tok.stderr)?.[1] as string;
+    expect(JSON.parse(cluster.cli('token', 'list', '-o', 'json')).items.find((i: { id: string }) => i.id === id)).toMatchObject({ maxUses: 2, state: 'active' });
+    expect(cluster.cli('token', 'revoke', id).trim()).toBe(`enrollment token ${id} revoked`);
+    expect(cluster.cli('token', 'list')).toMatch(new RegExp(`^${id}\\s+0/2\\s+revoked`, 'm'));
+    expect(runCli(['token', 'create', '--ttl', 'soon'], cluster.env()).code).toBe(2);
+    const api = runCli(['api-token', 'create', 'ci', '--scope', 'read', '-n', 'default'], cluster.env());
+    expect(api.code).toBe(0);
+    const apiId = /API token (\S+) \(read\)/.exec(api.stderr)?.[1] as string;
+    expect(runCli(['get', 'pods', '-o', 'name'], { ...cluster.env(), FLOTILLA_TOKEN: api.stdout.trim() }).code).toBe(0);
+    expect(runCli(['apply', '-f', join(dir, 'app', 'web.json')], { ...cluster.env(), FLOTILLA_TOKEN: api.stdout.trim() }).stderr).toMatch(/does not allow this \(needs "deploy"\)/);
+    expect(cluster.cli('api-token', 'list')).toMatch(new RegExp(`^${apiId}\\s+ci\\s+read\\s+default\\s+false`, 'm'));
+    cluster.cli('api-token', 'revoke', apiId);
+    expect(runCli(['get', 'pods'], { ...cluster.env(), FLOTILLA_TOKEN: api.stdout.trim() }).code).toBe(1);
+    expect(cluster.cli('label', 'node', 'cli-a', 'zone=lab').trim()).toBe('node/cli-a labeled');
+    expect(cluster.cli('taint', 'node', 'cli-a', 'maint=yes:PreferNoSchedule').trim()).toBe('node/cli-a tainted');
+    const node = JSON.parse(cluster.cli('get', 'node', 'cli-a', '-o', 'json'));
+    expect(node.metadata.labels.zone).toBe('lab');
+    expect(node.spec.taints.find((x: { key: string }) => x.key === 'maint')).toMatchObject({ value: 'yes', effect: 'PreferNoSchedule' });
+    cluster.cli('taint', 'node', 'cli-a', 'maint-');
+    cluster.cli('label', 'node', 'cli-a', 'zone-');
+    expect(JSON.parse(cluster.cli('get', 'node', 'cli-a', '-o', 'json')).spec.taints).toEqual([]);
+    expect(runCli(['taint', 'node', 'cli-a', 'bad'], cluster.env()).code).toBe(2);
+  });
+
   it('version, token list, cordon and uncordon, keys rotate', () => {
     expect(cluster.cli('version').trim()).toMatch(/^flotilla \d+\.\d+\.\d+$/);
     expect(cluster.cli('token', 'list').split('\n')[0]).toMatch(/^ID\s+USES\s+STATE/);
