@@ -124,6 +124,12 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const { db, clock, config } = deps;
   const now = clock();
   deps.metrics?.inc('flotilla_controller_ticks_total');
+  // Housekeeping, at most once a minute per instance, with or without other work (an idle cluster
+  // whose pods' statuses change still grows the change log): old events and watch history.
+  if (now - (lastPrune.get(deps.cluster) ?? 0) > 60_000) {
+    lastPrune.set(deps.cluster, now);
+    await db.batch([pruneEvents(db, now - config.eventRetentionMs), ...pruneChanges(db, config.watchRetentionMs)]);
+  }
   if (!(await hasWork(db, now, config.clockSkewMs, config.nodeGraceMs))) return 0;
   deps.metrics?.inc('flotilla_controller_ticks_with_work_total');
   // Claims whose deletion waits for their last pod: Retain ones go, Delete ones are released to their node.
@@ -539,12 +545,6 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   }
   stmts.push(...insertEvents(db, evs));
   if (touched.size > 0) stmts.push(...bumpNodes(db, [...touched]));
-  // Pruning old events is housekeeping: at most once a minute per instance, in a batch with real work.
-  if (stmts.length > 0 && now - (lastPrune.get(deps.cluster) ?? 0) > 60_000) {
-    stmts.push(pruneEvents(db, now - config.eventRetentionMs));
-    stmts.push(...pruneChanges(db, config.watchRetentionMs));
-    lastPrune.set(deps.cluster, now);
-  }
 
   const res = stmts.length > 0 ? await db.batch(stmts as [Stmt, ...Stmt[]]) : [];
   let conflicts = 0;
