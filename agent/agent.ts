@@ -823,6 +823,12 @@ export class Agent {
         this.problems.set(step.podId, { reason: 'CreateContainerError', message: msg });
         this.queueEvent({ podId: step.podId, type: 'Warning', reason: 'Failed', message: `failed to create container: ${msg}` });
       }
+      if (step.action === 'start' && /network .* not found/i.test(msg)) {
+        // Its namespace's network went away between create and start (removed as unused while the
+        // pod was being created): remove the container; the next pass makes both again.
+        await this.runtime.removeStale(step.containerId).catch(() => undefined);
+        this.reconcileWaker.wake();
+      }
     } finally {
       if (step.action === 'stop') this.stopping.delete(step.containerId);
     }

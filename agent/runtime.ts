@@ -184,12 +184,26 @@ export class DockerRuntime {
     return out;
   }
 
-  /** Removes this node's namespace networks that no container uses (all but `keep`). */
+  /** Removes a container that cannot start any more (its network is gone), and forgets that network. */
+  async removeStale(containerId: string): Promise<void> {
+    const info = await this.docker.getContainer(containerId).inspect();
+    const ns = info.Config.Labels?.[LABELS.namespace];
+    if (ns !== undefined) this.networks.delete(networkName(this.opts.nodeId, ns));
+    await this.docker.getContainer(containerId).remove({ force: true });
+  }
+
+  /**
+   * Removes this node's namespace networks that no container uses (all but `keep`). A container that
+   * exists but does not run (created, not yet started) is not in the network's list: any container
+   * of the namespace on this node keeps its network.
+   */
   async pruneNetworks(keep: ReadonlySet<string>): Promise<void> {
     const list = await this.docker.listNetworks({ filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });
     for (const n of list) {
       const ns = n.Labels?.[LABELS.namespace];
       if (ns === undefined || keep.has(ns)) continue;
+      const users = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.opts.nodeId}`, `${LABELS.namespace}=${ns}`] } });
+      if (users.length > 0) continue;
       const info = (await this.docker
         .getNetwork(n.Id)
         .inspect()

@@ -1,6 +1,8 @@
 // npm run bench [-- NAME ...] [--quick]: runs the benchmarks, prints a table, rewrites docs/benchmarks.md.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { FULL as AGENT_FULL, QUICK as AGENT_QUICK, type AgentBenchResult, benchAgent } from './agent.js';
+import { benchDeploy, FULL as DEPLOY_FULL, QUICK as DEPLOY_QUICK, type DeployResult } from './deploy.js';
 import { benchFailover, FULL as FAILOVER_FULL, QUICK as FAILOVER_QUICK, type FailoverResult } from './failover.js';
 import { benchHeartbeat, FULL, type HeartbeatResult, QUICK } from './heartbeat.js';
 import { machineFacts } from './procs.js';
@@ -12,7 +14,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const renderOnly = args.includes('--render-only'); // rewrite docs/benchmarks.md from the stored results
 const names = args.filter((a) => !a.startsWith('--'));
-const KNOWN = ['heartbeat', 'schedule', 'failover', 'rollout', 'proxy'];
+const KNOWN = ['heartbeat', 'schedule', 'deploy', 'failover', 'rollout', 'proxy', 'agent'];
 const selected = renderOnly ? [] : names.length ? names : KNOWN;
 const RESULTS = 'docs/bench-results.json';
 
@@ -29,6 +31,8 @@ interface Stored {
   failover?: Run<FailoverResult>;
   rollout?: Run<RolloutResult>;
   proxy?: Run<ProxyResult>;
+  deploy?: Run<DeployResult>;
+  agent?: Run<AgentBenchResult>;
 }
 
 // The control plane is measured as it ships: compiled JS from dist/.
@@ -112,6 +116,36 @@ for (const name of selected) {
         goal: '>= 0.7, p99 added <= 1 ms',
       })),
     );
+  } else if (name === 'deploy') {
+    console.log(`== deploy (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const r = await benchDeploy(quick ? DEPLOY_QUICK : DEPLOY_FULL, log);
+    stored.deploy = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:deploy${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table([
+      {
+        benchmark: 'deploy',
+        samples: r.samples,
+        'flotilla p50/p99 ms': `${r.flotilla.p50.toFixed(0)}/${r.flotilla.p99.toFixed(0)}`,
+        'docker run p50/p99 ms': `${r.docker.p50.toFixed(0)}/${r.docker.p99.toFixed(0)}`,
+        'ratio p50': r.ratioP50.toFixed(2),
+        'ratio p99': r.ratioP99.toFixed(2),
+        goal: 'p50 <= 1.3, p99 <= 2',
+      },
+    ]);
+  } else if (name === 'agent') {
+    console.log(`== agent (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const r = await benchAgent(quick ? AGENT_QUICK : AGENT_FULL, log);
+    stored.agent = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:agent${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table([
+      {
+        benchmark: 'agent',
+        'window s': r.windowSeconds,
+        'agent RSS MB': r.agentRssMb.avg.toFixed(1),
+        'idle Node RSS MB': r.idleRssMb.avg.toFixed(1),
+        'RSS ratio': r.rssRatio.toFixed(2),
+        'agent CPU %': r.agentCpuPercent.toFixed(2),
+        goal: 'RSS <= 1.5x and <= 80 MB; CPU <= 1%',
+      },
+    ]);
   } else {
     console.error(`unknown benchmark "${name}" (known: ${KNOWN.join(', ')})`);
     process.exit(2);
@@ -233,6 +267,45 @@ function renderDocs(s: Stored): string {
         (x) =>
           `| ${x.mode} | ${Math.round(x.directRps)} | ${Math.round(x.proxyRps)} | **${x.ratio.toFixed(2)}** | ${x.directP99Ms.toFixed(2)} ms | ${x.proxyP99Ms.toFixed(2)} ms | ${x.addedP99Ms.toFixed(2)} ms | >= 0.7 and <= 1 ms added (${x.ratio >= 0.7 && x.addedP99Ms <= 1 ? 'met' : 'not met'}) |`,
       ),
+      '',
+    );
+  }
+  const dp = s.deploy;
+  if (dp) {
+    const r = dp.result;
+    lines.push(
+      '## deploy',
+      '',
+      `Command: \`${dp.command}\` (${dp.mode} mode, ${dp.at.slice(0, 10)})  `,
+      `Machine: ${dp.machine}.`,
+      '',
+      `apply -> container running: a Node control plane and one agent (compiled CLI, default timings); each of ${r.samples} samples applies a new one-replica Deployment of an image already on the engine (pull skipped) and is timed to the engine's \`start\` event of its container. Baseline, same run, interleaved: \`docker run -d\` (the CLI) of the same image and command, to the same event. Phases (medians) from clocks on one machine: the apply request (API; it also schedules, the tick runs inside it), the engine's \`create\` event after the request (the node is told, fetches its desired state, verifies the lease, checks the image), and \`start\` after \`create\`.`,
+      '',
+      '| metric | Flotilla | docker run -d (same run) | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| p50 | ${r.flotilla.p50.toFixed(0)} ms | ${r.docker.p50.toFixed(0)} ms | **${r.ratioP50.toFixed(2)}** | <= 1.3 (${r.ratioP50 <= 1.3 ? 'met' : 'not met'}) |`,
+      `| p99 | ${r.flotilla.p99.toFixed(0)} ms | ${r.docker.p99.toFixed(0)} ms | **${r.ratioP99.toFixed(2)}** | <= 2 (${r.ratioP99 <= 2 ? 'met' : 'not met'}) |`,
+      '',
+      `Phases (median): API + schedule ${r.phases.api.toFixed(0)} ms; node told, desired state fetched, lease verified, image found ${r.phases.notify.toFixed(0)} ms; create + start ${r.phases.createStart.toFixed(0)} ms.`,
+      '',
+    );
+  }
+  const ag = s.agent;
+  if (ag) {
+    const r = ag.result;
+    const met = r.rssRatio <= 1.5 && r.agentRssMb.avg <= 80;
+    lines.push(
+      '## agent',
+      '',
+      `Command: \`${ag.command}\` (${ag.mode} mode, ${ag.at.slice(0, 10)})  `,
+      `Machine: ${ag.machine}.`,
+      '',
+      `A real agent (compiled CLI, default timings) managing ${r.containers} containers with HTTP liveness and readiness probes (every 10 s), sampled from /proc every second for ${r.windowSeconds} s once all are Ready. Baseline, same window: an idle Node process with one timer (\`setInterval(() => {}, 1000)\`), the floor of any Node program.`,
+      '',
+      '| metric | agent | idle Node (same run) | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| RSS (average; max) | ${r.agentRssMb.avg.toFixed(1)} MB; ${r.agentRssMb.max.toFixed(1)} MB | ${r.idleRssMb.avg.toFixed(1)} MB | **${r.rssRatio.toFixed(2)}** | <= 1.5x and <= 80 MB (${met ? 'met' : 'not met'}) |`,
+      `| CPU (share of one core) | ${r.agentCpuPercent.toFixed(2)} % | ${r.idleCpuPercent.toFixed(2)} % | | <= 1 % (${r.agentCpuPercent <= 1 ? 'met' : 'not met'}) |`,
       '',
     );
   }

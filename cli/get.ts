@@ -164,7 +164,7 @@ export async function get(t: Target, kind: string, name: string | undefined, o: 
   const timeoutMs = o.timeout === undefined ? undefined : parseDuration(o.timeout);
   if (timeoutMs === null) throw new CliError(`--timeout: not a duration: ${o.timeout}`, 2);
   if (kind === 'namespaces' && name) throw new CliError('get namespaces: list them (no single namespace view)', 2);
-  if (o.watch && (kind === 'endpoints' || kind === 'namespaces' || (kind === 'events' && o.all)))
+  if (o.watch && (kind === 'endpoints' || kind === 'namespaces'))
     throw new CliError(`get -w: not for ${kind === 'endpoints' ? 'endpoints (watch the service)' : 'events of all namespaces (use -n NS)'}`, 2);
   let items: Obj[];
   let rv: string | undefined;
@@ -180,6 +180,7 @@ export async function get(t: Target, kind: string, name: string | undefined, o: 
     print(kind, l.list, items, o, false);
   }
   if (!o.watch) return 0;
+  if (kind === 'events' && o.all) return followEventLog(t, o, items, timeoutMs);
   return watchPrint(t, kind, name, o, rv, timeoutMs, items.length > 0);
 }
 
@@ -216,6 +217,28 @@ async function watchPrint(t: Target, kind: string, name: string | undefined, o: 
         console.log((shown ? lines.slice(1) : lines).join('\n'));
         shown = true;
       }
+    }
+  }
+  return 0;
+}
+
+/** `events -A -w` (admin): follows the cluster's event log (node events included) by id, once a second. */
+async function followEventLog(t: Target, o: GetOptions, seen: Obj[], timeoutMs: number | undefined): Promise<number> {
+  const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+  let after = Math.max(0, ...seen.map((e) => Number(e.metadata.name) || 0));
+  let shown = seen.length > 0;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+    const r = await call<{ items: Parameters<typeof eventFromRow>[0][] }>(t, 'GET', `/v1/events?after=${after}&limit=1000`);
+    if (r.body.items.length === 0) continue;
+    after = Math.max(after, ...r.body.items.map((e) => e.id));
+    const evs = r.body.items.map(eventFromRow);
+    if (o.output === 'json') for (const e of evs) console.log(JSON.stringify({ type: 'ADDED', object: e }));
+    else if (o.output === 'name') for (const e of evs) console.log(`event/${e.metadata.name} added`);
+    else {
+      const lines = tableFor('events', evs, o).split('\n');
+      console.log((shown ? lines.slice(1) : lines).join('\n'));
+      shown = true;
     }
   }
   return 0;

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { requireDocker } from '../lib/docker.js';
-import { FAST_ENV, runCli, startCli } from '../lib/proc.js';
+import { CLI, FAST_ENV, runCli, startCli } from '../lib/proc.js';
 import { waitFor } from '../lib/wait.js';
 import { type Cluster, type NodeControlPlane, startNodeControlPlane } from './cluster.js';
 
@@ -16,12 +16,10 @@ let cp: NodeControlPlane;
 let cluster: Cluster;
 let dir: string;
 
-const MAIN = resolve('cli/main.ts');
-
 /** The CLI run from another directory with only the given environment (no server, token or context of ours). */
 function bare(args: string[], env: Record<string, string>, cwd: string) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FLOTILLA_')));
-  const r = spawnSync(process.execPath, ['--import', resolve('node_modules/tsx/dist/esm/index.mjs'), MAIN, ...args], {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
     cwd,
     env: { ...clean, ...FAST_ENV, ...env },
     encoding: 'utf8',
@@ -175,6 +173,14 @@ describe('describe and events', () => {
     cluster.cli('apply', '-f', cm);
     await w.waitForOutput(/Created\s+configmap\/later/, 20_000);
     await w.stop();
+    // All namespaces (admin): the cluster's event log, node events included.
+    const all = startCli(['events', '-A', '-w', '--timeout', '30s'], cluster.env());
+    await all.waitForOutput(/LAST SEEN/, 20_000);
+    const other = join(dir, 'other-ns.yaml');
+    writeFileSync(other, 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: elsewhere, namespace: team-b}\ndata: {a: b}\n');
+    cluster.cli('apply', '-f', other);
+    await all.waitForOutput(/Created\s+configmap\/team-b\/elsewhere/, 20_000);
+    await all.stop();
   });
 });
 
@@ -229,10 +235,7 @@ describe('completion, version and node verbs', () => {
     const run = (words: string) =>
       spawnSync(
         'bash',
-        [
-          '-c',
-          `source /dev/stdin <<'EOF'\n${script}\nEOF\nflotilla() { node --import tsx ${MAIN} "$@"; }\nCOMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _flotilla; echo "\${COMPREPLY[@]}"`,
-        ],
+        ['-c', `source /dev/stdin <<'EOF'\n${script}\nEOF\nflotilla() { node ${CLI} "$@"; }\nCOMP_WORDS=(${words}); COMP_CWORD=$((\${#COMP_WORDS[@]}-1)); _flotilla; echo "\${COMPREPLY[@]}"`],
         {
           encoding: 'utf8',
           env: { ...process.env, ...cluster.env() },

@@ -1,0 +1,138 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { type CliProc, startCliProc, stopChild, until } from './procs.js';
+
+// The agent's footprint: RSS and CPU of a real agent (compiled CLI, default timings) managing 10
+// containers with liveness and readiness probes, sampled from /proc over a window, against an idle
+// Node process with one timer sampled over the same window (the floor of any Node program).
+
+export interface AgentBenchOptions {
+  windowSeconds: number;
+  containers: number;
+}
+export const QUICK: AgentBenchOptions = { windowSeconds: 10, containers: 10 };
+export const FULL: AgentBenchOptions = { windowSeconds: 600, containers: 10 };
+
+export interface AgentBenchResult {
+  windowSeconds: number;
+  containers: number;
+  agentRssMb: { avg: number; max: number };
+  idleRssMb: { avg: number; max: number };
+  agentCpuPercent: number;
+  idleCpuPercent: number;
+  rssRatio: number;
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+/** RSS (bytes) and CPU time (s) of a process, from /proc. */
+function sample(pid: number): { rss: number; cpu: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpu = (Number(fields[11]) + Number(fields[12])) / TICKS; // utime + stime
+  return { rss, cpu };
+}
+
+export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void): Promise<AgentBenchResult> {
+  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+  await docker.getImage('local/busybox:1').inspect();
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-agent-'));
+  const env = { FLOTILLA_LOG_LEVEL: 'warn' };
+  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  let agent: CliProc | undefined;
+  let idle: ChildProcess | undefined;
+  try {
+    const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
+    const url = m?.[1] as string;
+    const token = readFileSync(m?.[2] as string, 'utf8').trim();
+    const api = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+      return r.json() as Promise<any>;
+    };
+    const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
+    agent = startCliProc(['agent', '--server', url, '--token', enroll, '--name', 'footprint', '--data-dir', join(dir, 'agent')], env);
+    await until('agent', () => agent?.out().includes('agent "footprint" running'), 60_000);
+    const probe = { httpGet: { path: '/', port: 80 }, periodSeconds: 10 };
+    await api('PUT', '/v1/namespaces/default/deployments/footprint', {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'footprint' },
+      spec: {
+        replicas: o.containers,
+        selector: { matchLabels: { app: 'footprint' } },
+        template: {
+          metadata: { labels: { app: 'footprint' } },
+          spec: {
+            containers: [
+              {
+                name: 'web',
+                image: 'local/busybox:1',
+                command: ['httpd', '-f', '-p', '80', '-h', '/www'],
+                ports: [{ containerPort: 80 }],
+                livenessProbe: probe,
+                readinessProbe: probe,
+                resources: { requests: { cpu: '10m', memory: '8Mi' } },
+              },
+            ],
+          },
+        },
+      },
+    });
+    await until(
+      'all pods Ready',
+      async () =>
+        ((await api('GET', '/v1/namespaces/default/pods')).items as any[]).filter((p) => p.status.conditions?.some((c: any) => c.type === 'Ready' && c.status === 'True')).length === o.containers,
+      120_000,
+      500,
+    );
+    // The floor: an idle Node process with one timer, over the same window.
+    idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 2000)); // both settled
+    const apid = agent.child.pid as number;
+    const ipid = idle.pid as number;
+    const a0 = sample(apid);
+    const i0 = sample(ipid);
+    const t0 = Date.now();
+    const aRss: number[] = [];
+    const iRss: number[] = [];
+    while (Date.now() - t0 < o.windowSeconds * 1000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      aRss.push(sample(apid).rss);
+      iRss.push(sample(ipid).rss);
+    }
+    const secs = (Date.now() - t0) / 1000;
+    const a1 = sample(apid);
+    const i1 = sample(ipid);
+    const mb = (b: number) => b / 2 ** 20;
+    const avg = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const r: AgentBenchResult = {
+      windowSeconds: Math.round(secs),
+      containers: o.containers,
+      agentRssMb: { avg: mb(avg(aRss)), max: mb(Math.max(...aRss)) },
+      idleRssMb: { avg: mb(avg(iRss)), max: mb(Math.max(...iRss)) },
+      agentCpuPercent: ((a1.cpu - a0.cpu) / secs) * 100,
+      idleCpuPercent: ((i1.cpu - i0.cpu) / secs) * 100,
+      rssRatio: avg(aRss) / avg(iRss),
+    };
+    log(
+      `  agent with ${o.containers} probed containers over ${r.windowSeconds} s: RSS avg ${r.agentRssMb.avg.toFixed(1)} MB (max ${r.agentRssMb.max.toFixed(1)}), CPU ${r.agentCpuPercent.toFixed(2)} % of a core; idle Node: RSS ${r.idleRssMb.avg.toFixed(1)} MB, CPU ${r.idleCpuPercent.toFixed(2)} %`,
+    );
+    return r;
+  } finally {
+    if (idle) await stopChild(idle);
+    await agent?.stop(); // first: a running agent would bring the containers back
+    await server.stop();
+    await removeFootprint(docker);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function removeFootprint(docker: Docker): Promise<void> {
+  for (const c of await docker.listContainers({ all: true, filters: { label: ['dev.flotilla.workload=footprint'] } })) await docker.getContainer(c.Id).remove({ force: true });
+}
