@@ -78,7 +78,8 @@ export async function benchDeploy(o: DeployOptions, log: (s: string) => void): P
     agent = startCliProc(['agent', '--server', url, '--token', enroll, '--name', 'deploy-0', '--data-dir', join(dir, 'agent')], env);
     await until('agent', () => agent?.out().includes('agent "deploy-0" running'), 60_000);
     const nodeId = ((await api('GET', '/v1/nodes')).items[0] as { metadata: { uid: string } }).metadata.uid;
-    const cmd = ['httpd', '-f', '-p', '80', '-h', '/www'];
+    // Exits at once on SIGTERM (a bare httpd as PID 1 ignores it and waits out the stop timeout).
+    const cmd = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'];
     const flotilla: number[] = [];
     const bare: number[] = [];
     const phases = { api: [] as number[], schedule: [] as number[], notify: [] as number[], createStart: [] as number[] };
@@ -133,6 +134,9 @@ export async function benchDeploy(o: DeployOptions, log: (s: string) => void): P
       }
       await api('DELETE', `/v1/namespaces/default/deployments/${name}`);
       await docker.getContainer(bname).remove({ force: true });
+      // The next sample starts on an idle node: a stop still in progress would hold up the agent's
+      // next reconcile pass (bench/FINDINGS.md).
+      await until('the sample removed', async () => (await docker.listContainers({ all: true, filters: { label: [`dev.flotilla.workload=${name}`] } })).length === 0, 60_000, 50);
     }
     const median = (xs: number[]) => pct(xs, 50);
     const r: DeployResult = {

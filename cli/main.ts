@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
       if (relative !== undefined) throw new CliError(`--allow-host-path must be an absolute path: "${relative}"`, 2);
       const prefix = values['service-ip-prefix'] ?? process.env.FLOTILLA_SERVICE_IP_PREFIX;
       if (prefix !== undefined && !/^127\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(prefix)) throw new CliError(`--service-ip-prefix must be two octets of the loopback range, like 127.78: "${prefix}"`, 2);
-      const { runAgent } = await import('./server.js');
+      const { runAgent } = await import('./agent-main.js');
       return runAgent({
         server,
         token: values.token ?? process.env.FLOTILLA_ENROLL_TOKEN,
