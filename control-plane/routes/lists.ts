@@ -410,5 +410,12 @@ function objectFeatures(app: () => { request: (path: string, init: RequestInit) 
 /** The list and object features of the API, for every kind (see above). */
 export function apiFeatures(app: () => { request: (path: string, init: RequestInit) => Response | Promise<Response> }): MiddlewareHandler<AppEnv> {
   const objects = objectFeatures(app);
-  return (c, next) => (c.req.method === 'GET' && LIST.test(c.req.path) ? listFeatures(c, next) : objects(c, next));
+  return (c, next) => {
+    // A dry run is honoured only where it is implemented; anywhere else it would write for real.
+    if (c.req.method !== 'GET' && c.req.query('dryRun') !== undefined && !((c.req.method === 'PUT' || c.req.method === 'DELETE') && OBJECT.test(c.req.path)))
+      throw invalid(`dryRun is supported on PUT and DELETE of an object (/v1/namespaces/{ns}/{kind}/{name}), not on ${c.req.method} ${c.req.path}: nothing was changed`, [
+        { path: 'dryRun', message: 'not supported here' },
+      ]);
+    return c.req.method === 'GET' && LIST.test(c.req.path) ? listFeatures(c, next) : objects(c, next);
+  };
 }

@@ -220,6 +220,12 @@ describe.each([
     expect(del.outcome).toBe('deleted');
     const still = await json<{ spec: { replicas: number } }>(cp.req('GET', '/v1/namespaces/dry/deployments/web'));
     expect(still.spec.replicas).toBe(1);
+    // Where a dry run is not implemented it is refused, not carried out for real.
+    const scale = await json<{ errors: Array<{ path: string }> }>(cp.req('PUT', '/v1/namespaces/dry/deployments/web/scale?dryRun=All', { spec: { replicas: 5 } }), 422);
+    expect(scale.errors[0]?.path).toBe('dryRun');
+    await json(cp.req('POST', '/v1/namespaces/dry/deployments?dryRun=All', deploymentManifest('other', { replicas: 1 })), 422);
+    expect((await json<{ spec: { replicas: number } }>(cp.req('GET', '/v1/namespaces/dry/deployments/web'))).spec.replicas).toBe(1);
+    await json(cp.req('GET', '/v1/namespaces/dry/deployments/other'), 404);
     // Nothing a dry run did is in the change log.
     const w = await json<Watch>(cp.req('GET', `/v1/namespaces/dry/configmaps?watch=1&resourceVersion=${before}&timeoutSeconds=0`));
     expect(w.items.map((e) => `${e.type}:${e.object.data?.value}`)).toEqual(['ADDED:v1']);
