@@ -61,6 +61,13 @@ export interface AgentOptions {
   allowedHostPaths?: string[];
   /** Service proxy: how long an endpoint whose connect failed is skipped (default 10 s). */
   proxyEjectMs?: number;
+  /**
+   * Before stopping a container of a pod that is going away (deleted or replaced, not fenced), how
+   * long to wait when its namespace has services: every node's proxy drops it as an endpoint first,
+   * so no request is sent to a container that is dying (default 2 s; Kubernetes users get the same
+   * from a preStop sleep).
+   */
+  endpointDrainMs?: number;
   /** How often resource use is reported when the control plane does not say (default 30 s). */
   metricsMs?: number;
   /** Service proxy: first two octets of service addresses here (default 127.77; several agents on one host each need their own). */
@@ -768,6 +775,9 @@ export class Agent {
       if (step.action === 'stop' && (step.reason === 'no longer desired' || step.reason === 'spec changed')) {
         // A pod replaced by a new revision keeps serving until its replacement's image is here.
         const a = actual.find((x) => x.id === step.containerId);
+        // Behind a service: give the other nodes' proxies time to drop it as an endpoint first.
+        const drain = this.opts.endpointDrainMs ?? 2000;
+        if (a && drain > 0 && (this.desired?.services ?? []).some((s) => s.namespace === a.namespace)) await new Promise((r) => setTimeout(r, drain));
         const waits = a ? await this.pullsFor(a.namespace, a.workload) : [];
         if (waits.length > 0) {
           this.log.debug({ pod: podLabel }, 'stop waits for the new image');

@@ -17,5 +17,6 @@ export function agentTimings() {
     firstPollWaitMs: n(process.env.FLOTILLA_FIRST_POLL_WAIT_MS),
     prePullWaitMs: n(process.env.FLOTILLA_PREPULL_WAIT_MS),
     proxyEjectMs: n(process.env.FLOTILLA_PROXY_EJECT_MS),
+    endpointDrainMs: n(process.env.FLOTILLA_ENDPOINT_DRAIN_MS),
   };
 }

@@ -31,18 +31,33 @@ export async function libsqlTestDb(): Promise<TestDb> {
  * `wrangler dev` uses), with the committed migrations applied as `wrangler d1 migrations apply` would.
  */
 export async function d1TestDb(): Promise<TestDb> {
+  // workerd's proxy occasionally fails a call while it starts on a loaded machine: one retry.
+  try {
+    return await openD1();
+  } catch {
+    return openD1();
+  }
+}
+
+async function openD1(): Promise<TestDb> {
   const { getPlatformProxy } = await import('wrangler');
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-d1-'));
   const proxy = await getPlatformProxy<{ DB: D1DatabaseLike & { exec(sql: string): Promise<unknown> } }>({ configPath: 'wrangler.toml', persist: { path: dir } });
   const d1 = proxy.env.DB;
-  for (const f of readdirSync('migrations')
-    .filter((x) => x.endsWith('.sql'))
-    .sort()) {
-    const statements = readFileSync(join('migrations', f), 'utf8')
-      .split('--> statement-breakpoint')
-      .map((s) => s.trim())
-      .filter(Boolean);
-    await d1.batch(statements.map((s) => (d1.prepare(s) as { bind(): unknown }).bind()));
+  try {
+    for (const f of readdirSync('migrations')
+      .filter((x) => x.endsWith('.sql'))
+      .sort()) {
+      const statements = readFileSync(join('migrations', f), 'utf8')
+        .split('--> statement-breakpoint')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      await d1.batch(statements.map((s) => (d1.prepare(s) as { bind(): unknown }).bind()));
+    }
+  } catch (e) {
+    await proxy.dispose().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
   }
   return {
     kind: 'd1',
