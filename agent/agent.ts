@@ -575,7 +575,8 @@ export class Agent {
     while (this.running) {
       const every = this.desired?.metricsMs || this.opts.metricsMs || 30_000;
       try {
-        const report = await sampler.sample(await this.runtime.listActual());
+        // The reconcile loop's latest view of the containers (re-read every pass): no extra engine call.
+        const report = await sampler.sample(this.lastActual);
         if (!first && this.running) await this.client.metrics(report);
         failures = 0;
       } catch (e) {

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type CliProc, startCliProc, stopChild, until } from './procs.js';
+import { type CliProc, startBenchControlPlane, stopChild, until } from './procs.js';
 
 // The agent's footprint: RSS and CPU of a real agent (compiled CLI, default timings) managing 10
 // containers with liveness and readiness probes, sampled from /proc over a window, against an idle
@@ -43,21 +43,13 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
   await docker.getImage('local/busybox:1').inspect();
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-agent-'));
   const env = { FLOTILLA_LOG_LEVEL: 'warn' };
-  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  const cp = await startBenchControlPlane(dir, env);
+  const { api } = cp;
   let agent: CliProc | undefined;
   let idle: ChildProcess | undefined;
   try {
-    const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
-    const url = m?.[1] as string;
-    const token = readFileSync(m?.[2] as string, 'utf8').trim();
-    const api = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<any>;
-    };
-    const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
-    agent = startCliProc(['agent', '--server', url, '--token', enroll, '--name', 'footprint', '--data-dir', join(dir, 'agent')], env);
-    await until('agent', () => agent?.out().includes('agent "footprint" running'), 60_000);
+    const footprint = (await cp.startAgent('footprint')).proc;
+    agent = footprint;
     const probe = { httpGet: { path: '/', port: 80 }, periodSeconds: 10 };
     await api('PUT', '/v1/namespaces/default/deployments/footprint', {
       apiVersion: 'apps/v1',
@@ -94,7 +86,7 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
     // The floor: an idle Node process with one timer, over the same window.
     idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 2000)); // both settled
-    const apid = agent.child.pid as number;
+    const apid = footprint.child.pid as number;
     const ipid = idle.pid as number;
     const a0 = sample(apid);
     const i0 = sample(ipid);
@@ -127,7 +119,7 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
   } finally {
     if (idle) await stopChild(idle);
     await agent?.stop(); // first: a running agent would bring the containers back
-    await server.stop();
+    await cp.server.stop();
     await removeFootprint(docker);
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type CliProc, startCliProc, until } from './procs.js';
+import { type CliProc, startBenchControlPlane, until } from './procs.js';
 
 // apply -> container running, against a bare `docker run -d` on the same engine, same run.
 // Flotilla: a Node control plane and one real agent (compiled CLI, default timings); each sample
@@ -62,22 +62,14 @@ export async function benchDeploy(o: DeployOptions, log: (s: string) => void): P
   await docker.getImage('local/busybox:1').inspect(); // a clear error when the image is missing
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-deploy-'));
   const env = { FLOTILLA_LOG_LEVEL: 'warn' };
-  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  const cp = await startBenchControlPlane(dir, env);
+  const { api } = cp;
   let agent: CliProc | undefined;
   const events = await engineEvents(docker);
   try {
-    const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
-    const url = m?.[1] as string;
-    const token = readFileSync(m?.[2] as string, 'utf8').trim();
-    const api = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<any>;
-    };
-    const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
-    agent = startCliProc(['agent', '--server', url, '--token', enroll, '--name', 'deploy-0', '--data-dir', join(dir, 'agent')], env);
-    await until('agent', () => agent?.out().includes('agent "deploy-0" running'), 60_000);
-    const nodeId = ((await api('GET', '/v1/nodes')).items[0] as { metadata: { uid: string } }).metadata.uid;
+    const started = await cp.startAgent('deploy-0');
+    agent = started.proc;
+    const nodeId = started.id;
     // Exits at once on SIGTERM (a bare httpd as PID 1 ignores it and waits out the stop timeout).
     const cmd = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'];
     const flotilla: number[] = [];
@@ -154,7 +146,7 @@ export async function benchDeploy(o: DeployOptions, log: (s: string) => void): P
   } finally {
     events.stop();
     await agent?.stop();
-    await server.stop();
+    await cp.server.stop();
     for (const c of await docker.listContainers({ all: true, filters: { label: ['flotilla-bench=deploy'] } })) await docker.getContainer(c.Id).remove({ force: true });
     for (const c of await docker.listContainers({ all: true, filters: { label: ['dev.flotilla.managed=true'] } }))
       if (/^dep\d+$/.test(c.Labels['dev.flotilla.workload'] ?? '')) await docker.getContainer(c.Id).remove({ force: true });

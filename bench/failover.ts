@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type CliProc, startCliProc, until } from './procs.js';
+import { type CliProc, startBenchControlPlane, until } from './procs.js';
 
 // Node loss to replacement running: a Node control plane and two real agents (compiled CLI) on the
 // Docker engine; the agent holding the pod is killed with SIGKILL and its containers removed (the
@@ -56,23 +56,12 @@ export async function benchFailover(o: FailoverOptions, log: (s: string) => void
   await docker.getImage('local/busybox:1').inspect(); // fails with a clear error when the image is missing
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-failover-'));
   const env = { FLOTILLA_LEASE_TTL: o.ttl, FLOTILLA_CLOCK_SKEW: o.skew, FLOTILLA_LOG_LEVEL: 'warn' };
-  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  const cp = await startBenchControlPlane(dir, env);
+  const { api } = cp;
   const agents: Array<{ name: string; proc: CliProc; id: string }> = [];
   try {
-    const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
-    const url = m?.[1] as string;
-    const token = readFileSync(m?.[2] as string, 'utf8').trim();
-    const api = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<any>;
-    };
-    const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 2 + o.runs, ttl: '1h' })) as { token: string }).token;
     const startAgent = async (name: string) => {
-      const proc = startCliProc(['agent', '--server', url, '--token', enroll, '--name', name, '--data-dir', join(dir, name)], env);
-      await until(`agent ${name}`, () => proc.out().includes(`agent "${name}" running`), 60_000);
-      const nodes = (await api('GET', '/v1/nodes')).items as Array<{ metadata: { name: string; uid: string } }>;
-      const a = { name, proc, id: nodes.find((n) => n.metadata.name === name)?.metadata.uid as string };
+      const a = await cp.startAgent(name);
       agents.push(a);
       return a;
     };
@@ -135,7 +124,7 @@ export async function benchFailover(o: FailoverOptions, log: (s: string) => void
     return { ttlMs, skewMs: Number(o.skew.replace('s', '')) * 1000, runs, dockerRunMs, failoverMs, ratio };
   } finally {
     for (const a of agents) await a.proc.stop();
-    await server.stop();
+    await cp.server.stop();
     for (const c of await docker.listContainers({ all: true, filters: { label: ['dev.flotilla.managed=true'] } }))
       if (agents.some((a) => c.Labels['dev.flotilla.node'] === a.id) || c.Labels['dev.flotilla.workload'] === 'fo') await docker.getContainer(c.Id).remove({ force: true });
     rmSync(dir, { recursive: true, force: true });

@@ -1,5 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 
 /** Whether `taskset` can pin processes to cores here. */
 export function canPin(): boolean {
@@ -76,4 +78,40 @@ export function startCliProc(args: string[], env: Record<string, string>): CliPr
   child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
   return { child, out: () => buf, stop: () => stopChild(child) };
+}
+
+/** A Node control plane (compiled CLI) in `dir`, an admin API client, and a way to add agents. */
+export interface BenchControlPlane {
+  url: string;
+  server: CliProc;
+  api(method: string, path: string, body?: unknown): Promise<any>;
+  /** Starts an agent (its own enrollment token, data dir under `dir`); resolves once it runs, with its node id. */
+  startAgent(name: string): Promise<{ name: string; proc: CliProc; id: string }>;
+}
+
+export async function startBenchControlPlane(dir: string, env: Record<string, string>): Promise<BenchControlPlane> {
+  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000).catch(async (e) => {
+    await server.stop();
+    throw e;
+  });
+  const url = m?.[1] as string;
+  const token = readFileSync(m?.[2] as string, 'utf8').trim();
+  const api = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+    return r.json() as Promise<any>;
+  };
+  return {
+    url,
+    server,
+    api,
+    async startAgent(name) {
+      const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
+      const proc = startCliProc(['agent', '--server', url, '--token', enroll, '--name', name, '--data-dir', join(dir, name)], env);
+      await until(`agent ${name}`, () => proc.out().includes(`agent "${name}" running`), 60_000, 100);
+      const nodes = (await api('GET', '/v1/nodes')).items as Array<{ metadata: { name: string; uid: string } }>;
+      return { name, proc, id: nodes.find((n) => n.metadata.name === name)?.metadata.uid as string };
+    },
+  };
 }

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type CliProc, startCliProc, until } from './procs.js';
+import { type CliProc, startBenchControlPlane, until } from './procs.js';
 
 // A rolling update of N replicas, one at a time behind the same readiness gate, on the same Docker
 // engine and images: Flotilla (Node control plane, one real agent) next to Docker Swarm
@@ -104,23 +104,14 @@ async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string)
 async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-rollout-'));
   const env = { FLOTILLA_LOG_LEVEL: 'warn' };
-  const server = startCliProc(['server', '--no-agent', '--port', '0', '--data-dir', join(dir, 'cp')], env);
+  const cp = await startBenchControlPlane(dir, env);
+  const { api } = cp;
   let agent: CliProc | undefined;
   let nodeId = '';
   try {
-    const m = await until('control plane', () => server.out().match(/control plane on (http:\/\/\S+); admin token in (\S+)/), 60_000);
-    const url = m?.[1] as string;
-    const token = readFileSync(m?.[2] as string, 'utf8').trim();
-    const api = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(new URL(path, url), { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-      if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
-      return r.json() as Promise<any>;
-    };
-    const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
-    agent = startCliProc(['agent', '--server', url, '--token', enroll, '--name', 'bench-roll', '--data-dir', join(dir, 'agent')], env);
-    const a = agent;
-    await until('the agent', () => a.out().includes('agent "bench-roll" running'), 60_000, 100);
-    nodeId = ((await api('GET', '/v1/nodes')).items as Array<{ metadata: { uid: string } }>)[0]?.metadata.uid as string;
+    const started = await cp.startAgent('bench-roll');
+    agent = started.proc;
+    nodeId = started.id;
     const manifest = (image: string) => ({
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -169,7 +160,7 @@ async function flotillaRollouts(docker: Docker, o: RolloutOptions, log: (s: stri
     return out;
   } finally {
     if (agent) await agent.stop();
-    await server.stop();
+    await cp.server.stop();
     for (const c of await docker.listContainers({ all: true, filters: { label: [`dev.flotilla.node=${nodeId}`] } })) await docker.getContainer(c.Id).remove({ force: true });
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { parseAllDocuments } from 'yaml';
-import { malformed, unsupportedMedia } from '../shared/errors.js';
+import { invalid, malformed, unsupportedMedia } from '../shared/errors.js';
 
 const JSON_TYPES = ['application/json', 'application/merge-patch+json'];
 const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'];
@@ -36,6 +36,14 @@ export async function readDocuments(c: Context): Promise<unknown[]> {
     return out;
   }
   throw unsupportedMedia(`unsupported content type "${type || '(none)'}"; send application/json or application/yaml`);
+}
+
+/** An optional integer query parameter in [min, max]; 422 naming the parameter otherwise. */
+export function intParam(v: string | undefined, name: string, min: number, max: number): number | undefined {
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalid(`${name} must be an integer from ${min} to ${max}`, [{ path: name, message: `must be ${min}-${max}` }]);
+  return n;
 }
 
 /** Reads a JSON body (agent protocol and small operator requests). */

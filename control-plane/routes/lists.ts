@@ -3,7 +3,7 @@ import { type Difference, diffJson } from '../../shared/diff.js';
 import { FlotillaError, gone, invalid } from '../../shared/errors.js';
 import { matchesSelector, parseSelector, type Requirement } from '../../shared/selector.js';
 import { canSeeNamespace, requireScope } from '../auth/operator.js';
-import { readDocuments } from '../body.js';
+import { intParam, readDocuments } from '../body.js';
 import type { AppEnv, Deps } from '../context.js';
 import { renderEvent, renderNode, renderPod, renderWorkload } from '../render.js';
 import { type ChangeRow, currentSeq, preconditionStmt, prunedThrough, readChanges, rowFromSnapshot, snapshotsOf, versionsOf } from '../store/changes.js';
@@ -78,12 +78,6 @@ function decodeContinue(token: string): [string, string] {
   throw invalid('continue: not a continue token of this list (take it from metadata.continue of the previous page)', [{ path: 'continue', message: 'not a continue token' }]);
 }
 
-function wholeNumber(name: string, v: string | undefined, max: number): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  if (!/^\d+$/.test(v) || Number(v) > max) throw invalid(`${name} must be a whole number up to ${max}: "${v}"`, [{ path: name, message: `must be a whole number up to ${max}` }]);
-  return Number(v);
-}
-
 /** Renders changes as watch events, their objects as the API shows them. */
 async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Array<{ type: string; object: Obj }>> {
   const now = deps.clock();
@@ -152,7 +146,7 @@ async function watch(c: Parameters<MiddlewareHandler<AppEnv>>[0], kinds: readonl
   const deps = c.var.deps;
   const p = c.var.principal;
   const q = c.req.query();
-  const timeout = wholeNumber('timeoutSeconds', q.timeoutSeconds, MAX_WATCH_SECONDS) ?? 30;
+  const timeout = intParam(q.timeoutSeconds, 'timeoutSeconds', 0, MAX_WATCH_SECONDS) ?? 30;
   const from = q.resourceVersion;
   let after: number;
   if (from === undefined || from === '' || from === '0') after = await currentSeq(deps.db);
@@ -188,7 +182,7 @@ const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
     return watch(c, kinds, namespace, selector);
   }
   const paged = m[2] !== 'events'; // the event lists take `limit` as "the newest N"
-  const limit = paged ? wholeNumber('limit', q.limit, MAX_PAGE) : undefined;
+  const limit = paged ? intParam(q.limit, 'limit', 0, MAX_PAGE) : undefined;
   const after = paged && q.continue ? decodeContinue(q.continue) : undefined;
   // Read before the list: a change committed meanwhile may show in the list and in a watch from this version, never in neither.
   const rv = await currentSeq(c.var.deps.db);

@@ -3,6 +3,7 @@ import { stream } from 'hono/streaming';
 import { FlotillaError, invalid, notFound } from '../../shared/errors.js';
 import type { PodSpec } from '../../shared/manifest.js';
 import { requireScope } from '../auth/operator.js';
+import { intParam } from '../body.js';
 import type { AppEnv } from '../context.js';
 import { closeLogSession, getLogSession, logSessionsFor, openLogSession, takeLogChunks } from '../store/logs.js';
 import { getPod } from '../store/pods.js';
@@ -15,13 +16,6 @@ export const LOG_FOLLOW_MAX_MS = 60 * 60 * 1000;
 export const LOG_SESSIONS_PER_NODE = 16;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function intParam(v: string | undefined, name: string, min: number, max: number): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalid(`${name} must be an integer from ${min} to ${max}`, [{ path: name, message: `must be ${min}-${max}` }]);
-  return n;
-}
 
 /**
  * `GET /v1/namespaces/{ns}/pods/{name}/log`: a container's log from its node, through the control
