@@ -84,7 +84,9 @@ export interface PlanContext {
 
 /** Restart back-off after the n-th restart: 10 s doubling, capped at 5 min (Kubernetes' curve). */
 export function restartBackoffMs(restarts: number, baseMs = 10_000, capMs = 300_000): number {
-  return Math.min(capMs, baseMs * 2 ** Math.max(0, restarts - 1));
+  // As the kubelet: the first restart after a good run is immediate, then 10 s doubling to 5 min.
+  if (restarts <= 1) return 0;
+  return Math.min(capMs, baseMs * 2 ** (restarts - 2));
 }
 
 function needsPull(c: ContainerSpec, ctx: PlanContext): boolean {

@@ -1,10 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { enrollHollow, type Hollow, metric } from './hollow.js';
 import { Client, closedLoop, openLoop, type Req, type StepResult } from './load.js';
 import { freePortSync } from './ports.js';
-import { canPin, startServe } from './procs.js';
+import { canPin, helloSamples, startServe } from './procs.js';
 
 /** Sizes of one heartbeat run. */
 export interface HeartbeatOptions {
@@ -25,52 +25,6 @@ export const FULL: HeartbeatOptions = {
   cadenceAgents: 500,
   cadenceSeconds: 60,
 };
-
-/** A simulated agent: its own Ed25519 key, enrolled over the real protocol, signing its own JWTs. */
-interface Hollow {
-  nodeId: string;
-  audience: string;
-  jwt(): Promise<string>;
-}
-
-async function enrollHollow(port: number, token: string, name: string): Promise<Hollow> {
-  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-  const facts = { hostname: name, os: 'linux', arch: 'x64', cpus: 4, memoryBytes: 4 * 2 ** 30, dockerVersion: 'hollow', agentVersion: 'hollow' };
-  const res = await fetch(`http://127.0.0.1:${port}/v1/agent/enroll`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ token, name, publicKey: await exportJWK(publicKey), facts }),
-  });
-  if (res.status !== 201) throw new Error(`enroll ${name}: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { nodeId: string; audience: string };
-  // Like a real agent, a JWT is reused for 30 s; the phase is random, as in a fleet whose agents
-  // started at different times (otherwise every token of the fleet expires in the same second).
-  const phase = Math.random() * 30_000;
-  let cached: { token: string; at: number } | null = null;
-  return {
-    ...body,
-    async jwt() {
-      const now = Date.now();
-      if (cached && now - cached.at < 30_000) return cached.token;
-      const iat = Math.floor(now / 1000);
-      const t = await new SignJWT({})
-        .setProtectedHeader({ alg: 'EdDSA' })
-        .setSubject(body.nodeId)
-        .setAudience(body.audience)
-        .setIssuedAt(iat)
-        .setExpirationTime(iat + 60)
-        .sign(privateKey);
-      cached = { token: t, at: cached ? now : now - phase };
-      return t;
-    },
-  };
-}
-
-async function metric(port: number, admin: string, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
-  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
 
 /** What the heartbeat benchmark reports. */
 export interface HeartbeatResult {
@@ -101,15 +55,7 @@ export async function benchHeartbeat(o: HeartbeatOptions, log: (s: string) => vo
   // Baseline: hello world, closed loop, same generator. The machine is noisy: samples are taken
   // before and after the heartbeat steps, and the baseline is their median.
   const samples: StepResult[] = [];
-  const sampleHello = async (n: number) => {
-    const helloPort = freePortSync();
-    const hello = await startServe(['hello', String(helloPort)], core);
-    const hc = new Client(helloPort);
-    await closedLoop(hc, () => ({ method: 'GET', path: '/' }), 32, 1);
-    for (let i = 0; i < n; i++) samples.push(await closedLoop(hc, () => ({ method: 'GET', path: '/' }), 64, o.stepSeconds));
-    hc.close();
-    await hello.stop();
-  };
+  const sampleHello = async (n: number) => samples.push(...(await helloSamples(core, n, o.stepSeconds)));
   await sampleHello(3);
   log(`hello-world before: ${samples.map((r) => r.achieved.toFixed(0)).join(', ')} req/s`);
 

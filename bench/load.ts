@@ -12,6 +12,8 @@ export interface Req {
   path: string;
   headers?: Record<string, string>;
   body?: string;
+  /** Socket inactivity timeout (default 10 s); long-polls need more. */
+  timeoutMs?: number;
 }
 
 /** A keep-alive HTTP client to one loopback server. */
@@ -24,8 +26,17 @@ export class Client {
     this.agent = new http.Agent({ keepAlive: true, maxSockets });
   }
 
-  /** Sends one request; resolves with status and latency in ms. */
+  /** Sends one request; resolves with status and latency in ms (the body is read and dropped). */
   send(r: Req): Promise<{ status: number; ms: number }> {
+    return this.request(r, false);
+  }
+
+  /** Sends one request; resolves with status, latency in ms, headers and the body as text. */
+  fetch(r: Req): Promise<{ status: number; ms: number; body: string; headers: http.IncomingHttpHeaders }> {
+    return this.request(r, true) as Promise<{ status: number; ms: number; body: string; headers: http.IncomingHttpHeaders }>;
+  }
+
+  private request(r: Req, keep: boolean): Promise<{ status: number; ms: number; body?: string; headers?: http.IncomingHttpHeaders }> {
     const t0 = performance.now();
     return new Promise((resolve) => {
       const req = http.request(
@@ -38,12 +49,14 @@ export class Client {
           agent: this.agent,
         },
         (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0 }));
+          const chunks: Buffer[] = [];
+          if (keep) res.on('data', (d: Buffer) => chunks.push(d));
+          else res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, ...(keep ? { body: Buffer.concat(chunks).toString(), headers: res.headers } : {}) }));
         },
       );
-      req.on('error', () => resolve({ status: 0, ms: performance.now() - t0 }));
-      req.setTimeout(10_000, () => req.destroy());
+      req.on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - t0, ...(keep ? { body: e.code ?? e.message, headers: {} } : {}) }));
+      req.setTimeout(r.timeoutMs ?? 10_000, () => req.destroy());
       if (r.body) req.write(r.body);
       req.end();
     });

@@ -2,6 +2,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
+import { Client, closedLoop, type StepResult } from './load.js';
+import { freePortSync } from './ports.js';
 
 /** Whether `taskset` can pin processes to cores here. */
 export function canPin(): boolean {
@@ -31,6 +33,25 @@ export async function startServe(args: string[], core: number | null): Promise<{
     child.once('exit', (code) => reject(new Error(`server ${args[0]} exited ${code}`)));
   });
   return { child, stop: () => stopChild(child) };
+}
+
+/**
+ * The baseline of the load benchmarks: a hello-world server on the same Hono + Node stack (pinned
+ * to `core` when given), `n` closed-loop samples of `seconds` each, 64 requests in flight.
+ */
+export async function helloSamples(core: number | null, n: number, seconds: number): Promise<StepResult[]> {
+  const port = freePortSync();
+  const hello = await startServe(['hello', String(port)], core);
+  const c = new Client(port);
+  try {
+    await closedLoop(c, () => ({ method: 'GET', path: '/' }), 32, 1);
+    const out: StepResult[] = [];
+    for (let i = 0; i < n; i++) out.push(await closedLoop(c, () => ({ method: 'GET', path: '/' }), 64, seconds));
+    return out;
+  } finally {
+    c.close();
+    await hello.stop();
+  }
 }
 
 /** Facts about the machine, printed with every result. */
@@ -71,9 +92,10 @@ export interface CliProc {
   stop(): Promise<void>;
 }
 
-/** Starts the compiled CLI (the control plane and agents as they ship). */
-export function startCliProc(args: string[], env: Record<string, string>): CliProc {
-  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts the compiled CLI (the control plane and agents as they ship), or `command` when given. */
+export function startCliProc(args: string[], env: Record<string, string>, command?: string[]): CliProc {
+  const [cmd, ...argv] = command ?? [process.execPath, 'dist/cli/main.js', ...args];
+  const child = spawn(cmd as string, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';
   child.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));

@@ -28,18 +28,27 @@ export interface RolloutResult {
   ratio: number;
 }
 
-const IMAGES = ['local/busybox:1', 'local/busybox:2'] as const;
+export const IMAGES = ['local/busybox:1', 'local/busybox:2'] as const;
 // A server that exits on SIGTERM, as real services do (busybox httpd as PID 1 ignores it, and
 // every stop would then wait out the 10 s grace period in both systems).
-const HTTPD = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'];
+export const HTTPD = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-/** Docker Swarm on this engine: initialised for the run (and left again) unless it was already active. */
-async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
+/** Runs `fn` with Docker Swarm active on this engine: initialised for it (and left again) unless it already was. */
+export async function withSwarm<T>(fn: () => Promise<T>): Promise<T> {
   const state = execFileSync('docker', ['info', '--format', '{{.Swarm.LocalNodeState}}'], { encoding: 'utf8' }).trim();
   const ours = state !== 'active';
   if (ours) execFileSync('docker', ['swarm', 'init', '--advertise-addr', '127.0.0.1'], { stdio: 'ignore' });
+  try {
+    return await fn();
+  } finally {
+    if (ours) execFileSync('docker', ['swarm', 'leave', '--force'], { stdio: 'ignore' });
+  }
+}
+
+/** Rolling updates of a Swarm service (Swarm must be active). */
+async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
   const name = `flotilla-bench-${process.pid}`;
   try {
     execFileSync(
@@ -91,12 +100,8 @@ async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string)
     }
     return out;
   } finally {
-    try {
-      execFileSync('docker', ['service', 'rm', name], { stdio: 'ignore' });
-      await until('the swarm tasks to go', async () => (await docker.listContainers({ all: true, filters: { label: [`com.docker.swarm.service.name=${name}`] } })).length === 0, 60_000, 200);
-    } finally {
-      if (ours) execFileSync('docker', ['swarm', 'leave', '--force'], { stdio: 'ignore' });
-    }
+    execFileSync('docker', ['service', 'rm', name], { stdio: 'ignore' });
+    await until('the swarm tasks to go', async () => (await docker.listContainers({ all: true, filters: { label: [`com.docker.swarm.service.name=${name}`] } })).length === 0, 60_000, 200);
   }
 }
 
@@ -170,7 +175,7 @@ export async function benchRollout(o: RolloutOptions, log: (s: string) => void):
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   for (const i of IMAGES) await docker.getImage(i).inspect(); // a clear error when the test images are missing
   const flotillaMs = await flotillaRollouts(docker, o, log);
-  const swarmMs = await swarmRollouts(docker, o, log);
+  const swarmMs = await withSwarm(() => swarmRollouts(docker, o, log));
   const flotilla = median(flotillaMs);
   const swarm = median(swarmMs);
   return { replicas: o.replicas, flotillaMs, swarmMs, flotilla, swarm, ratio: flotilla / swarm };

@@ -4,17 +4,20 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { FULL as AGENT_FULL, QUICK as AGENT_QUICK, type AgentBenchResult, benchAgent } from './agent.js';
 import { benchDeploy, FULL as DEPLOY_FULL, QUICK as DEPLOY_QUICK, type DeployResult } from './deploy.js';
 import { benchFailover, FULL as FAILOVER_FULL, QUICK as FAILOVER_QUICK, type FailoverResult } from './failover.js';
+import { benchFleet, FLEET_FULL, FLEET_QUICK, type FleetResult } from './fleet.js';
 import { benchHeartbeat, FULL, type HeartbeatResult, QUICK } from './heartbeat.js';
 import { machineFacts } from './procs.js';
 import { benchProxy, FULL as PROXY_FULL, QUICK as PROXY_QUICK, type ProxyResult } from './proxy.js';
 import { benchRollout, FULL as ROLLOUT_FULL, QUICK as ROLLOUT_QUICK, type RolloutResult } from './rollout.js';
 import { benchSchedule, FULL as SCHEDULE_FULL, QUICK as SCHEDULE_QUICK, type ScheduleRow } from './schedule.js';
+import { benchSwarm, FULL as SWARM_FULL, QUICK as SWARM_QUICK, type SwarmRow } from './swarm.js';
+import { benchWorker, FULL as WORKER_FULL, QUICK as WORKER_QUICK, type WorkerResult } from './worker.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const renderOnly = args.includes('--render-only'); // rewrite docs/benchmarks.md from the stored results
 const names = args.filter((a) => !a.startsWith('--'));
-const KNOWN = ['heartbeat', 'schedule', 'deploy', 'failover', 'rollout', 'proxy', 'agent'];
+const KNOWN = ['heartbeat', 'fleet', 'schedule', 'deploy', 'failover', 'rollout', 'swarm', 'proxy', 'agent', 'worker'];
 const selected = renderOnly ? [] : names.length ? names : KNOWN;
 const RESULTS = 'docs/bench-results.json';
 
@@ -33,6 +36,9 @@ interface Stored {
   proxy?: Run<ProxyResult>;
   deploy?: Run<DeployResult>;
   agent?: Run<AgentBenchResult>;
+  fleet?: Run<FleetResult>;
+  swarm?: Run<SwarmRow[]>;
+  worker?: Run<WorkerResult>;
 }
 
 // The control plane is measured as it ships: compiled JS from dist/.
@@ -57,6 +63,34 @@ for (const name of selected) {
         'DB writes/heartbeat': r.writesPerHeartbeat.toFixed(2),
       },
     ]);
+  } else if (name === 'fleet') {
+    console.log(`== fleet (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const o = { ...(quick ? FLEET_QUICK : FLEET_FULL) };
+    // For people: BENCH_FLEET_SIZES=1000,5000,15000 BENCH_FLEET_HOLD=600 npm run bench:fleet
+    if (process.env.BENCH_FLEET_SIZES) o.sizes = process.env.BENCH_FLEET_SIZES.split(',').map(Number);
+    if (process.env.BENCH_FLEET_HOLD) o.holdSeconds = Number(process.env.BENCH_FLEET_HOLD);
+    const r = await benchFleet(o, log);
+    const env = [
+      process.env.BENCH_FLEET_SIZES ? `BENCH_FLEET_SIZES=${process.env.BENCH_FLEET_SIZES} ` : '',
+      process.env.BENCH_FLEET_HOLD ? `BENCH_FLEET_HOLD=${process.env.BENCH_FLEET_HOLD} ` : '',
+    ].join('');
+    stored.fleet = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `${env}npm run bench:fleet${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table(
+      r.windows.map((w) => ({
+        benchmark: 'fleet',
+        agents: w.agents,
+        s: Math.round(w.seconds),
+        'heartbeat p50/p99 ms': `${w.heartbeatP50.toFixed(1)}/${w.heartbeatP99.toFixed(1)}`,
+        'API p99 ms': w.apiP99.toFixed(1),
+        'agent req/s': Math.round(w.requestRate),
+        'ratio (of hello-world)': (w.requestRate / r.helloRate).toFixed(3),
+        'CP CPU %': Math.round(w.serverCpuPercent),
+        'false NotReady': w.falseNotReady,
+        errors: w.errors,
+        held: w.held ? 'yes' : 'NO',
+      })),
+    );
+    console.log(`largest fleet held: ${r.largestHeld} agents (goal >= 10,000 for 10 min)`);
   } else if (name === 'schedule') {
     console.log(`== schedule (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
     const rows = await benchSchedule(quick ? SCHEDULE_QUICK : SCHEDULE_FULL, log);
@@ -99,6 +133,35 @@ for (const name of selected) {
         'swarm s (median)': (r.swarm / 1000).toFixed(2),
         ratio: r.ratio.toFixed(2),
         goal: '<= 1.0',
+      },
+    ]);
+  } else if (name === 'swarm') {
+    console.log(`== swarm (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const rows = await benchSwarm(quick ? SWARM_QUICK : SWARM_FULL, log);
+    stored.swarm = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:swarm${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: rows };
+    console.table(
+      rows.map((r) => ({
+        benchmark: 'swarm',
+        what: r.what,
+        'flotilla s (median)': (r.flotilla / 1000).toFixed(2),
+        'swarm s (median)': (r.swarm / 1000).toFixed(2),
+        ratio: r.ratio.toFixed(2),
+        goal: '<= 1.0',
+      })),
+    );
+  } else if (name === 'worker') {
+    console.log(`== worker (${quick ? 'quick' : 'full'}) on ${machineFacts()}`);
+    const r = await benchWorker(quick ? WORKER_QUICK : WORKER_FULL, log);
+    stored.worker = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `npm run bench:worker${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
+    console.table([
+      {
+        benchmark: 'worker',
+        agents: r.agents,
+        'CPU ms/request': r.cpuMsPerRequest.toFixed(2),
+        'free-plan cap ms': 10,
+        ratio: r.ratio.toFixed(3),
+        goal: '<= 0.1',
+        'D1 statements/heartbeat': r.statementsPerHeartbeat.toFixed(2),
       },
     ]);
   } else if (name === 'proxy') {
@@ -192,6 +255,34 @@ function renderDocs(s: Stored): string {
       '',
     );
   }
+  const fl = s.fleet;
+  if (fl) {
+    const r = fl.result;
+    const last = r.windows[r.windows.length - 1];
+    writeFileSync('docs/fleet-heartbeat.svg', fleetSvg(r));
+    lines.push(
+      '## fleet',
+      '',
+      `Command: \`${fl.command}\` (${fl.mode} mode, ${fl.at.slice(0, 10)})  `,
+      `Machine: ${fl.machine}; ${r.pinned ? 'control plane pinned to one core (core 0), the load generator with every simulated agent on the other (taskset)' : 'processes not pinned'}.`,
+      '',
+      `Simulated agents (kubemark-style "hollow" agents in one load-generator process) speak the real protocol to the Node control plane (embedded libSQL file): each enrolls with its own Ed25519 key and signs its own JWTs, heartbeats at the cadence the server hands out (every ${(r.heartbeatMs / 1000).toFixed(0)} s with a 60 s lease TTL; renewals re-sign the leases of its pod), long-polls its desired state with its ETag, and reports its pod Running and Ready through a fake container runtime. One Deployment has one pod per node. An operator client lists nodes, gets the Deployment and lists pods, one call every 500 ms. The fleet grows through the sizes; each is measured after settling; the largest is held for ${Math.round(r.holdSeconds / 60) >= 1 ? `${Math.round(r.holdSeconds / 60)} min` : `${r.holdSeconds} s`}. False NotReady: nodes the controller marked NotReady (\`flotilla_node_not_ready_transitions_total\`) although every agent kept heartbeating.`,
+      '',
+      '| metric | value | baseline (same run) | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| largest fleet held (heartbeat and API p99 <= 1 s, no error, no false NotReady) | **${r.largestHeld} agents**${last ? ` (${last.agents} for ${Math.round(last.seconds)} s: ${last.held ? 'held' : 'not held'})` : ''} | hello-world on the same stack: ${Math.round(r.helloRate)} req/s | ${last ? `${(last.requestRate / r.helloRate).toFixed(3)} (${Math.round(last.requestRate)} agent req/s offered at ${last.agents})` : ''} | >= 10,000 agents on one core (${r.largestHeld >= 10000 && r.holdSeconds >= 600 ? 'met' : 'not met'}) |`,
+      '',
+      '| agents | window s | heartbeats | heartbeat p50 ms | heartbeat p99 ms | heartbeat max ms | polls answered | API p99 ms | agent req/s | control plane CPU (one core) | RSS MB | pods ready | errors | false NotReady | held |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...r.windows.map(
+        (w) =>
+          `| ${w.agents} | ${Math.round(w.seconds)} | ${w.heartbeats} | ${w.heartbeatP50.toFixed(1)} | ${w.heartbeatP99.toFixed(1)} | ${w.heartbeatMax.toFixed(0)} | ${w.polls} | ${w.apiP99.toFixed(1)} | ${Math.round(w.requestRate)} | ${w.serverCpuPercent.toFixed(0)} % | ${w.serverRssMb.toFixed(0)} | ${w.readyPods} | ${w.errors} | ${w.falseNotReady} | ${w.held ? 'yes' : 'no'} |`,
+      ),
+      '',
+      '![heartbeat latency p50 and p99 against fleet size](fleet-heartbeat.svg)',
+      '',
+    );
+  }
   const sc = s.schedule;
   if (sc) {
     lines.push(
@@ -247,6 +338,45 @@ function renderDocs(s: Stored): string {
       `| rolling update of ${r.replicas} (median of ${r.flotillaMs.length}) | ${(r.flotilla / 1000).toFixed(2)} s | ${(r.swarm / 1000).toFixed(2)} s | **${r.ratio.toFixed(2)}** | <= 1.0 (${r.ratio <= 1 ? 'met' : 'not met'}) |`,
       '',
       `- Flotilla runs: ${secs(r.flotillaMs)} s; Swarm runs: ${secs(r.swarmMs)} s`,
+      '',
+    );
+  }
+  const sw = s.swarm;
+  if (sw) {
+    const secs = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
+    lines.push(
+      '## swarm',
+      '',
+      `Command: \`${sw.command}\` (${sw.mode} mode, ${sw.at.slice(0, 10)})  `,
+      `Machine: ${sw.machine}.`,
+      '',
+      'Flotilla (a Node control plane and one agent, compiled CLI, default timings) and Docker Swarm on the same engine, image and command (busybox httpd), behind the same readiness gate: an HTTP check every second (Flotilla: a readiness probe; Swarm: a container health check). Converge: from the create request (`PUT` of a Deployment; `docker service create --detach`) until exactly N containers run and are ready (Flotilla: pods Ready; Swarm: healthy); each removed again between runs. Recover: with the workload running and ready, one container is `docker kill`ed; timed until N containers run and are ready again, the killed one not among them (Flotilla: the agent restarts it under `restartPolicy: Always` as a new container; Swarm: a new task). The rolling update of 10 is under rollout.',
+      '',
+      '| what | Flotilla (median) | Docker Swarm (same run) | ratio | goal | runs (Flotilla; Swarm) |',
+      '|---|---|---|---|---|---|',
+      ...sw.result.map(
+        (r) =>
+          `| ${r.what} | ${(r.flotilla / 1000).toFixed(2)} s | ${(r.swarm / 1000).toFixed(2)} s | **${r.ratio.toFixed(2)}** | <= 1.0 (${r.ratio <= 1 ? 'met' : 'not met'}) | ${secs(r.flotillaMs)}; ${secs(r.swarmMs)} |`,
+      ),
+      '',
+    );
+  }
+  const wk = s.worker;
+  if (wk) {
+    const r = wk.result;
+    lines.push(
+      '## worker',
+      '',
+      `Command: \`${wk.command}\` (${wk.mode} mode, ${wk.at.slice(0, 10)})  `,
+      `Machine: ${wk.machine}.`,
+      '',
+      `The Worker control plane under \`wrangler dev\` with a local D1 (workerd and its SQLite on this machine). ${r.agents} simulated agents, one pod each, heartbeat at the cadence the Worker hands out (30 s lease TTL: every 5 s; leases renewed every 10 s) and poll their desired state with its ETag after each heartbeat (Workers have no long-poll), for ${r.seconds} s. CPU: workerd's user + system time from /proc over the window, minus its idle time over a window of the same length, per agent request. It includes local D1's SQLite, which on Cloudflare runs outside the Worker and is not billed as Worker CPU: an upper bound. Statements: counted by the Worker on its D1 binding (\`flotilla_db_statements_total\`), per heartbeat cycle (a heartbeat and its poll).`,
+      '',
+      '| metric | value | baseline | ratio | goal |',
+      '|---|---|---|---|---|',
+      `| CPU per agent request | ${r.cpuMsPerRequest.toFixed(2)} ms (${r.heartbeats} heartbeats, ${r.renewals} of them renewing leases, ${r.polls} polls) | Workers' free-plan CPU limit: 10 ms per request | **${r.ratio.toFixed(3)}** | <= 0.1 (${r.ratio <= 0.1 ? 'met' : 'not met'}) |`,
+      `| D1 statements per heartbeat cycle | ${r.statementsPerHeartbeat.toFixed(2)} (writes ${r.writesPerHeartbeat.toFixed(2)}; batches ${r.batchesPerHeartbeat.toFixed(2)}) | | | |`,
+      `| agent request latency p50 / p99; failed requests | ${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} ms; ${r.errors ?? 0} | | | |`,
       '',
     );
   }
@@ -312,4 +442,47 @@ function renderDocs(s: Stored): string {
   // Hand-written findings (what changed the numbers, known limits) follow the generated tables.
   if (existsSync('bench/FINDINGS.md')) lines.push(readFileSync('bench/FINDINGS.md', 'utf8'));
   return `${lines.join('\n')}\n`;
+}
+
+/** Heartbeat latency p50 and p99 against fleet size, as a self-contained SVG (log-scaled latency axis). */
+function fleetSvg(r: FleetResult): string {
+  const W = 640;
+  const H = 360;
+  const m = { l: 64, r: 24, t: 40, b: 48 };
+  const xs = r.windows.map((w) => w.agents);
+  const ys = r.windows.flatMap((w) => [w.heartbeatP50, w.heartbeatP99]).filter((v) => Number.isFinite(v) && v > 0);
+  const xMax = Math.max(...xs, 1) * 1.05;
+  const lo = Math.log10(Math.max(0.1, Math.min(...ys, 1) / 2));
+  const hi = Math.log10(Math.max(...ys, 1000) * 1.5);
+  const X = (v: number) => m.l + (v / xMax) * (W - m.l - m.r);
+  const Y = (v: number) => H - m.b - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * (H - m.t - m.b);
+  const line = (key: 'heartbeatP50' | 'heartbeatP99', color: string) => {
+    const pts = r.windows.map((w) => `${X(w.agents).toFixed(1)},${Y(w[key]).toFixed(1)}`);
+    return `<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>${r.windows.map((w) => `<circle cx="${X(w.agents).toFixed(1)}" cy="${Y(w[key]).toFixed(1)}" r="3.5" fill="${color}"/>`).join('')}`;
+  };
+  const ticks: string[] = [];
+  for (let e = Math.ceil(lo); e <= Math.floor(hi); e++) {
+    const v = 10 ** e;
+    ticks.push(
+      `<line x1="${m.l}" x2="${W - m.r}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}" stroke="#ddd"/><text x="${m.l - 6}" y="${(Y(v) + 4).toFixed(1)}" text-anchor="end">${v >= 1 ? v : v.toFixed(1)} ms</text>`,
+    );
+  }
+  for (const x of xs) ticks.push(`<text x="${X(x).toFixed(1)}" y="${H - m.b + 18}" text-anchor="middle">${x.toLocaleString('en-US')}</text>`);
+  const goal = `<line x1="${m.l}" x2="${W - m.r}" y1="${Y(1000).toFixed(1)}" y2="${Y(1000).toFixed(1)}" stroke="#c00" stroke-dasharray="4 4"/><text x="${W - m.r}" y="${(Y(1000) - 6).toFixed(1)}" text-anchor="end" fill="#c00">p99 limit 1 s</text>`;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>Heartbeat latency p50 and p99 against the number of simulated agents</title>`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="14">Heartbeat latency against fleet size (${Math.round(r.heartbeatMs / 1000)} s heartbeats, control plane on one core)</text>`,
+    ...ticks,
+    goal,
+    `<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="#333"/><line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#333"/>`,
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">simulated agents</text>`,
+    line('heartbeatP50', '#1f77b4'),
+    line('heartbeatP99', '#ff7f0e'),
+    `<rect x="${m.l + 12}" y="${m.t + 6}" width="12" height="3" fill="#1f77b4"/><text x="${m.l + 30}" y="${m.t + 11}">p50</text>`,
+    `<rect x="${m.l + 12}" y="${m.t + 22}" width="12" height="3" fill="#ff7f0e"/><text x="${m.l + 30}" y="${m.t + 27}">p99</text>`,
+    '</svg>',
+    '',
+  ].join('\n');
 }

@@ -44,6 +44,8 @@ export interface Config {
   enrollBurst: number;
   /** Failed operator authentications (and refused enrollment tokens) a client address may make per minute before it gets 429s. */
   authFailuresPerMinute: number;
+  /** A controller tick slower than this is logged (Node). */
+  slowTickMs: number;
 }
 
 const duration = (fallback: string) =>
@@ -92,6 +94,7 @@ const envSchema = z.object({
   FLOTILLA_ENROLL_RATE: z.coerce.number().positive().default(5),
   FLOTILLA_ENROLL_BURST: z.coerce.number().int().positive().default(100),
   FLOTILLA_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(30),
+  FLOTILLA_SLOW_TICK: duration('1s'),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -128,6 +131,7 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     enrollRate: e.FLOTILLA_ENROLL_RATE,
     enrollBurst: e.FLOTILLA_ENROLL_BURST,
     authFailuresPerMinute: e.FLOTILLA_AUTH_FAILURES_PER_MINUTE,
+    slowTickMs: e.FLOTILLA_SLOW_TICK,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

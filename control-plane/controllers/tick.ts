@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lt, or, SQL, type SQLChunk, StringChunk, sql } from 'drizzle-orm';
 import { randomSuffix, specDigest } from '../../shared/digest.js';
 import {
   claimNames,
@@ -137,9 +137,11 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   if (released.length > 0) deps.notifier?.notify(released);
   // A narrow snapshot: wide columns (pod specs and statuses, node facts and keys) are what made
   // a tick expensive, and libSQL's native calls block the event loop while rows are read.
-  const [depRows, podRows, nodeRows, fleetRow] = await Promise.all([
-    db.select().from(deployments).all(),
-    db.select(podSnapshotColumns).from(pods).all(),
+  // Pods and nodes are read in pages by primary key, yielding between pages: at 10,000 nodes one
+  // read took over a second, and every heartbeat waited behind it.
+  const depRows = await db.select().from(deployments).all();
+  const podRows = await paged((after, n) => db.select(podSnapshotColumns).from(pods).where(gt(pods.id, after)).orderBy(pods.id).limit(n).all());
+  const nodeRows = await paged((after, n) =>
     db
       .select({
         id: nodes.id,
@@ -160,9 +162,12 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
       })
       .from(nodes)
       .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
+      .where(gt(nodes.id, after))
+      .orderBy(nodes.id)
+      .limit(n)
       .all(),
-    db.get<{ v: number }>(sql`SELECT ${fleetVersionSql} AS v`),
-  ]);
+  );
+  const fleetRow = await db.get<{ v: number }>(sql`SELECT ${fleetVersionSql} AS v`);
   const fleetVersion = Number(fleetRow?.v ?? 0);
   const scoringOf = new Map(depRows.map((d) => [d.id, (d.annotations[SCORING_ANNOTATION] as Scoring | undefined) ?? config.scoring]));
   // Specs only for the pods placement needs them for (pending ones).
@@ -547,6 +552,8 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   if (touched.size > 0) stmts.push(...bumpNodes(db, [...touched]));
 
   const res = stmts.length > 0 ? await db.batch(stmts as [Stmt, ...Stmt[]]) : [];
+  const lost = transitions.filter((t) => !t.ready).length;
+  if (lost > 0) deps.metrics?.inc('flotilla_node_not_ready_transitions_total', lost);
   let conflicts = 0;
   for (const g of guards) if (((res[g.index] as unknown[]) ?? []).length !== 1) conflicts++;
   if (touched.size > 0) deps.notifier?.notify(touched);
@@ -657,6 +664,27 @@ async function podDigest(spec: Record<string, unknown>): Promise<string> {
   const d = await specDigest(spec);
   digestCache.set(spec, d);
   return d;
+}
+
+/** Rows read per page of a tick's snapshot: small enough that a page reads in a few milliseconds. */
+const PAGE = 1000;
+
+/**
+ * Reads a table in pages by primary key (`page(after, limit)`), yielding to the event loop between
+ * pages. libSQL's embedded calls are synchronous: one read of the whole table would hold every
+ * request up for as long as it takes. Not a snapshot (neither are separate statements): the writes
+ * the tick plans are guarded against what changed since.
+ */
+async function paged<T extends { id: string }>(page: (after: string, limit: number) => Promise<T[]>): Promise<T[]> {
+  const out: T[] = [];
+  let after = '';
+  for (;;) {
+    const rows = await page(after, PAGE);
+    for (const r of rows) out.push(r);
+    if (rows.length < PAGE) return out;
+    after = (rows[rows.length - 1] as T).id;
+    await new Promise((r) => setImmediate(r));
+  }
 }
 
 /**

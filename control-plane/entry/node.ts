@@ -1,8 +1,9 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve } from '@hono/node-server';
+import { createAdaptorServer } from '@hono/node-server';
 import pino from 'pino';
 import { randomToken } from '../../shared/digest.js';
 import { newMasterKey, parseMasterKey, parsePreviousKeys, SecretBox } from '../../shared/secretbox.js';
@@ -133,20 +134,33 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
   // Ticks: periodic ones for time-based transitions (lease expiry, finalization, deadlines), and
   // prompt ones when agents report status changes (readiness gates rollouts), coalesced: at most one
-  // tick runs, and one more is queued behind it, however many reports arrive.
+  // tick runs, and one more is queued behind it, however many reports arrive. A prompt tick waits
+  // four times as long as the last tick took: a tick with work reads the cluster (libSQL's calls are
+  // synchronous), and a fleet whose reports never stop (thousands of pods becoming ready) would
+  // otherwise run ticks back to back and starve heartbeats; this way ticks take at most a fifth of
+  // the event loop.
   let ticking = false;
   let again = false;
   let soon: NodeJS.Timeout | undefined;
+  let lastTook = 0;
+  let lastEnded = 0;
   const tick = () => {
     if (ticking) {
       again = true;
       return;
     }
     ticking = true;
+    const started = performance.now();
     runTick(deps)
+      .then((r) => {
+        const ms = performance.now() - started;
+        if (ms > config.slowTickMs) logger.warn({ ms: Math.round(ms), ...r }, 'slow controller tick');
+      })
       .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
       .finally(() => {
         ticking = false;
+        lastEnded = performance.now();
+        lastTook = lastEnded - started;
         if (again) {
           again = false;
           deps.kick?.();
@@ -156,16 +170,25 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   let closed = false;
   deps.kick = () => {
     if (!closed)
-      soon ??= setTimeout(() => {
-        soon = undefined;
-        tick();
-      }, 20);
+      soon ??= setTimeout(
+        () => {
+          soon = undefined;
+          tick();
+        },
+        Math.max(20, lastEnded + 4 * lastTook - performance.now()),
+      );
   };
   const app = createApp(deps);
-  const server = serve({ fetch: app.fetch, hostname: opts.host, port: opts.port });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Agents keep their connection between heartbeats (Node's default 5 s closed it before each
+  // one: a TCP handshake per heartbeat, and a fleet reconnecting at once overflowed the accept
+  // queue), and a burst of connections queues instead of being refused (Node's default backlog 511).
+  server.keepAliveTimeout = config.heartbeatMs + 15_000;
+  server.headersTimeout = server.keepAliveTimeout + 5_000;
   await new Promise<void>((res, rej) => {
     server.once('listening', () => res());
     server.once('error', rej);
+    server.listen({ host: opts.host, port: opts.port, backlog: 4096 });
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;

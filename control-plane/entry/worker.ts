@@ -6,6 +6,7 @@ import { configFromEnv, consoleLogger } from '../config.js';
 import type { Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { Keyring, signingKeyFromJwk } from '../keys.js';
+import { isWriteStatement, Metrics } from '../metrics.js';
 import { masterKeyProblem } from '../store/config.js';
 import { type D1DatabaseLike, type Db, fromD1, schema } from '../store/db.js';
 import { ensureBootstrapToken, ensureCluster } from '../store/meta.js';
@@ -32,11 +33,35 @@ interface ExecutionContextLike {
 // Per-isolate cache of the wiring (not of state: every fact lives in the database).
 let cached: { key: string; deps: Deps; app: ReturnType<typeof createApp> } | null = null;
 
-function openDb(env: WorkerEnv): Db {
+function openDb(env: WorkerEnv, metrics: Metrics): Db {
   // libSQL/Turso over HTTP when configured, else the D1 binding.
   if (env.LIBSQL_URL) return drizzle(createClient({ url: env.LIBSQL_URL, authToken: env.LIBSQL_AUTH_TOKEN }), { schema }) as unknown as Db;
   if (!env.DB) throw new Error('no database: bind a D1 database as DB or set LIBSQL_URL');
-  return fromD1(env.DB);
+  return fromD1(countingD1(env.DB, metrics));
+}
+
+/**
+ * Counts the statements this isolate prepares on D1 (each is run once) and the batches it sends:
+ * what D1 bills and what a request costs in round trips.
+ */
+function countingD1(d1: D1DatabaseLike, m: Metrics): D1DatabaseLike {
+  return new Proxy(d1, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (prop === 'prepare')
+        return (query: string) => {
+          m.inc('flotilla_db_statements_total');
+          if (isWriteStatement(query)) m.inc('flotilla_db_write_statements_total');
+          return (v as (q: string) => unknown).call(target, query);
+        };
+      if (prop === 'batch')
+        return (stmts: unknown[]) => {
+          m.inc('flotilla_db_batches_total');
+          return (v as (s: unknown[]) => Promise<unknown>).call(target, stmts);
+        };
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
 
 async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeof createApp> }> {
@@ -46,7 +71,8 @@ async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeo
   // No long-poll on Workers: answer polls at once, agents poll on their heartbeat cadence.
   const config = configFromEnv(strings, { pollWaitMs: 0 });
   const logger = consoleLogger({ svc: 'flotilla', runtime: 'worker' }, env.FLOTILLA_LOG_LEVEL === 'debug' ? 'debug' : 'info');
-  const db = openDb(env);
+  const metrics = new Metrics();
+  const db = openDb(env, metrics);
   const now = Date.now();
   const cluster = await ensureCluster(db, now);
   const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
@@ -62,7 +88,7 @@ async function wire(env: WorkerEnv): Promise<{ deps: Deps; app: ReturnType<typeo
     logger.error({}, `${secretsProblem}; Secrets are refused until FLOTILLA_SECRET_KEY is set to that key`);
     secrets = undefined;
   }
-  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster, ...(secrets ? { secrets } : {}), ...(secretsProblem ? { secretsProblem } : {}) };
+  const deps: Deps = { db, config, logger, clock: Date.now, keys, cluster, metrics, ...(secrets ? { secrets } : {}), ...(secretsProblem ? { secretsProblem } : {}) };
   cached = { key, deps, app: createApp(deps) };
   return cached;
 }

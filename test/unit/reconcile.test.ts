@@ -45,11 +45,9 @@ describe('planSteps', () => {
     expect(steps).toEqual([{ action: 'stop', containerId: 'c1', podId: 'a', reason: 'spec changed' }]);
   });
 
-  it('restarts an exited container only after its back-off, counting the restart', () => {
+  it('restarts a first failure at once and a quick second one only after its back-off, counting the restarts', () => {
     const exited = actual('c1', 'a', { state: 'exited', finishedAt: 1_000_000 - 5_000, restarts: 0 });
-    expect(planSteps([exited], [desiredPod('a')], ctx())).toEqual([]);
-    const later = ctx({ now: 1_000_000 + 6_000 });
-    expect(planSteps([exited], [desiredPod('a')], later)).toEqual([
+    expect(planSteps([exited], [desiredPod('a')], ctx())).toEqual([
       {
         action: 'remove',
         containerId: 'c1',
@@ -57,15 +55,19 @@ describe('planSteps', () => {
         restartOf: { container: 'web', restarts: 1, backoff: 1, last: { exitCode: -1, reason: 'Error', finishedAt: new Date(1_000_000 - 5_000).toISOString() } },
       },
     ]);
+    // it failed again right after: 10 s of back-off
+    const again = actual('c1', 'a', { state: 'exited', finishedAt: 1_000_000 - 5_000, restarts: 1, backoff: 1, startedAtMs: 1_000_000 - 6_000 });
+    expect(planSteps([again], [desiredPod('a')], ctx())).toEqual([]);
+    expect(planSteps([again], [desiredPod('a')], ctx({ now: 1_000_000 + 6_000 }))[0]).toMatchObject({ action: 'remove', restartOf: { restarts: 2, backoff: 2 } });
   });
 
   it('doubles the back-off with quick restarts, and starts over after a long good run', () => {
     const now = 1_000_000_000;
-    // third quick crash: back-off 10 s * 2^2 = 40 s
-    const quick = actual('c1', 'a', { state: 'exited', exitCode: 1, restarts: 2, backoff: 2, startedAtMs: now - 35_000, finishedAt: now - 30_000 });
+    // third quick crash: back-off 10 s * 2 = 20 s
+    const quick = actual('c1', 'a', { state: 'exited', exitCode: 1, restarts: 2, backoff: 2, startedAtMs: now - 20_000, finishedAt: now - 15_000 });
     expect(planSteps([quick], [desiredPod('a')], ctx({ now }))).toEqual([]);
     expect(planSteps([quick], [desiredPod('a')], ctx({ now: now + 11_000 }))[0]).toMatchObject({ action: 'remove', restartOf: { restarts: 3, backoff: 3 } });
-    // ran 11 minutes before failing: restarted after the base back-off, count still grows
+    // ran 11 minutes before failing: restarted at once, count still grows
     const long = { ...quick, startedAtMs: now - 11 * 60_000 - 30_000 };
     expect(planSteps([long], [desiredPod('a')], ctx({ now }))[0]).toMatchObject({ action: 'remove', restartOf: { restarts: 3, backoff: 1 } });
   });
@@ -98,8 +100,8 @@ describe('planSteps', () => {
 });
 
 describe('restartBackoffMs', () => {
-  it('doubles from 10 s and caps at 5 min', () => {
-    expect([1, 2, 3, 6, 20].map((n) => restartBackoffMs(n))).toEqual([10_000, 20_000, 40_000, 300_000, 300_000]);
+  it('is immediate the first time, then doubles from 10 s and caps at 5 min', () => {
+    expect([1, 2, 3, 6, 20].map((n) => restartBackoffMs(n))).toEqual([0, 10_000, 20_000, 160_000, 300_000]);
   });
 });
 

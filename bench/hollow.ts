@@ -1,0 +1,47 @@
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+
+/** A simulated agent: its own Ed25519 key, enrolled over the real protocol, signing its own JWTs. */
+export interface Hollow {
+  nodeId: string;
+  audience: string;
+  jwt(): Promise<string>;
+}
+
+export async function enrollHollow(port: number, token: string, name: string): Promise<Hollow> {
+  const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+  const facts = { hostname: name, os: 'linux', arch: 'x64', cpus: 4, memoryBytes: 4 * 2 ** 30, dockerVersion: 'hollow', agentVersion: 'hollow' };
+  const res = await fetch(`http://127.0.0.1:${port}/v1/agent/enroll`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token, name, publicKey: await exportJWK(publicKey), facts }),
+  });
+  if (res.status !== 201) throw new Error(`enroll ${name}: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { nodeId: string; audience: string };
+  // Like a real agent, a JWT is reused for 30 s; the phase is random, as in a fleet whose agents
+  // started at different times (otherwise every token of the fleet expires in the same second).
+  const phase = Math.random() * 30_000;
+  let cached: { token: string; at: number } | null = null;
+  return {
+    ...body,
+    async jwt() {
+      const now = Date.now();
+      if (cached && now - cached.at < 30_000) return cached.token;
+      const iat = Math.floor(now / 1000);
+      const t = await new SignJWT({})
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setSubject(body.nodeId)
+        .setAudience(body.audience)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + 60)
+        .sign(privateKey);
+      cached = { token: t, at: cached ? now : now - phase };
+      return t;
+    },
+  };
+}
+
+export async function metric(port: number, admin: string, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
