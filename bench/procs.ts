@@ -137,3 +137,11 @@ export async function startBenchControlPlane(dir: string, env: Record<string, st
     },
   };
 }
+
+/** Removes the Docker networks agents made (label dev.flotilla.managed) that no container uses. */
+export async function removeUnusedNetworks(): Promise<void> {
+  const { default: Docker } = await import('dockerode');
+  const docker = new Docker({ socketPath: '/var/run/docker.sock' });
+  const nets = await docker.listNetworks({ filters: { label: ['dev.flotilla.managed=true'] } }).catch(() => []);
+  for (const n of nets) await docker.getNetwork(n.Id).remove().catch(() => undefined); // in use: kept
+}

@@ -6,7 +6,7 @@ import { benchDeploy, FULL as DEPLOY_FULL, QUICK as DEPLOY_QUICK, type DeployRes
 import { benchFailover, FULL as FAILOVER_FULL, QUICK as FAILOVER_QUICK, type FailoverResult } from './failover.js';
 import { benchFleet, FLEET_FULL, FLEET_QUICK, type FleetResult } from './fleet.js';
 import { benchHeartbeat, FULL, type HeartbeatResult, QUICK } from './heartbeat.js';
-import { machineFacts } from './procs.js';
+import { machineFacts, removeUnusedNetworks } from './procs.js';
 import { benchProxy, FULL as PROXY_FULL, QUICK as PROXY_QUICK, type ProxyResult } from './proxy.js';
 import { benchRollout, FULL as ROLLOUT_FULL, QUICK as ROLLOUT_QUICK, type RolloutResult } from './rollout.js';
 import { benchSchedule, FULL as SCHEDULE_FULL, QUICK as SCHEDULE_QUICK, type ScheduleRow } from './schedule.js';
@@ -214,6 +214,10 @@ for (const name of selected) {
     process.exit(2);
   }
 }
+
+// Agents killed or stopped by the benchmarks leave their namespaces' Docker networks behind, and an
+// engine has address pools for about thirty: remove the unused ones (the engine refuses those in use).
+if (!renderOnly) await removeUnusedNetworks();
 
 // Quick runs (CI) only print; full runs and --render-only rewrite the docs.
 if (!quick || renderOnly || !existsSync('docs/benchmarks.md')) {
