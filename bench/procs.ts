@@ -143,5 +143,10 @@ export async function removeUnusedNetworks(): Promise<void> {
   const { default: Docker } = await import('dockerode');
   const docker = new Docker({ socketPath: '/var/run/docker.sock' });
   const nets = await docker.listNetworks({ filters: { label: ['dev.flotilla.managed=true'] } }).catch(() => []);
-  for (const n of nets) await docker.getNetwork(n.Id).remove().catch(() => undefined); // in use: kept
+  // The engine refuses to remove a network a container uses: those are kept.
+  for (const n of nets)
+    await docker
+      .getNetwork(n.Id)
+      .remove()
+      .catch(() => undefined);
 }
