@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { type CliProc, startBenchControlPlane, stopChild, until } from './procs.js';
+import { type CliProc, procSample, startBenchControlPlane, stopChild, until } from './procs.js';
 
 // The agent's footprint: RSS and CPU of a real agent (compiled CLI, default timings) managing 10
 // containers with liveness and readiness probes, sampled from /proc over a window, against an idle
@@ -26,16 +26,10 @@ export interface AgentBenchResult {
   rssRatio: number;
 }
 
-const TICKS = 100; // USER_HZ on Linux
-
-/** RSS (bytes) and CPU time (s) of a process, from /proc. */
+/** RSS (bytes) and CPU time (s) of a process. */
 function sample(pid: number): { rss: number; cpu: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpu = (Number(fields[11]) + Number(fields[12])) / TICKS; // utime + stime
-  return { rss, cpu };
+  const { rss, cpuMs } = procSample(pid);
+  return { rss, cpu: cpuMs / 1000 };
 }
 
 export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void): Promise<AgentBenchResult> {

@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { enrollHollow, type Hollow, metric } from './hollow.js';
 import { Client, percentile, type StepResult } from './load.js';
 import { freePortSync } from './ports.js';
-import { canPin, helloSamples, startServe } from './procs.js';
+import { canPin, helloSamples, procSample, startServe } from './procs.js';
 
 /** Sizes of one fleet run: the simulated fleet grows through `sizes`; each size is measured for a window. */
 export interface FleetOptions {
@@ -70,11 +70,8 @@ interface Sim {
 }
 
 function procStat(pid: number): { cpuMs: number; rssMb: number } {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime, in 1/100 s
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { cpuMs: ticks * 10, rssMb: rss ? Number(rss[1]) / 1024 : NaN };
+  const { rss, cpuMs } = procSample(pid);
+  return { cpuMs, rssMb: rss / 2 ** 20 };
 }
 
 /** Enrollments per second while the fleet grows, in batches of ENROLL_BATCH. */

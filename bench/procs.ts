@@ -150,3 +150,12 @@ export async function removeUnusedNetworks(): Promise<void> {
       .remove()
       .catch(() => undefined);
 }
+
+/** RSS (bytes; NaN when gone) and CPU time (user + system, ms) of a process, from /proc. */
+export function procSample(pid: number): { rss: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { rss, cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 }; // clock ticks of 1/100 s (USER_HZ)
+}

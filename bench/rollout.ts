@@ -47,43 +47,42 @@ export async function withSwarm<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * `docker service create` arguments for `replicas` of the busybox httpd behind a health check
+ * every second (the same gate as Flotilla's readiness probe in these benchmarks), plus `extra`.
+ */
+export function swarmServiceCreate(name: string, replicas: number, extra: string[] = []): string[] {
+  return [
+    'service',
+    'create',
+    '--quiet',
+    '--detach',
+    '--name',
+    name,
+    '--replicas',
+    String(replicas),
+    '--no-resolve-image',
+    '--health-cmd',
+    'wget -q -O /dev/null http://127.0.0.1/',
+    '--health-interval',
+    '1s',
+    '--health-retries',
+    '1',
+    '--health-start-period',
+    '0s',
+    ...extra,
+    IMAGES[0],
+    ...HTTPD,
+  ];
+}
+
 /** Rolling updates of a Swarm service (Swarm must be active). */
 async function swarmRollouts(docker: Docker, o: RolloutOptions, log: (s: string) => void): Promise<number[]> {
   const name = `flotilla-bench-${process.pid}`;
   try {
-    execFileSync(
-      'docker',
-      [
-        'service',
-        'create',
-        '--quiet',
-        '--detach',
-        '--name',
-        name,
-        '--replicas',
-        String(o.replicas),
-        '--no-resolve-image',
-        '--health-cmd',
-        'wget -q -O /dev/null http://127.0.0.1/',
-        '--health-interval',
-        '1s',
-        '--health-retries',
-        '1',
-        '--health-start-period',
-        '0s',
-        '--update-parallelism',
-        '1',
-        '--update-delay',
-        '0s',
-        '--update-monitor',
-        '100ms',
-        '--update-order',
-        'start-first',
-        IMAGES[0],
-        ...HTTPD,
-      ],
-      { stdio: 'ignore' },
-    );
+    execFileSync('docker', swarmServiceCreate(name, o.replicas, ['--update-parallelism', '1', '--update-delay', '0s', '--update-monitor', '100ms', '--update-order', 'start-first']), {
+      stdio: 'ignore',
+    });
     const converged = (image: string) => async () => {
       const cs = await docker.listContainers({ filters: { label: [`com.docker.swarm.service.name=${name}`] } });
       return cs.length === o.replicas && cs.every((c) => c.Image.startsWith(image) && c.Status.includes('(healthy)'));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { type CliProc, startBenchControlPlane, until } from './procs.js';
-import { HTTPD, IMAGES, median, withSwarm } from './rollout.js';
+import { HTTPD, IMAGES, median, swarmServiceCreate, withSwarm } from './rollout.js';
 
 // Side by side with Docker Swarm on the same engine and image, behind the same readiness gate (an
 // HTTP check every second): converge 1 / 10 / 30 replicas from nothing, and recover a replica whose
@@ -79,31 +79,7 @@ function swarmSide(docker: Docker): Side {
   return {
     name: 'swarm',
     async create(replicas) {
-      execFileSync(
-        'docker',
-        [
-          'service',
-          'create',
-          '--quiet',
-          '--detach',
-          '--name',
-          name,
-          '--replicas',
-          String(replicas),
-          '--no-resolve-image',
-          '--health-cmd',
-          'wget -q -O /dev/null http://127.0.0.1/',
-          '--health-interval',
-          '1s',
-          '--health-retries',
-          '1',
-          '--health-start-period',
-          '0s',
-          IMAGES[0],
-          ...HTTPD,
-        ],
-        { stdio: 'ignore' },
-      );
+      execFileSync('docker', swarmServiceCreate(name, replicas), { stdio: 'ignore' });
     },
     async remove() {
       execFileSync('docker', ['service', 'rm', name], { stdio: 'ignore' });

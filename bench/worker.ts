@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enrollHollow, type Hollow, metric } from './hollow.js';
 import { Client } from './load.js';
 import { freePortSync } from './ports.js';
-import { startCliProc, until } from './procs.js';
+import { procSample, startCliProc, until } from './procs.js';
 
 // The Worker control plane under `wrangler dev` with a local D1: simulated agents heartbeat at the
 // cadence the server hands out (default 30 s lease TTL: every 5 s) and poll their desired state with
@@ -60,9 +60,7 @@ function workerdCpuMs(root: number): number {
   for (const r of rows) {
     if (!under.has(r.pid) || !r.comm.startsWith('workerd')) continue;
     try {
-      const f = readFileSync(`/proc/${r.pid}/stat`, 'utf8');
-      const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-      ms += (Number(fields[11]) + Number(fields[12])) * 10;
+      ms += procSample(r.pid).cpuMs;
     } catch {
       /* gone */
     }
