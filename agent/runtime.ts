@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import './lean-docker.js'; // before dockerode: defers its SSH and BuildKit modules
 import Docker from 'dockerode';
 import type { ContainerSpec } from '../shared/manifest.js';
 import { LABELS } from '../shared/protocol.js';

@@ -58,5 +58,9 @@ export interface AppEnv {
     principal: Principal;
     /** The calling node, on agent routes. */
     node: AgentNode;
+    /** A page a list route may read in SQL (set by the list middleware when there is no label selector). */
+    listPage?: { limit?: number; after?: readonly [string, string] };
+    /** Set by a list route that read its page in SQL: the page's last key, and how many rows follow it. */
+    listPaged?: { last?: readonly [string, string]; remaining: number };
   };
 }

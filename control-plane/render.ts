@@ -3,7 +3,7 @@ import { formatCpu, formatMemory } from '../shared/quantity.js';
 import type { Config } from './config.js';
 import { allocatableOf } from './core/scheduler.js';
 import type { NodeRow } from './store/nodes.js';
-import type { PodRow } from './store/pods.js';
+import type { PodRow, WorkloadPod } from './store/pods.js';
 import type { events } from './store/schema.js';
 import type { DeploymentRow, DeploymentSpec } from './store/workloads.js';
 
@@ -97,12 +97,12 @@ export function renderPod(p: PodRow, node: { name: string; leaseExpiresAt: numbe
 }
 
 /** A workload object (Deployment or DaemonSet) with status computed from its pods. */
-export function renderWorkload(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
+export function renderWorkload(d: DeploymentRow, pods: readonly WorkloadPod[], now = Date.now()) {
   return d.kind === 'DaemonSet' ? renderDaemonSet(d, pods, now) : renderDeployment(d, pods, now);
 }
 
 /** A DaemonSet object with Kubernetes' status counts, and the rollout. */
-export function renderDaemonSet(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
+export function renderDaemonSet(d: DeploymentRow, pods: readonly WorkloadPod[], now = Date.now()) {
   const mine = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
   const scheduled = mine.filter((p) => p.nodeId !== null);
   const ready = mine.filter((p) => p.ready);
@@ -153,7 +153,7 @@ function rolloutStatus(d: DeploymentRow) {
  * A Deployment object with Kubernetes' status: replica counts (available = Ready for
  * minReadySeconds) and the Available and Progressing conditions.
  */
-export function renderDeployment(d: DeploymentRow, pods: readonly PodRow[], now = Date.now()) {
+export function renderDeployment(d: DeploymentRow, pods: readonly WorkloadPod[], now = Date.now()) {
   const spec = d.spec as DeploymentSpec;
   const mine = pods.filter((p) => p.deploymentId === d.id && p.desired === 'run');
   const updated = mine.filter((p) => p.revision === d.revision);

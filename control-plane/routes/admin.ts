@@ -12,8 +12,8 @@ import { runTick } from '../controllers/tick.js';
 import { renderNode } from '../render.js';
 import { resealSecrets } from '../store/config.js';
 import { listEvents } from '../store/events.js';
-import { getNodeByName, listNodes, type NodePatch, patchNode, revokeNode } from '../store/nodes.js';
-import { listPods } from '../store/pods.js';
+import { getNodeByName, listNodesPage, type NodePatch, patchNode, revokeNode } from '../store/nodes.js';
+import { listPods, podCountsByNode } from '../store/pods.js';
 import { createApiToken, createEnrollmentToken, listApiTokens, listEnrollmentTokens, revokeApiToken, revokeEnrollmentToken } from '../store/tokens.js';
 import { secretsUnavailable } from './config.js';
 
@@ -128,10 +128,11 @@ export const adminRoutes = new Hono<AppEnv>()
   .get('/nodes', async (c) => {
     requireScope(c.var.principal, 'read');
     const { db, clock, config } = c.var.deps;
-    const [rows, pods] = await Promise.all([listNodes(db), listPods(db)]);
+    const page = c.get('listPage');
+    const [{ rows, remaining }, count] = await Promise.all([listNodesPage(db, page ?? {}), podCountsByNode(db)]);
+    const last = rows.at(-1);
+    if (page) c.set('listPaged', { last: last ? ['', last.name] : undefined, remaining });
     const now = clock();
-    const count = new Map<string, number>();
-    for (const p of pods) if (p.nodeId && p.desired === 'run') count.set(p.nodeId, (count.get(p.nodeId) ?? 0) + 1);
     return c.json({ apiVersion: 'v1', kind: 'NodeList', items: rows.map((n) => renderNode(n, now, config, count.get(n.id) ?? 0)) });
   })
   .get('/nodes/:name', async (c) => {

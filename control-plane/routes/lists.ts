@@ -9,7 +9,7 @@ import { renderEvent, renderNode, renderPod, renderWorkload } from '../render.js
 import { type ChangeRow, currentSeq, preconditionStmt, prunedThrough, readChanges, rowFromSnapshot, snapshotsOf, versionsOf } from '../store/changes.js';
 import type { Db } from '../store/db.js';
 import { listNodes } from '../store/nodes.js';
-import { listPods, type PodRow } from '../store/pods.js';
+import { type WorkloadPod, workloadPods } from '../store/pods.js';
 import { configObjects, deployments, events, nodes, pods, services, volumeClaims } from '../store/schema.js';
 import { endpointsOf } from '../store/services.js';
 import { renderClaim } from './claims.js';
@@ -85,7 +85,7 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
   const needNodes = ['Pod', 'PersistentVolumeClaim', 'Node'].some((k) => kinds.has(k));
   const nodeRows = needNodes ? await listNodes(deps.db, true) : [];
   const nodeById = new Map(nodeRows.map((n) => [n.id, n]));
-  const podsOf = new Map<string, PodRow[]>();
+  const podsOf = new Map<string, WorkloadPod[]>();
   const users = new Map<string, Awaited<ReturnType<typeof usersOf>>>();
   const out: Array<{ type: string; object: Obj }> = [];
   for (const ch of rows) {
@@ -94,7 +94,7 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
       case 'Deployment':
       case 'DaemonSet': {
         const d = rowFromSnapshot(deployments, ch.object);
-        if (!podsOf.has(d.namespace)) podsOf.set(d.namespace, await listPods(deps.db, { namespace: d.namespace }));
+        if (!podsOf.has(d.namespace)) podsOf.set(d.namespace, await workloadPods(deps.db, { namespace: d.namespace }));
         object = renderWorkload(d, ch.type === 'DELETED' ? [] : (podsOf.get(d.namespace) ?? []), now);
         break;
       }
@@ -184,6 +184,8 @@ const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
   const paged = m[2] !== 'events'; // the event lists take `limit` as "the newest N"
   const limit = paged ? intParam(q.limit, 'limit', 0, MAX_PAGE) : undefined;
   const after = paged && q.continue ? decodeContinue(q.continue) : undefined;
+  // Without a label selector, the routes of the big lists (pods, nodes) read just the page in SQL.
+  if (paged && selector.length === 0 && (limit !== undefined || after !== undefined)) c.set('listPage', { limit, after });
   // Read before the list: a change committed meanwhile may show in the list and in a watch from this version, never in neither.
   const rv = await currentSeq(c.var.deps.db);
   await next();
@@ -192,7 +194,13 @@ const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!Array.isArray(body.items)) return;
   let items = body.items.filter((o) => matchesSelector(selector, o.metadata?.labels));
   const meta: Record<string, unknown> = { ...(body.metadata ?? {}), resourceVersion: String(rv) };
-  if (paged && (limit !== undefined || after !== undefined)) {
+  const inSql = c.get('listPaged');
+  if (inSql) {
+    if (inSql.remaining > 0 && inSql.last) {
+      meta.continue = encodeContinue([...inSql.last] as [string, string], rv);
+      meta.remainingItemCount = inSql.remaining;
+    }
+  } else if (paged && (limit !== undefined || after !== undefined)) {
     items = items
       .map((o) => [keyOf(o), o] as const)
       .sort((a, b) => compareKeys(a[0], b[0]))
@@ -204,7 +212,9 @@ const listFeatures: MiddlewareHandler<AppEnv> = async (c, next) => {
       items = items.slice(0, limit);
     }
   }
-  const versions = await versionsOf(c.var.deps.db, kinds, namespace);
+  // A page read in SQL is in SQL's key order: only its key range of the change log is read.
+  const last = items.at(-1);
+  const versions = inSql && !last ? new Map<string, number>() : await versionsOf(c.var.deps.db, kinds, namespace, undefined, inSql && last ? { after, through: keyOf(last) } : undefined);
   for (const o of items as Array<Obj & { kind?: string }>) setVersion(o, versions);
   replaceBody(c, { ...body, metadata: meta, items });
 };

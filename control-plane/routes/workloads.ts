@@ -11,8 +11,8 @@ import { runTick } from '../controllers/tick.js';
 import { allocatableOf } from '../core/scheduler.js';
 import { renderEvent, renderPod, renderWorkload } from '../render.js';
 import { insertEvent, listEvents } from '../store/events.js';
-import { listNodes } from '../store/nodes.js';
-import { getPod, listPods } from '../store/pods.js';
+import { listNodes, nodeNamesOf } from '../store/nodes.js';
+import { getPod, listPodsPage, podsByWorkload, workloadPods } from '../store/pods.js';
 import { deployments, namespaces as namespacesTable } from '../store/schema.js';
 import { applyWorkload, type DeploymentSpec, deleteDeployment, ensureNamespace, getDeployment, listDeployments, listRevisions, manifestOf, type WorkloadKind } from '../store/workloads.js';
 
@@ -25,8 +25,18 @@ export function who(p: Principal): string {
   return p.kind === 'operator' ? `token ${p.name}` : `node ${p.nodeName}`;
 }
 
-async function nodeNames(deps: Deps): Promise<Map<string, { name: string; leaseExpiresAt: number }>> {
-  return new Map((await listNodes(deps.db, true)).map((n) => [n.id, { name: n.name, leaseExpiresAt: n.leaseExpiresAt }]));
+/** A pod list (one namespace, or the ones a token may see): the page the list middleware asks for, read in SQL. */
+async function podList(c: Context<AppEnv>, scope: { namespace?: string; namespaces?: readonly string[] | null }): Promise<Response> {
+  const db = c.var.deps.db;
+  const page = c.get('listPage');
+  const { rows, remaining } = await listPodsPage(db, { ...scope, ...page });
+  const last = rows.at(-1);
+  if (page) c.set('listPaged', { last: last ? [last.namespace, last.name] : undefined, remaining });
+  const names = await nodeNamesOf(
+    db,
+    rows.flatMap((r) => (r.nodeId ? [r.nodeId] : [])),
+  );
+  return c.json({ apiVersion: 'v1', kind: 'PodList', items: rows.map((r) => renderPod(r, r.nodeId ? names.get(r.nodeId) : undefined)) });
 }
 
 /**
@@ -110,21 +120,19 @@ export const workloadRoutes = new Hono<AppEnv>()
   .get('/pods', async (c) => {
     requireScope(c.var.principal, 'read');
     const p = c.var.principal;
-    const [rows, names] = await Promise.all([listPods(c.var.deps.db), nodeNames(c.var.deps)]);
-    return c.json({ apiVersion: 'v1', kind: 'PodList', items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderPod(r, r.nodeId ? names.get(r.nodeId) : undefined)) });
+    return podList(c, { namespaces: p.kind === 'operator' ? p.namespaces : [] });
   })
   .get('/namespaces/:ns/pods', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);
-    const [rows, names] = await Promise.all([listPods(c.var.deps.db, { namespace }), nodeNames(c.var.deps)]);
-    return c.json({ apiVersion: 'v1', kind: 'PodList', items: rows.map((r) => renderPod(r, r.nodeId ? names.get(r.nodeId) : undefined)) });
+    return podList(c, { namespace });
   })
   .get('/namespaces/:ns/pods/:name', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);
     const row = await getPod(c.var.deps.db, namespace, c.req.param('name'));
     if (!row) throw notFound(`pod ${namespace}/${c.req.param('name')} not found`);
-    return c.json(renderPod(row, row.nodeId ? (await nodeNames(c.var.deps)).get(row.nodeId) : undefined));
+    return c.json(renderPod(row, row.nodeId ? (await nodeNamesOf(c.var.deps.db, [row.nodeId])).get(row.nodeId) : undefined));
   })
   .get('/namespaces/:ns/events', async (c) => {
     const namespace = ns(c.req.param('ns'));
@@ -150,34 +158,36 @@ for (const [plural, kind] of WORKLOAD_RESOURCES) {
     .get(`/${plural}`, async (c) => {
       requireScope(c.var.principal, 'read');
       const p = c.var.principal;
-      const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, undefined, kind), listPods(c.var.deps.db)]);
-      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderWorkload(r, pods, c.var.deps.clock())) });
+      const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, undefined, kind), workloadPods(c.var.deps.db, {})]);
+      const of = podsByWorkload(pods);
+      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.filter((r) => canSeeNamespace(p, r.namespace)).map((r) => renderWorkload(r, of.get(r.id) ?? [], c.var.deps.clock())) });
     })
     .get(`/namespaces/:ns/${plural}`, async (c) => {
       const namespace = ns(c.req.param('ns'));
       requireScope(c.var.principal, 'read', namespace);
-      const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, namespace, kind), listPods(c.var.deps.db, { namespace })]);
-      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.map((r) => renderWorkload(r, pods, c.var.deps.clock())) });
+      const [rows, pods] = await Promise.all([listDeployments(c.var.deps.db, namespace, kind), workloadPods(c.var.deps.db, { namespace })]);
+      const of = podsByWorkload(pods);
+      return c.json({ apiVersion: 'apps/v1', kind: `${kind}List`, items: rows.map((r) => renderWorkload(r, of.get(r.id) ?? [], c.var.deps.clock())) });
     })
     .post(`/namespaces/:ns/${plural}`, async (c) => {
       const { namespace, m } = await workloadBody(c, kind);
       if (await getDeployment(c.var.deps.db, namespace, m.metadata.name, kind)) throw conflict(`${label} ${namespace}/${m.metadata.name} already exists`);
       const { row } = await apply(c.var.deps, c.var.principal, m, namespace);
-      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace }), c.var.deps.clock()), 201);
+      return c.json(renderWorkload(row, await workloadPods(c.var.deps.db, { deploymentIds: [row.id] }), c.var.deps.clock()), 201);
     })
     .put(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const { namespace, m } = await workloadBody(c, kind);
       if (m.metadata.name !== c.req.param('name')) throw invalid(`metadata.name "${m.metadata.name}" does not match the URL`, [{ path: 'metadata.name', message: 'does not match the URL' }]);
       const { row, outcome } = await apply(c.var.deps, c.var.principal, m, namespace);
       c.header('Flotilla-Outcome', outcome);
-      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace }), c.var.deps.clock()), outcome === 'created' ? 201 : 200);
+      return c.json(renderWorkload(row, await workloadPods(c.var.deps.db, { deploymentIds: [row.id] }), c.var.deps.clock()), outcome === 'created' ? 201 : 200);
     })
     .get(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const namespace = ns(c.req.param('ns'));
       requireScope(c.var.principal, 'read', namespace);
       const row = await getDeployment(c.var.deps.db, namespace, c.req.param('name'), kind);
       if (!row) throw notFound(`${label} ${namespace}/${c.req.param('name')} not found`);
-      return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace }), c.var.deps.clock()));
+      return c.json(renderWorkload(row, await workloadPods(c.var.deps.db, { deploymentIds: [row.id] }), c.var.deps.clock()));
     })
     .delete(`/namespaces/:ns/${plural}/:name`, async (c) => {
       const namespace = ns(c.req.param('ns'));
@@ -229,7 +239,7 @@ workloadRoutes
     const row = await changeDeployment(c, (spec) => {
       spec.paused = paused;
     });
-    return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
+    return c.json(renderWorkload(row, await workloadPods(c.var.deps.db, { deploymentIds: [row.id] }), c.var.deps.clock()));
   })
   .post('/namespaces/:ns/:res{deployments|daemonsets}/:name/rollback', async (c) => {
     // Undo: the template of an earlier revision (the previous one by default) becomes a new revision.
@@ -255,7 +265,7 @@ workloadRoutes
       },
       kind,
     );
-    return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
+    return c.json(renderWorkload(row, await workloadPods(c.var.deps.db, { deploymentIds: [row.id] }), c.var.deps.clock()));
   })
   .post('/namespaces/:ns/:res{deployments|daemonsets}/:name/restart', async (c) => {
     // Restart: a new revision that differs only by an annotation, rolled out like any other.
@@ -268,7 +278,7 @@ workloadRoutes
       },
       kindOf(c),
     );
-    return c.json(renderWorkload(row, await listPods(c.var.deps.db, { namespace: row.namespace }), c.var.deps.clock()));
+    return c.json(renderWorkload(row, await workloadPods(c.var.deps.db, { deploymentIds: [row.id] }), c.var.deps.clock()));
   })
   .post('/namespaces/:ns/deployments/:name/promote', async (c) => {
     // Promote a held canary: the rollout goes on to every replica.
@@ -301,7 +311,7 @@ workloadRoutes
     ]);
     if ((done as unknown[]).length !== 1) throw conflict(`deployment ${namespace}/${row.name} changed meanwhile; try again`);
     await runTick(deps);
-    return c.json(renderWorkload({ ...row, promotedRevision: row.revision }, await listPods(deps.db, { namespace }), now));
+    return c.json(renderWorkload({ ...row, promotedRevision: row.revision }, await workloadPods(deps.db, { deploymentIds: [row.id] }), now));
   })
   .get('/namespaces/:ns/:res{deployments|daemonsets}/:name/revisions', async (c) => {
     const namespace = ns(c.req.param('ns'));

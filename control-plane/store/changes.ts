@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, gt, inArray, lte, sql } from 'drizzle-orm';
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core';
 import type { Db } from './db.js';
+import { keyAfter, keyThrough } from './pods.js';
 import { changes } from './schema.js';
 
 // The change log behind watches (see schema.ts `changes`): triggers write it, watches read it.
@@ -66,11 +67,26 @@ export function rowFromSnapshot<T extends SQLiteTable>(table: T, object: string)
  * resourceVersions: the seq of each object's latest change, keyed `kind/namespace/name`
  * (namespace '' for nodes), for objects of the given kinds (in one namespace, or all; one name).
  */
-export async function versionsOf(db: Db, kinds: readonly string[], namespace?: string, name?: string): Promise<Map<string, number>> {
+export async function versionsOf(
+  db: Db,
+  kinds: readonly string[],
+  namespace?: string,
+  name?: string,
+  range?: { after?: readonly [string, string]; through: readonly [string, string] },
+): Promise<Map<string, number>> {
+  // A page's objects: only their [namespace, name] range of the change log is read.
   const rows = await db
     .select({ kind: changes.kind, namespace: changes.namespace, name: changes.name, seq: sql<number>`MAX(${changes.seq})` })
     .from(changes)
-    .where(and(inArray(changes.kind, [...kinds]), namespace === undefined ? undefined : eq(changes.namespace, namespace), name === undefined ? undefined : eq(changes.name, name)))
+    .where(
+      and(
+        inArray(changes.kind, [...kinds]),
+        namespace === undefined ? undefined : eq(changes.namespace, namespace),
+        name === undefined ? undefined : eq(changes.name, name),
+        range?.after ? keyAfter(changes.namespace, changes.name, range.after, namespace) : undefined,
+        range ? keyThrough(changes.namespace, changes.name, range.through, namespace) : undefined,
+      ),
+    )
     .groupBy(changes.kind, changes.namespace, changes.name)
     .all();
   return new Map(rows.map((r) => [`${r.kind}/${r.namespace}/${r.name}`, Number(r.seq)]));

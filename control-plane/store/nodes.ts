@@ -1,10 +1,11 @@
-import { and, eq, getTableColumns, isNull, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, gt, inArray, isNull, sql } from 'drizzle-orm';
 import { sha256Hex } from '../../shared/digest.js';
 import { conflict, unauthenticated } from '../../shared/errors.js';
 import type { EnrollRequest } from '../../shared/protocol.js';
-import type { Db } from './db.js';
+import { chunkRows, type Db } from './db.js';
 import { insertEvent } from './events.js';
 import { bumpFleet } from './meta.js';
+import type { Page, PageQuery } from './pods.js';
 import { enrollmentTokens, type NodeTaint, nodeLeases, nodes, pods } from './schema.js';
 import { consumeEnrollmentToken, usableEnrollmentToken } from './tokens.js';
 import { isUniqueViolation } from './workloads.js';
@@ -65,6 +66,38 @@ export async function enrollNode(db: Db, req: EnrollRequest, now: number, leaseT
 export function listNodes(db: Db, includeRevoked = false): Promise<NodeRow[]> {
   const q = selectNodes(db);
   return (includeRevoked ? q : q.where(isNull(nodes.revokedAt))).orderBy(nodes.name).all();
+}
+
+/** A page of the live nodes by name, read in SQL (see `listPodsPage`); nodes' keys are ['', name]. */
+export async function listNodesPage(db: Db, q: PageQuery): Promise<Page<NodeRow>> {
+  const live = isNull(nodes.revokedAt);
+  const limit = q.limit && q.limit > 0 ? q.limit : undefined;
+  const base = selectNodes(db)
+    .where(and(live, q.after ? gt(nodes.name, q.after[1]) : undefined))
+    .orderBy(nodes.name);
+  const rows = await (limit ? base.limit(limit + 1) : base).all();
+  if (!limit || rows.length <= limit) return { rows, remaining: 0 };
+  const page = rows.slice(0, limit);
+  const [more] = await db
+    .select({ n: sql<number>`COUNT(*)` })
+    .from(nodes)
+    .where(and(live, gt(nodes.name, (page[limit - 1] as NodeRow).name)));
+  return { rows: page, remaining: Number(more?.n ?? 0) };
+}
+
+/** Name and lease expiry of the given nodes (revoked ones too), as pods show their node. */
+export async function nodeNamesOf(db: Db, ids: Iterable<string>): Promise<Map<string, { name: string; leaseExpiresAt: number }>> {
+  const out = new Map<string, { name: string; leaseExpiresAt: number }>();
+  for (const chunk of chunkRows(db, [...new Set(ids)], 1)) {
+    const rows = await db
+      .select({ id: nodes.id, name: nodes.name, leaseExpiresAt: nodeLeases.leaseExpiresAt })
+      .from(nodes)
+      .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
+      .where(inArray(nodes.id, chunk))
+      .all();
+    for (const r of rows) out.set(r.id, { name: r.name, leaseExpiresAt: r.leaseExpiresAt });
+  }
+  return out;
 }
 
 /** A live node by name. */

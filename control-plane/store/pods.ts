@@ -1,4 +1,5 @@
-import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
+import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
 import type { PodSpec } from '../../shared/manifest.js';
 import type { PodConstraints, PodView, Scoring } from '../core/types.js';
 import { chunkRows, type Db } from './db.js';
@@ -76,6 +77,118 @@ export function listPods(db: Db, q: { namespace?: string; nodeId?: string } = {}
     .where(and(...conds))
     .orderBy(pods.namespace, pods.name)
     .all();
+}
+
+/** A page of a list: at most `limit` rows (0: all) after the `after` key ([namespace, name]). */
+export interface PageQuery {
+  limit?: number;
+  after?: readonly [string, string];
+}
+
+/** A page of rows and how many rows follow it. */
+export interface Page<T> {
+  rows: T[];
+  remaining: number;
+}
+
+/**
+ * Pods ordered by namespace and name, one page read in SQL (the (namespace, name) index: a page of
+ * 100 reads 101 rows, not the cluster). `namespaces` limits them to the ones a token may see.
+ */
+export async function listPodsPage(db: Db, q: PageQuery & { namespace?: string; namespaces?: readonly string[] | null }): Promise<Page<PodRow>> {
+  if (q.namespaces && q.namespaces.length === 0) return { rows: [], remaining: 0 };
+  const scope = and(q.namespace !== undefined ? eq(pods.namespace, q.namespace) : undefined, q.namespaces ? inArray(pods.namespace, [...q.namespaces]) : undefined);
+  const after = (k: readonly [string, string]) => keyAfter(pods.namespace, pods.name, k, q.namespace);
+  const limit = q.limit && q.limit > 0 ? q.limit : undefined;
+  const base = db
+    .select()
+    .from(pods)
+    .where(and(scope, q.after ? after(q.after) : undefined))
+    .orderBy(pods.namespace, pods.name);
+  const rows = await (limit ? base.limit(limit + 1) : base).all();
+  if (!limit || rows.length <= limit) return { rows, remaining: 0 };
+  const page = rows.slice(0, limit);
+  const last = page[limit - 1] as PodRow;
+  const [more] = await db
+    .select({ n: sql<number>`COUNT(*)` })
+    .from(pods)
+    .where(and(scope, after([last.namespace, last.name])));
+  return { rows: page, remaining: Number(more?.n ?? 0) };
+}
+
+/**
+ * SQL: [namespace, name] after `k`. Within one namespace it is a range on the name (SQLite's planner
+ * does not use a row-value range after an equality on the index's first column).
+ */
+export function keyAfter(nsCol: SQLiteColumn, nameCol: SQLiteColumn, k: readonly [string, string], namespace?: string): SQL {
+  if (namespace === undefined) return sql`(${nsCol}, ${nameCol}) > (${k[0]}, ${k[1]})`;
+  if (k[0] < namespace) return sql`1 = 1`;
+  if (k[0] > namespace) return sql`0 = 1`;
+  return sql`${nameCol} > ${k[1]}`;
+}
+
+/** SQL: [namespace, name] at or before `k` (see `keyAfter`). */
+export function keyThrough(nsCol: SQLiteColumn, nameCol: SQLiteColumn, k: readonly [string, string], namespace?: string): SQL {
+  if (namespace === undefined) return sql`(${nsCol}, ${nameCol}) <= (${k[0]}, ${k[1]})`;
+  if (k[0] < namespace) return sql`0 = 1`;
+  if (k[0] > namespace) return sql`1 = 1`;
+  return sql`${nameCol} <= ${k[1]}`;
+}
+
+/** What a Deployment's or DaemonSet's status counts need of its pods (no spec or status JSON). */
+export const workloadPodColumns = {
+  deploymentId: pods.deploymentId,
+  desired: pods.desired,
+  nodeId: pods.nodeId,
+  revision: pods.revision,
+  ready: pods.ready,
+  readySince: pods.readySince,
+};
+export type WorkloadPod = { [K in keyof typeof workloadPodColumns]: PodRow[K] };
+
+/** The pods a workload's status counts (`deploymentIds`), or every workload's of a namespace. */
+export async function workloadPods(db: Db, q: { namespace?: string; deploymentIds?: readonly string[] }): Promise<WorkloadPod[]> {
+  if (q.deploymentIds && q.deploymentIds.length === 0) return [];
+  const running = eq(pods.desired, 'run');
+  if (!q.deploymentIds)
+    return db
+      .select(workloadPodColumns)
+      .from(pods)
+      .where(and(running, q.namespace !== undefined ? eq(pods.namespace, q.namespace) : undefined))
+      .all();
+  const out: WorkloadPod[] = [];
+  for (const ids of chunkRows(db, [...q.deploymentIds], 1))
+    out.push(
+      ...(await db
+        .select(workloadPodColumns)
+        .from(pods)
+        .where(and(running, inArray(pods.deploymentId, ids)))
+        .all()),
+    );
+  return out;
+}
+
+/** Workload pods grouped by their Deployment or DaemonSet. */
+export function podsByWorkload(rows: readonly WorkloadPod[]): Map<string, WorkloadPod[]> {
+  const out = new Map<string, WorkloadPod[]>();
+  for (const r of rows) {
+    if (!r.deploymentId) continue;
+    const list = out.get(r.deploymentId);
+    if (list) list.push(r);
+    else out.set(r.deploymentId, [r]);
+  }
+  return out;
+}
+
+/** Pods to run per node (`desired = run`), counted in SQL. */
+export async function podCountsByNode(db: Db): Promise<Map<string, number>> {
+  const rows = await db
+    .select({ nodeId: pods.nodeId, n: sql<number>`COUNT(*)` })
+    .from(pods)
+    .where(and(eq(pods.desired, 'run'), sql`${pods.nodeId} IS NOT NULL`))
+    .groupBy(pods.nodeId)
+    .all();
+  return new Map(rows.map((r) => [r.nodeId as string, Number(r.n)]));
 }
 
 /** One pod by namespace and name. */

@@ -241,6 +241,67 @@ describe.each([
     const w = await json<Watch>(cp.req('GET', `/v1/configmaps?watch=1&resourceVersion=${before}&timeoutSeconds=0`, undefined, { token: tok.token }));
     expect(w.items.map((e) => `${e.object.metadata.namespace}/${e.object.metadata.name}`)).toEqual(['paging/page-0']);
   });
+
+  it('pages pods and nodes (read a page at a time in SQL) like any list: each once, in order; nodes count their pods; a token sees only its namespaces', async () => {
+    type Pod = Obj & { spec: { nodeName: string | null } };
+    type Node = Obj & { status: { pods?: number } };
+    const walk = async <T extends Obj>(path: string, limit: number, token?: string) => {
+      const seen: T[] = [];
+      let cont: string | undefined;
+      let pages = 0;
+      do {
+        const sep = path.includes('?') ? '&' : '?';
+        const l = await json<{ items: T[]; metadata: List['metadata'] }>(cp.req('GET', `${path}${sep}limit=${limit}${cont ? `&continue=${cont}` : ''}`, undefined, { token }));
+        expect(l.items.length).toBeLessThanOrEqual(limit);
+        for (const o of l.items) expect(o.metadata.resourceVersion, `${o.metadata.name} has a resourceVersion`).toMatch(/^\d+$/);
+        seen.push(...l.items);
+        cont = l.metadata.continue;
+        if (cont) expect(l.metadata.remainingItemCount).toBeGreaterThan(0);
+        pages++;
+      } while (cont && pages < 50);
+      return { seen, pages };
+    };
+    const enrollment = await json<{ token: string }>(cp.req('POST', '/v1/enrollment-tokens', { uses: 5, ttl: '1h' }), 201);
+    for (let i = 0; i < 5; i++) {
+      const keys = await nodeKeys();
+      const r = await cp.app.request('/v1/agent/enroll', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: enrollment.token, name: `pg-node-${i}`, publicKey: keys.publicKey, facts: FACTS }),
+      });
+      expect(r.status).toBe(201);
+    }
+    await json(cp.req('PUT', '/v1/namespaces/pg-a/deployments/web', deploymentManifest('web', { replicas: 7 })), 201);
+    await json(cp.req('PUT', '/v1/namespaces/pg-b/deployments/web', deploymentManifest('web', { replicas: 4 })), 201);
+    await cp.settle();
+
+    // One namespace: 7 pods over 3 pages, the same as the whole list, in name order.
+    const all = (await json<{ items: Pod[] }>(cp.req('GET', '/v1/namespaces/pg-a/pods'))).items.map((p) => p.metadata.name);
+    expect(all).toHaveLength(7);
+    const a = await walk<Pod>('/v1/namespaces/pg-a/pods', 3);
+    expect(a.pages).toBe(3);
+    expect(a.seen.map((p) => p.metadata.name)).toEqual([...all].sort());
+    // Every namespace: each pod once, ordered by namespace then name, each with its node.
+    const everyPod = (await json<{ items: Pod[] }>(cp.req('GET', '/v1/pods'))).items;
+    const allPods = await walk<Pod>('/v1/pods', 4);
+    expect(allPods.seen.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(everyPod.map((p) => `${p.metadata.namespace}/${p.metadata.name}`));
+    expect(allPods.seen.map((p) => p.spec.nodeName)).toEqual(everyPod.map((p) => p.spec.nodeName));
+    expect(allPods.seen.filter((p) => p.metadata.namespace === 'pg-a' && p.spec.nodeName?.startsWith('pg-node-'))).toHaveLength(7);
+    // Nodes: pages of 2, each once; a node's pod count is the number of pods placed on it.
+    const nodes = await walk<Node>('/v1/nodes', 2);
+    const names = nodes.seen.map((n) => n.metadata.name);
+    expect(names).toEqual([...names].sort());
+    expect(names.filter((n) => n.startsWith('pg-node-'))).toEqual(['pg-node-0', 'pg-node-1', 'pg-node-2', 'pg-node-3', 'pg-node-4']);
+    for (const n of nodes.seen) expect(n.status.pods ?? 0, n.metadata.name).toBe(everyPod.filter((p) => p.spec.nodeName === n.metadata.name && p.metadata.namespace !== undefined).length);
+    // A token of namespace pg-b pages the cluster-wide pod list through its own pods only.
+    const tok = await json<{ token: string }>(cp.req('POST', '/v1/api-tokens', { name: 'pg-b-reader', scope: 'read', namespaces: ['pg-b'] }), 201);
+    const mine = await walk<Pod>('/v1/pods', 3, tok.token);
+    expect(mine.seen.map((p) => p.metadata.namespace)).toEqual(['pg-b', 'pg-b', 'pg-b', 'pg-b']);
+    expect(mine.pages).toBe(2);
+    // A label selector still pages (filtered, then paged).
+    const sel = await walk<Pod>(`/v1/namespaces/pg-a/pods?labelSelector=${encodeURIComponent('app=web')}`, 5);
+    expect(sel.seen.map((p) => p.metadata.name)).toEqual([...all].sort());
+  });
 });
 
 describe('rate limits', () => {
