@@ -40,8 +40,16 @@ export async function enrollHollow(port: number, token: string, name: string): P
   };
 }
 
+/** A counter of the control plane's /metrics; NaN when a saturated server does not answer (5 tries). */
 export async function metric(port: number, admin: string, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${admin}` } })).text();
-  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${admin}` }, signal: AbortSignal.timeout(30_000) });
+      const m = new RegExp(`^${name} (\\d+)`, 'm').exec(await res.text());
+      return m ? Number(m[1]) : 0;
+    } catch {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  return Number.NaN;
 }

@@ -226,6 +226,11 @@ if (!quick || renderOnly || !existsSync('docs/benchmarks.md')) {
   console.log('wrote docs/benchmarks.md');
 }
 
+/** A number for the tables; '-' for one not measured (NaN, stored as null in the JSON). */
+function fx(v: number | null | undefined, digits: number): string {
+  return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-';
+}
+
 function renderDocs(s: Stored): string {
   const lines = [
     '# Benchmarks',
@@ -280,7 +285,7 @@ function renderDocs(s: Stored): string {
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...r.windows.map(
         (w) =>
-          `| ${w.agents} | ${Math.round(w.seconds)} | ${w.heartbeats} | ${w.heartbeatP50.toFixed(1)} | ${w.heartbeatP99.toFixed(1)} | ${w.heartbeatMax.toFixed(0)} | ${w.polls} | ${w.apiP99.toFixed(1)} | ${Math.round(w.requestRate)} | ${w.serverCpuPercent.toFixed(0)} % | ${w.serverRssMb.toFixed(0)} | ${w.readyPods} | ${w.errors} | ${w.falseNotReady} | ${w.held ? 'yes' : 'no'} |`,
+          `| ${w.agents} | ${Math.round(w.seconds)} | ${w.heartbeats} | ${fx(w.heartbeatP50, 1)} | ${fx(w.heartbeatP99, 1)} | ${fx(w.heartbeatMax, 0)} | ${w.polls} | ${fx(w.apiP99, 1)} | ${Math.round(w.requestRate)} | ${fx(w.serverCpuPercent, 0)} % | ${fx(w.serverRssMb, 0)} | ${w.readyPods} | ${w.errors} | ${fx(w.falseNotReady, 0)} | ${w.held ? 'yes' : 'no'} |`,
       ),
       '',
       '![heartbeat latency p50 and p99 against fleet size](fleet-heartbeat.svg)',
