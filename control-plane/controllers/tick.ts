@@ -38,6 +38,8 @@ export interface TickResult {
   assigned: number;
   evicted: number;
   conflicts: number;
+  /** Which controllers had work (`workReasons`); empty for an idle tick. */
+  work: string[];
 }
 
 type Stmt = Parameters<Db['batch']>[0][number];
@@ -54,7 +56,7 @@ type WorkloadSpec = Deployment['spec'] | (DaemonSet['spec'] & { replicas?: undef
  * conflicting tick reloads and retries, a bounded number of times.
  */
 export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> {
-  const result: TickResult = { created: 0, stopped: 0, finalized: 0, assigned: 0, evicted: 0, conflicts: 0 };
+  const result: TickResult = { created: 0, stopped: 0, finalized: 0, assigned: 0, evicted: 0, conflicts: 0, work: [] };
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     const conflicts = await tickOnce(deps, result);
     if (conflicts === 0) break;
@@ -75,19 +77,24 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
  * thousands of nodes took long enough to stall the event loop.
  */
 export async function hasWork(db: Db, now: number, skewMs: number, graceMs: number): Promise<boolean> {
-  const row = await db.get<{ work: number }>(sql`SELECT
-    EXISTS (SELECT 1 FROM pods WHERE desired = 'run' AND node_id IS NULL)
-    OR EXISTS (SELECT 1 FROM volume_claims c WHERE c.deletion_requested_at IS NOT NULL AND c.phase != 'Releasing' AND NOT EXISTS (
+  return (await workReasons(db, now, skewMs, graceMs)).length > 0;
+}
+
+/** Which controllers have work (see `hasWork`), by name: what a slow tick's log line says it did. */
+export async function workReasons(db: Db, now: number, skewMs: number, graceMs: number): Promise<string[]> {
+  const row = await db.get<Record<string, number>>(sql`SELECT
+    EXISTS (SELECT 1 FROM pods WHERE desired = 'run' AND node_id IS NULL) AS pending,
+    EXISTS (SELECT 1 FROM volume_claims c WHERE c.deletion_requested_at IS NOT NULL AND c.phase != 'Releasing' AND NOT EXISTS (
          SELECT 1 FROM pods p, json_each(p.spec, '$.volumes') v
-         WHERE p.namespace = c.namespace AND json_extract(v.value, '$.persistentVolumeClaim.claimName') = c.name))
-    OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'stop' AND (p.node_id IS NULL OR NOT EXISTS (
+         WHERE p.namespace = c.namespace AND json_extract(v.value, '$.persistentVolumeClaim.claimName') = c.name)) AS deletedClaims,
+    EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'stop' AND (p.node_id IS NULL OR NOT EXISTS (
          SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id
-         WHERE n.id = p.node_id AND n.revoked_at IS NULL AND l.lease_expires_at >= ${now - skewMs})))
-    OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND p.policy = 'stop' AND p.node_id IS NOT NULL AND NOT EXISTS (
-         SELECT 1 FROM node_leases l WHERE l.node_id = p.node_id AND l.lease_expires_at >= ${now - skewMs}))
-    OR EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id))
-    OR EXISTS (SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${now - graceMs}))
-    OR EXISTS (SELECT 1 FROM nodes n WHERE n.revoked_at IS NULL AND n.taints LIKE '%NoExecute%' AND EXISTS (
+         WHERE n.id = p.node_id AND n.revoked_at IS NULL AND l.lease_expires_at >= ${now - skewMs}))) AS terminating,
+    EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND p.policy = 'stop' AND p.node_id IS NOT NULL AND NOT EXISTS (
+         SELECT 1 FROM node_leases l WHERE l.node_id = p.node_id AND l.lease_expires_at >= ${now - skewMs})) AS lostNodes,
+    EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id)) AS orphans,
+    EXISTS (SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${now - graceMs})) AS nodeConditions,
+    EXISTS (SELECT 1 FROM nodes n WHERE n.revoked_at IS NULL AND n.taints LIKE '%NoExecute%' AND EXISTS (
          SELECT 1 FROM json_each(n.taints) t JOIN pods p ON p.node_id = n.id
          WHERE json_extract(t.value, '$.effect') = 'NoExecute' AND p.desired = 'run' AND p.pinned_node IS NULL
            AND NOT EXISTS (SELECT 1 FROM json_each(p.spec, '$.tolerations') o
@@ -96,28 +103,29 @@ export async function hasWork(db: Db, now: number, skewMs: number, graceMs: numb
                AND ((json_extract(o.value, '$.operator') = 'Exists'
                      AND (COALESCE(json_extract(o.value, '$.key'), '') = '' OR json_extract(o.value, '$.key') = json_extract(t.value, '$.key')))
                  OR (json_extract(o.value, '$.operator') = 'Equal' AND json_extract(o.value, '$.key') = json_extract(t.value, '$.key')
-                     AND COALESCE(json_extract(o.value, '$.value'), '') = COALESCE(json_extract(t.value, '$.value'), ''))))))
-    OR EXISTS (SELECT 1 FROM nodes n JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
-         WHERE n.draining = 1 AND p.desired = 'run' AND d.kind = 'Deployment')
-    OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND CASE WHEN COALESCE(json_extract(d.spec, '$.paused'), 0) = 1
+                     AND COALESCE(json_extract(o.value, '$.value'), '') = COALESCE(json_extract(t.value, '$.value'), '')))))) AS noExecuteTaints,
+    EXISTS (SELECT 1 FROM nodes n JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
+         WHERE n.draining = 1 AND p.desired = 'run' AND d.kind = 'Deployment') AS draining,
+    EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND CASE WHEN COALESCE(json_extract(d.spec, '$.paused'), 0) = 1
          THEN json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run')
          ELSE json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
-           OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision) END)
-    OR EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'DaemonSet' AND (
+           OR EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision) END) AS deployments,
+    EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'DaemonSet' AND (
          d.observed_fleet != ${fleetVersionSql}
          OR d.want != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision = d.revision)
          OR (EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)
              AND COALESCE(json_extract(d.spec, '$.updateStrategy.type'), 'RollingUpdate') = 'RollingUpdate'
-             AND NOT (COALESCE(json_extract(d.rollout, '$.revision'), -1) = d.revision AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1))))
-    OR EXISTS (SELECT 1 FROM deployments d WHERE d.rollout IS NULL
+             AND NOT (COALESCE(json_extract(d.rollout, '$.revision'), -1) = d.revision AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1)))) AS daemonSets,
+    EXISTS (SELECT 1 FROM deployments d WHERE d.rollout IS NULL
          OR json_extract(d.rollout, '$.revision') != d.revision
          OR json_extract(d.rollout, '$.state') IN ('Progressing', 'CanaryHold')
          OR (json_extract(d.rollout, '$.state') = 'Paused' AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
          OR (d.kind = 'Deployment' AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1 AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
          OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') IS NULL
-             AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0))))
-    AS work`);
-  return Boolean(row?.work);
+             AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0)))) AS rollouts`);
+  return Object.entries(row ?? {})
+    .filter(([, v]) => Boolean(v))
+    .map(([k]) => k);
 }
 
 async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
@@ -130,7 +138,9 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     lastPrune.set(deps.cluster, now);
     await db.batch([pruneEvents(db, now - config.eventRetentionMs), ...pruneChanges(db, config.watchRetentionMs)]);
   }
-  if (!(await hasWork(db, now, config.clockSkewMs, config.nodeGraceMs))) return 0;
+  const work = await workReasons(db, now, config.clockSkewMs, config.nodeGraceMs);
+  if (work.length === 0) return 0;
+  for (const w of work) if (!result.work.includes(w)) result.work.push(w);
   deps.metrics?.inc('flotilla_controller_ticks_with_work_total');
   // Claims whose deletion waits for their last pod: Retain ones go, Delete ones are released to their node.
   const released = await finalizeClaims(db, now);

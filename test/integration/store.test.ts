@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
-import { hasWork, runTick } from '../../control-plane/controllers/tick.js';
+import { hasWork, runTick, workReasons } from '../../control-plane/controllers/tick.js';
 import { Keyring } from '../../control-plane/keys.js';
 import { applyClaim, claimVolumeName, getClaim, requestClaimDeletion, volumeDeletesOf, volumesRemoved } from '../../control-plane/store/claims.js';
 import { applyConfig, deleteConfig, sealedKids, valuesOf } from '../../control-plane/store/config.js';
@@ -86,13 +86,16 @@ describe.each([
 
   it('an idle cluster has no controller work; a change to replicas has', async () => {
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true); // the rollout: pods not Ready yet
+    expect(await workReasons(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toEqual(['rollouts']);
     await reportReady(now);
     await runTick(deps);
     expect((await getDeployment(t.db, 'default', 'web'))?.rollout?.state).toBe('Complete');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
+    expect(await workReasons(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toEqual([]);
     await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 2 })), 'default', now, 'test');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
-    await runTick(deps);
+    expect(await workReasons(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toContain('deployments');
+    expect((await runTick(deps)).work).toContain('deployments'); // what a slow tick's log line shows
     // the surplus pod is terminating on a live node: its agent reports it gone, no controller work meanwhile
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await applyDeployment(t.db, parseDeployment(deploymentManifest('web', { replicas: 3 })), 'default', now, 'test');
@@ -134,6 +137,7 @@ describe.each([
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await patchNode(t.db, n2!, { labels: { cam: 'yes' } }, now, 'test');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
+    expect(await workReasons(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toEqual(['daemonSets']);
     await runTick(deps);
     expect((await cams()).map((p) => p.nodeId).sort()).toEqual([n1!.id, n2!.id].sort());
     expect((await cams()).every((p) => p.policy === 'keep')).toBe(true);
