@@ -29,6 +29,31 @@ export function paramLimit(db: Db): number {
   return paramLimits.get(db) ?? 8000;
 }
 
+/** A page of a list: at most `limit` rows (0 or none: all) after the `after` key ([namespace, name]). */
+export interface PageQuery {
+  limit?: number;
+  after?: readonly [string, string];
+}
+
+/** A page of rows and how many rows follow it. */
+export interface Page<T> {
+  rows: T[];
+  remaining: number;
+}
+
+/**
+ * Reads a page: `limit + 1` rows tell whether more follow, and only then are the rest counted
+ * (`countAfter` the page's last row).
+ */
+export async function readPage<T>(limit: number | undefined, read: (n?: number) => Promise<T[]>, countAfter: (last: T) => Promise<Array<{ n: number }>>): Promise<Page<T>> {
+  const n = limit && limit > 0 ? limit : undefined;
+  const rows = await read(n === undefined ? undefined : n + 1);
+  if (n === undefined || rows.length <= n) return { rows, remaining: 0 };
+  const page = rows.slice(0, n);
+  const [more] = await countAfter(page[n - 1] as T);
+  return { rows: page, remaining: Number(more?.n ?? 0) };
+}
+
 /** Splits rows into chunks that keep each statement under the parameter limit. */
 export function chunkRows<T>(db: Db, rows: readonly T[], paramsPerRow: number, extraParams = 0): T[][] {
   const per = Math.max(1, Math.floor((paramLimit(db) - extraParams) / paramsPerRow));

@@ -2,10 +2,9 @@ import { and, eq, getTableColumns, gt, inArray, isNull, sql } from 'drizzle-orm'
 import { sha256Hex } from '../../shared/digest.js';
 import { conflict, unauthenticated } from '../../shared/errors.js';
 import type { EnrollRequest } from '../../shared/protocol.js';
-import { chunkRows, type Db } from './db.js';
+import { chunkRows, type Db, type Page, type PageQuery, readPage } from './db.js';
 import { insertEvent } from './events.js';
 import { bumpFleet } from './meta.js';
-import type { Page, PageQuery } from './pods.js';
 import { enrollmentTokens, type NodeTaint, nodeLeases, nodes, pods } from './schema.js';
 import { consumeEnrollmentToken, usableEnrollmentToken } from './tokens.js';
 import { isUniqueViolation } from './workloads.js';
@@ -71,18 +70,18 @@ export function listNodes(db: Db, includeRevoked = false): Promise<NodeRow[]> {
 /** A page of the live nodes by name, read in SQL (see `listPodsPage`); nodes' keys are ['', name]. */
 export async function listNodesPage(db: Db, q: PageQuery): Promise<Page<NodeRow>> {
   const live = isNull(nodes.revokedAt);
-  const limit = q.limit && q.limit > 0 ? q.limit : undefined;
   const base = selectNodes(db)
     .where(and(live, q.after ? gt(nodes.name, q.after[1]) : undefined))
     .orderBy(nodes.name);
-  const rows = await (limit ? base.limit(limit + 1) : base).all();
-  if (!limit || rows.length <= limit) return { rows, remaining: 0 };
-  const page = rows.slice(0, limit);
-  const [more] = await db
-    .select({ n: sql<number>`COUNT(*)` })
-    .from(nodes)
-    .where(and(live, gt(nodes.name, (page[limit - 1] as NodeRow).name)));
-  return { rows: page, remaining: Number(more?.n ?? 0) };
+  return readPage(
+    q.limit,
+    (n) => (n ? base.limit(n) : base).all(),
+    (last) =>
+      db
+        .select({ n: sql<number>`COUNT(*)` })
+        .from(nodes)
+        .where(and(live, gt(nodes.name, last.name))),
+  );
 }
 
 /** Name and lease expiry of the given nodes (revoked ones too), as pods show their node. */

@@ -2,7 +2,7 @@ import { and, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
 import type { PodSpec } from '../../shared/manifest.js';
 import type { PodConstraints, PodView, Scoring } from '../core/types.js';
-import { chunkRows, type Db } from './db.js';
+import { chunkRows, type Db, type Page, type PageQuery, readPage } from './db.js';
 import { nodes, pods } from './schema.js';
 
 /** A stored pod row. */
@@ -79,18 +79,6 @@ export function listPods(db: Db, q: { namespace?: string; nodeId?: string } = {}
     .all();
 }
 
-/** A page of a list: at most `limit` rows (0: all) after the `after` key ([namespace, name]). */
-export interface PageQuery {
-  limit?: number;
-  after?: readonly [string, string];
-}
-
-/** A page of rows and how many rows follow it. */
-export interface Page<T> {
-  rows: T[];
-  remaining: number;
-}
-
 /**
  * Pods ordered by namespace and name, one page read in SQL (the (namespace, name) index: a page of
  * 100 reads 101 rows, not the cluster). `namespaces` limits them to the ones a token may see.
@@ -99,21 +87,20 @@ export async function listPodsPage(db: Db, q: PageQuery & { namespace?: string; 
   if (q.namespaces && q.namespaces.length === 0) return { rows: [], remaining: 0 };
   const scope = and(q.namespace !== undefined ? eq(pods.namespace, q.namespace) : undefined, q.namespaces ? inArray(pods.namespace, [...q.namespaces]) : undefined);
   const after = (k: readonly [string, string]) => keyAfter(pods.namespace, pods.name, k, q.namespace);
-  const limit = q.limit && q.limit > 0 ? q.limit : undefined;
   const base = db
     .select()
     .from(pods)
     .where(and(scope, q.after ? after(q.after) : undefined))
     .orderBy(pods.namespace, pods.name);
-  const rows = await (limit ? base.limit(limit + 1) : base).all();
-  if (!limit || rows.length <= limit) return { rows, remaining: 0 };
-  const page = rows.slice(0, limit);
-  const last = page[limit - 1] as PodRow;
-  const [more] = await db
-    .select({ n: sql<number>`COUNT(*)` })
-    .from(pods)
-    .where(and(scope, after([last.namespace, last.name])));
-  return { rows: page, remaining: Number(more?.n ?? 0) };
+  return readPage(
+    q.limit,
+    (n) => (n ? base.limit(n) : base).all(),
+    (last) =>
+      db
+        .select({ n: sql<number>`COUNT(*)` })
+        .from(pods)
+        .where(and(scope, after([last.namespace, last.name]))),
+  );
 }
 
 /**

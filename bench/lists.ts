@@ -1,0 +1,98 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { enrollHollow, type Hollow } from './hollow.js';
+import { freePortSync } from './ports.js';
+import { startServe } from './procs.js';
+
+// Operator reads at fleet size, one request at a time (no load): `npm run bench:lists` (N=2500 by
+// default). A Node control plane (embedded libSQL, pinned to core 0 when possible) with N simulated
+// nodes enrolled over the real protocol and a Deployment of N pods, each reported Running and Ready
+// once by its node; then 25 requests of each operator read (pages followed with `continue`), median
+// and p90. A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
+
+const N = Number(process.env.N ?? 2500);
+const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-lists-'));
+const port = freePortSync();
+process.env.FLOTILLA_LEASE_TTL = '3600s'; // nodes stay Ready without heartbeats: no load during the reads
+const cp = await startServe(['cp', String(port), dir], 0);
+const base = `http://127.0.0.1:${port}`;
+const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+const headers = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
+const api = async (method: string, path: string, body?: unknown): Promise<any> => {
+  const r = await fetch(base + path, { method, headers, ...(body ? { body: JSON.stringify(body) } : {}) });
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
+  return r.json();
+};
+/** Runs `f` over `xs`, `k` at a time. */
+async function pool<T>(xs: T[], k: number, f: (x: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: k }, async () => {
+      while (i < xs.length) await f(xs[i++] as T);
+    }),
+  );
+}
+
+try {
+  const { token } = await api('POST', '/v1/enrollment-tokens', { uses: N, ttl: '2h' });
+  const hollows: Hollow[] = [];
+  await pool([...Array(N).keys()], 20, async (i) => {
+    hollows.push(await enrollHollow(port, token, `h${String(i).padStart(5, '0')}`));
+  });
+  const container = { name: 'c', image: 'local/busybox:1', command: ['sleep', '1d'], resources: { requests: { cpu: '10m', memory: '8Mi' } } };
+  await api('PUT', '/v1/namespaces/default/deployments/fleet', {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'fleet' },
+    spec: { replicas: N, selector: { matchLabels: { app: 'fleet' } }, template: { metadata: { labels: { app: 'fleet' } }, spec: { containers: [container] } } },
+  });
+  for (let t = 0; t < 600; t++) {
+    const pods = (await api('GET', '/v1/namespaces/default/pods')).items as Array<{ spec: { nodeName: string | null } }>;
+    if (pods.length === N && pods.every((p) => p.spec.nodeName)) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  // Each node reports its pod Running and Ready once (so pods carry statuses, as in a real fleet).
+  await pool(hollows, 20, async (h) => {
+    const auth = `Bearer ${await h.jwt()}`;
+    const desired = (await (await fetch(`${base}/v1/agent/desired`, { headers: { authorization: auth } })).json()) as { pods: any[] };
+    const startedAt = new Date().toISOString();
+    const pods = desired.pods.map((p) => ({
+      podId: p.id,
+      epoch: p.epoch,
+      phase: 'Running',
+      ready: true,
+      containers: p.spec.containers.map((c: { name: string; image: string }) => ({
+        name: c.name,
+        containerId: `hollow-${p.id}`,
+        image: c.image,
+        state: 'running',
+        restartCount: 0,
+        startedAt,
+        hostPorts: [],
+        ready: true,
+        started: true,
+      })),
+    }));
+    const r = await fetch(`${base}/v1/agent/heartbeat`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ pods }) });
+    if (!r.ok) throw new Error(`heartbeat: ${r.status}`);
+  });
+  await new Promise((r) => setTimeout(r, 5000));
+  console.log(`${N} nodes, ${N} pods; one request at a time, 25 each:`);
+  for (const path of ['/v1/nodes?limit=100', '/v1/namespaces/default/pods?limit=100', '/v1/pods?limit=100', '/v1/namespaces/default/deployments/fleet', '/v1/nodes', '/v1/namespaces/default/pods']) {
+    const ms: number[] = [];
+    let cont = '';
+    for (let i = 0; i < 25; i++) {
+      const t0 = performance.now();
+      const r = await fetch(base + path + (cont ? `&continue=${cont}` : ''), { headers });
+      const body = (await r.json()) as { metadata?: { continue?: string } };
+      ms.push(performance.now() - t0);
+      cont = path.includes('limit=') && i % 5 !== 4 ? (body.metadata?.continue ?? '') : ''; // five pages, then from the start
+    }
+    ms.sort((a, b) => a - b);
+    console.log(`  ${path.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms`);
+  }
+} finally {
+  await cp.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
