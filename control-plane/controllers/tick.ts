@@ -15,7 +15,7 @@ import {
   type Workload,
 } from '../../shared/manifest.js';
 import type { Deps } from '../context.js';
-import { type DeploymentPlan, daemonSetEligible, planDaemonSet, planDeployment, planEvictions, planFinalize, planNodeConditions, planOrphans, planTaintEvictions } from '../core/deployment.js';
+import { type DeploymentPlan, daemonSetEligible, planDaemonSet, planDeployment, planEvictions, planFinalize, planOrphans, planTaintEvictions } from '../core/deployment.js';
 import { assessRollout, canaryLimit, type RolloutPolicy, type RolloutSubject } from '../core/rollout.js';
 import { allocatableOf, type SchedulePlan, schedule } from '../core/scheduler.js';
 import type { DeploymentView, NodeView, PodView, Scoring } from '../core/types.js';
@@ -24,7 +24,7 @@ import { type ClaimRow, claimsOf, finalizeClaims } from '../store/claims.js';
 import { chunkRows, type Db } from '../store/db.js';
 import { type EventInput, insertEvent, insertEvents, pruneEvents } from '../store/events.js';
 import { fleetVersionSql } from '../store/meta.js';
-import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, specsOf, toPodView } from '../store/pods.js';
+import { assignPod, bumpNodes, constraintsOf, podSnapshotColumns, releaseLostPod, rolloutPodCounts, specsOf, toPodView } from '../store/pods.js';
 import { controllerLocks, deployments, nodeLeases, nodes, pods, type RolloutRecord, revisions, volumeClaims } from '../store/schema.js';
 import { serviceConsumers } from '../store/services.js';
 
@@ -40,6 +40,10 @@ export interface TickResult {
   conflicts: number;
   /** Which controllers had work (`workReasons`); empty for an idle tick. */
   work: string[];
+  /** Whether the tick read the full snapshot (every pod and node); node conditions and rollouts alone do not. */
+  snapshot: boolean;
+  /** Node Ready <-> NotReady transitions recorded. */
+  nodeTransitions: number;
 }
 
 type Stmt = Parameters<Db['batch']>[0][number];
@@ -56,7 +60,7 @@ type WorkloadSpec = Deployment['spec'] | (DaemonSet['spec'] & { replicas?: undef
  * conflicting tick reloads and retries, a bounded number of times.
  */
 export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> {
-  const result: TickResult = { created: 0, stopped: 0, finalized: 0, assigned: 0, evicted: 0, conflicts: 0, work: [] };
+  const result: TickResult = { created: 0, stopped: 0, finalized: 0, assigned: 0, evicted: 0, conflicts: 0, work: [], snapshot: false, nodeTransitions: 0 };
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     const conflicts = await tickOnce(deps, result);
     if (conflicts === 0) break;
@@ -79,6 +83,18 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 export async function hasWork(db: Db, now: number, skewMs: number, graceMs: number): Promise<boolean> {
   return (await workReasons(db, now, skewMs, graceMs)).length > 0;
 }
+
+/**
+ * A workload (`d`) whose rollout is still to assess: progressing, held, resumed after a pause or a
+ * failure, or failed with every pod now Ready (it may have completed after all).
+ */
+const rolloutDue = sql.raw(`d.rollout IS NULL
+         OR json_extract(d.rollout, '$.revision') != d.revision
+         OR json_extract(d.rollout, '$.state') IN ('Progressing', 'CanaryHold')
+         OR (json_extract(d.rollout, '$.state') = 'Paused' AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
+         OR (d.kind = 'Deployment' AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1 AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
+         OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') IS NULL
+             AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0)))`);
 
 /** Which controllers have work (see `hasWork`), by name: what a slow tick's log line says it did. */
 export async function workReasons(db: Db, now: number, skewMs: number, graceMs: number): Promise<string[]> {
@@ -116,13 +132,7 @@ export async function workReasons(db: Db, now: number, skewMs: number, graceMs: 
          OR (EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND p.revision != d.revision)
              AND COALESCE(json_extract(d.spec, '$.updateStrategy.type'), 'RollingUpdate') = 'RollingUpdate'
              AND NOT (COALESCE(json_extract(d.rollout, '$.revision'), -1) = d.revision AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1)))) AS daemonSets,
-    EXISTS (SELECT 1 FROM deployments d WHERE d.rollout IS NULL
-         OR json_extract(d.rollout, '$.revision') != d.revision
-         OR json_extract(d.rollout, '$.state') IN ('Progressing', 'CanaryHold')
-         OR (json_extract(d.rollout, '$.state') = 'Paused' AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
-         OR (d.kind = 'Deployment' AND json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') = 1 AND COALESCE(json_extract(d.spec, '$.paused'), 0) = 0)
-         OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') IS NULL
-             AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0)))) AS rollouts`);
+    EXISTS (SELECT 1 FROM deployments d WHERE ${rolloutDue}) AS rollouts`);
   return Object.entries(row ?? {})
     .filter(([, v]) => Boolean(v))
     .map(([k]) => k);
@@ -142,6 +152,17 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   if (work.length === 0) return 0;
   for (const w of work) if (!result.work.includes(w)) result.work.push(w);
   deps.metrics?.inc('flotilla_controller_ticks_with_work_total');
+  // Node conditions and rollouts are read and written in SQL, without the snapshot: at thousands of
+  // agents they are what most ticks have to do (late heartbeats, a fleet-wide rollout's pods
+  // turning Ready), and a full snapshot for each stalled the heartbeats behind it.
+  if (work.includes('nodeConditions')) result.nodeTransitions += await recordNodeConditions(deps, now);
+  const rest = work.filter((w) => w !== 'nodeConditions');
+  if (rest.length === 0) return 0;
+  if (rest.every((w) => w === 'rollouts')) {
+    await assessRollouts(deps, now);
+    return 0;
+  }
+  result.snapshot = true;
   // Claims whose deletion waits for their last pod: Retain ones go, Delete ones are released to their node.
   const released = await finalizeClaims(db, now);
   if (released.length > 0) deps.notifier?.notify(released);
@@ -164,7 +185,6 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
         os: sql<string | null>`json_extract(${nodes.facts}, '$.os')`,
         arch: sql<string | null>`json_extract(${nodes.facts}, '$.arch')`,
         revokedAt: nodes.revokedAt,
-        recordedReady: nodes.ready,
         draining: nodes.draining,
         lastSeenAt: nodeLeases.lastSeenAt,
         leaseExpiresAt: nodeLeases.leaseExpiresAt,
@@ -208,22 +228,6 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   const nameOf = new Map(podRows.map((p) => [p.id, p]));
   const nodeName = new Map(nodeRows.map((n) => [n.id, n.name]));
   const pendingInserts: { depId: string; stamp: string; row: typeof pods.$inferInsert }[] = [];
-
-  // Node conditions: record Ready <-> NotReady transitions, with events.
-  const transitions = planNodeConditions(liveNodes.map((n) => ({ id: n.id, name: n.name, recordedReady: n.recordedReady, ready: now - n.lastSeenAt <= config.nodeGraceMs })));
-  for (const t of transitions) {
-    stmts.push(db.update(nodes).set({ ready: t.ready }).where(eq(nodes.id, t.nodeId)));
-    evs.push({
-      namespace: '',
-      kind: 'Node',
-      name: t.name,
-      type: t.ready ? 'Normal' : 'Warning',
-      reason: t.ready ? 'NodeReady' : 'NodeNotReady',
-      message: t.ready ? 'node is renewing its leases again' : 'node stopped renewing its leases (missed heartbeats)',
-      source: 'node-controller',
-      at: now,
-    });
-  }
 
   // Node loss: `stop` pods whose node's lease lapsed more than the skew margin ago go back to Pending.
   const evicted = new Set<string>();
@@ -367,58 +371,27 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     const spec = d.spec as WorkloadSpec;
     const view: DeploymentView = { id: d.id, namespace: d.namespace, name: d.name, replicas: spec.replicas ?? 0, revision: d.revision };
     const mine = podsOf.get(d.id) ?? [];
-    const record = d.rollout?.revision === d.revision ? d.rollout : null;
-    const subject: RolloutSubject = {
-      revision: d.revision,
-      replicas: view.replicas,
-      paused: false,
-      minReadyMs: (spec.minReadySeconds ?? 0) * 1000,
-      stableRevision: d.stableRevision,
-      promotedRevision: d.promotedRevision,
-      record: d.rollout,
-    };
-    let policy: RolloutPolicy;
-    let dsConstraints: PodView['constraints'];
+    const dsConstraints = d.kind === 'DaemonSet' ? constraintsOf(spec.template.spec, config.scoring) : undefined;
+    const eligible = dsConstraints ? nodeViews.filter((n) => daemonSetEligible(n, dsConstraints)).length : 0;
+    const { subject, policy } = rolloutSubjectOf(d, eligible);
+    view.minReadyMs = subject.minReadyMs;
     if (d.kind === 'Deployment') {
       const ds = spec as Deployment['spec'];
       const strategy = ds.strategy ?? { type: 'RollingUpdate' as const };
       view.strategy = { type: strategy.type, ...rolloutBounds({ ...ds, strategy }) };
-      view.minReadyMs = subject.minReadyMs;
-      view.paused = subject.paused = ds.paused ?? false;
-      policy = rolloutPolicyOf(d.kind, d.annotations, view.replicas, ds.progressDeadlineSeconds);
+      view.paused = subject.paused;
       if (strategy.type === 'RollingUpdate') view.canaryLimit = canaryLimit(subject, policy);
     } else {
-      const dss = spec as DaemonSet['spec'];
-      dsConstraints = constraintsOf(dss.template.spec, config.scoring);
-      const c = dsConstraints;
-      const eligible = nodeViews.filter((n) => daemonSetEligible(n, c)).length;
-      const us = dss.updateStrategy ?? { type: 'RollingUpdate' as const };
-      // A failed wave with `on-failure: pause` halts (no more old pods replaced) until a new revision.
-      const halted = record?.state === 'Failed' && record.pausedOnFailure === true;
-      view.maxUnavailable = us.type === 'OnDelete' || halted ? 0 : Math.max(1, resolveIntOrPercent(us.rollingUpdate?.maxUnavailable ?? 1, eligible, true));
-      view.minReadyMs = subject.minReadyMs;
-      subject.replicas = eligible;
-      subject.paused = halted;
-      policy = rolloutPolicyOf(d.kind, d.annotations, eligible);
+      const us = (spec as DaemonSet['spec']).updateStrategy ?? { type: 'RollingUpdate' as const };
+      // subject.paused: a failed wave halted by `on-failure: pause`.
+      view.maxUnavailable = us.type === 'OnDelete' || subject.paused ? 0 : Math.max(1, resolveIntOrPercent(us.rollingUpdate?.maxUnavailable ?? 1, eligible, true));
     }
 
     // The rollout: progress, completion, failure (and the rollback or pause it calls for).
     const decision = assessRollout(subject, mine, now, policy);
     // A new revision: nodes with old pods hear of it now (their desired state lists the new images to pre-pull).
-    if (!record) for (const p of mine) if (p.nodeId !== null && p.revision !== d.revision) touched.add(p.nodeId);
-    if (decision.failure && (decision.failure.rollbackTo !== null || (decision.failure.pause && d.kind === 'Deployment'))) {
-      await failRollout(deps, d, decision.record, decision.failure, now);
-      continue; // the workload changed: the next tick plans its new generation
-    }
-    if (decision.record !== d.rollout || decision.complete) {
-      stmts.push(
-        db
-          .update(deployments)
-          .set({ rollout: decision.record, ...(decision.complete ? { stableRevision: d.revision } : {}) })
-          .where(and(eq(deployments.id, d.id), eq(deployments.generation, d.generation))),
-      );
-      if (decision.transition) evs.push(rolloutEvent(d, decision.record, now));
-    }
+    if (d.rollout?.revision !== d.revision) for (const p of mine) if (p.nodeId !== null && p.revision !== d.revision) touched.add(p.nodeId);
+    if (await settleRollout(deps, d, decision, now, stmts, evs)) continue; // the workload changed: the next tick plans its new generation
 
     let create: (string | null)[];
     let stop: DeploymentPlan['stop'];
@@ -562,20 +535,149 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   if (touched.size > 0) stmts.push(...bumpNodes(db, [...touched]));
 
   const res = stmts.length > 0 ? await db.batch(stmts as [Stmt, ...Stmt[]]) : [];
-  const lost = transitions.filter((t) => !t.ready).length;
-  if (lost > 0) deps.metrics?.inc('flotilla_node_not_ready_transitions_total', lost);
   let conflicts = 0;
   for (const g of guards) if (((res[g.index] as unknown[]) ?? []).length !== 1) conflicts++;
   if (touched.size > 0) deps.notifier?.notify(touched);
-  if (deps.notifier && (touched.size > 0 || transitions.length > 0)) {
+  if (deps.notifier && touched.size > 0) {
     // The database already bumped the nodes proxying services whose endpoints this tick changed
     // (a trigger); wake their long-polls too. Over-approximated: namespaces of pods on those nodes.
-    const hit = new Set([...touched, ...transitions.map((t) => t.nodeId)]);
-    const nss = [...new Set(podRows.filter((p) => p.nodeId !== null && hit.has(p.nodeId)).map((p) => p.namespace))];
-    const consumers = await serviceConsumers(db, nss);
-    if (consumers.length > 0) deps.notifier.notify(consumers);
+    const nss = [...new Set(podRows.filter((p) => p.nodeId !== null && touched.has(p.nodeId)).map((p) => p.namespace))];
+    await notifyServiceConsumers(deps, nss);
   }
   return conflicts;
+}
+
+/** Wakes the long-polls of the nodes proxying services of these namespaces (whose endpoints changed). */
+async function notifyServiceConsumers(deps: Deps, namespaces: readonly string[]) {
+  if (!deps.notifier || namespaces.length === 0) return;
+  const consumers = await serviceConsumers(deps.db, namespaces);
+  if (consumers.length > 0) deps.notifier.notify(consumers);
+}
+
+/**
+ * Node conditions: records Ready <-> NotReady transitions (a node is Ready while it renewed its
+ * leases within the grace period), with events, in SQL: the nodes whose recorded condition is
+ * stale, then one conditional update each (a concurrent tick that recorded it first wins, and only
+ * the update that changed the row writes an event). Returns how many it recorded. Endpoints on
+ * those nodes changed with them (a trigger bumped the nodes proxying them); their long-polls wake.
+ */
+async function recordNodeConditions(deps: Deps, now: number): Promise<number> {
+  const { db, config } = deps;
+  const since = now - config.nodeGraceMs;
+  const stale = await db.all<{ id: string; name: string; ready: number }>(sql`SELECT n.id AS id, n.name AS name, (l.last_seen_at >= ${since}) AS ready
+    FROM nodes n JOIN node_leases l ON l.node_id = n.id
+    WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${since})`);
+  if (stale.length === 0) return 0;
+  const updates: Stmt[] = stale.map((n) =>
+    db
+      .update(nodes)
+      .set({ ready: Boolean(n.ready) })
+      .where(and(eq(nodes.id, n.id), sql`${nodes.ready} != ${n.ready ? 1 : 0}`))
+      .returning({ id: nodes.id }),
+  );
+  const res = await db.batch(updates as [Stmt, ...Stmt[]]);
+  const recorded = stale.filter((_, i) => ((res[i] as unknown[]) ?? []).length === 1);
+  if (recorded.length === 0) return 0;
+  const evs: EventInput[] = recorded.map((n) => ({
+    namespace: '',
+    kind: 'Node',
+    name: n.name,
+    type: n.ready ? 'Normal' : 'Warning',
+    reason: n.ready ? 'NodeReady' : 'NodeNotReady',
+    message: n.ready ? 'node is renewing its leases again' : 'node stopped renewing its leases (missed heartbeats)',
+    source: 'node-controller',
+    at: now,
+  }));
+  const inserts: Stmt[] = insertEvents(db, evs);
+  await db.batch(inserts as [Stmt, ...Stmt[]]);
+  const lost = recorded.filter((n) => !n.ready).length;
+  if (lost > 0) deps.metrics?.inc('flotilla_node_not_ready_transitions_total', lost);
+  if (deps.notifier) {
+    const nss: string[] = [];
+    for (const ids of chunkRows(
+      db,
+      recorded.map((n) => n.id),
+      1,
+    ))
+      for (const r of await db.selectDistinct({ namespace: pods.namespace }).from(pods).where(inArray(pods.nodeId, ids)).all()) if (!nss.includes(r.namespace)) nss.push(r.namespace);
+    await notifyServiceConsumers(deps, nss);
+  }
+  return recorded.length;
+}
+
+/**
+ * A tick whose only work is rollouts: the workloads whose rollout is due (`rolloutDue`) and their
+ * pods' counts (`rolloutPodCounts`), one aggregate instead of every pod. Nothing else is due, so
+ * nothing is to be planned: a Deployment's pods match its replicas and revision, and a DaemonSet
+ * was planned against the current fleet (its `want` is its eligible nodes).
+ */
+async function assessRollouts(deps: Deps, now: number) {
+  const { db } = deps;
+  const due = await db.select().from(deployments).where(sql`${deployments.id} IN (SELECT d.id FROM deployments d WHERE ${rolloutDue})`).all();
+  if (due.length === 0) return;
+  const counts = await rolloutPodCounts(
+    db,
+    due.map((d) => d.id),
+    now,
+  );
+  const stmts: Stmt[] = [];
+  const evs: EventInput[] = [];
+  const fresh: typeof due = [];
+  for (const d of due) {
+    const { subject, policy } = rolloutSubjectOf(d, d.want);
+    const decision = assessRollout(subject, counts.get(d.id) ?? { live: 0, updated: 0, available: 0, crashing: null }, now, policy);
+    if (d.rollout?.revision !== d.revision) fresh.push(d);
+    await settleRollout(deps, d, decision, now, stmts, evs);
+  }
+  // A new revision: nodes with old pods hear of it now (their desired state lists the new images to pre-pull).
+  const touched = new Set<string>();
+  for (const d of fresh)
+    for (const r of await db
+      .selectDistinct({ nodeId: pods.nodeId })
+      .from(pods)
+      .where(and(eq(pods.deploymentId, d.id), eq(pods.desired, 'run'), sql`${pods.revision} != ${d.revision}`, sql`${pods.nodeId} IS NOT NULL`))
+      .all())
+      touched.add(r.nodeId as string);
+  stmts.push(...insertEvents(db, evs));
+  if (touched.size > 0) stmts.push(...bumpNodes(db, [...touched]));
+  if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
+  if (touched.size > 0) deps.notifier?.notify(touched);
+}
+
+/** A workload as the rollout controller sees it (`eligible`: a DaemonSet's eligible nodes, its pods wanted). */
+function rolloutSubjectOf(d: typeof deployments.$inferSelect, eligible: number): { subject: RolloutSubject; policy: RolloutPolicy } {
+  const spec = d.spec as WorkloadSpec;
+  const base = { revision: d.revision, minReadyMs: (spec.minReadySeconds ?? 0) * 1000, stableRevision: d.stableRevision, promotedRevision: d.promotedRevision, record: d.rollout };
+  if (d.kind === 'Deployment') {
+    const ds = spec as Deployment['spec'];
+    const replicas = ds.replicas ?? 0;
+    return { subject: { ...base, replicas, paused: ds.paused ?? false }, policy: rolloutPolicyOf(d.kind, d.annotations, replicas, ds.progressDeadlineSeconds) };
+  }
+  // A failed wave with `on-failure: pause` halts (no more old pods replaced) until a new revision.
+  const record = d.rollout?.revision === d.revision ? d.rollout : null;
+  const halted = record?.state === 'Failed' && record.pausedOnFailure === true;
+  return { subject: { ...base, replicas: eligible, paused: halted }, policy: rolloutPolicyOf(d.kind, d.annotations, eligible) };
+}
+
+/**
+ * Acts on a rollout decision: a failure that rolls back or pauses a Deployment rewrites the workload
+ * at once (true: nothing more to plan for it in this tick); otherwise a changed record, with its
+ * event, joins the tick's batch (guarded by the workload's generation).
+ */
+async function settleRollout(deps: Deps, d: typeof deployments.$inferSelect, decision: ReturnType<typeof assessRollout>, now: number, stmts: Stmt[], evs: EventInput[]): Promise<boolean> {
+  if (decision.failure && (decision.failure.rollbackTo !== null || (decision.failure.pause && d.kind === 'Deployment'))) {
+    await failRollout(deps, d, decision.record, decision.failure, now);
+    return true;
+  }
+  if (decision.record !== d.rollout || decision.complete)
+    stmts.push(
+      deps.db
+        .update(deployments)
+        .set({ rollout: decision.record, ...(decision.complete ? { stableRevision: d.revision } : {}) })
+        .where(and(eq(deployments.id, d.id), eq(deployments.generation, d.generation))),
+    );
+  if ((decision.record !== d.rollout || decision.complete) && decision.transition) evs.push(rolloutEvent(d, decision.record, now));
+  return false;
 }
 
 /** When this instance last pruned events, per cluster. */

@@ -188,18 +188,6 @@ export function planEvictions(pods: readonly PodView[], now: number, skewMs: num
   return pods.filter((p) => p.desired === 'run' && p.policy === 'stop' && p.nodeId !== null && p.leaseExpiresAt + skewMs < now);
 }
 
-/** A node whose recorded Ready condition differs from what its renewals say. */
-export interface NodeTransition {
-  nodeId: string;
-  name: string;
-  ready: boolean;
-}
-
-/** Node Ready/NotReady transitions to record (with events). */
-export function planNodeConditions(nodes: readonly { id: string; name: string; recordedReady: boolean; ready: boolean }[]): NodeTransition[] {
-  return nodes.filter((n) => n.recordedReady !== n.ready).map((n) => ({ nodeId: n.id, name: n.name, ready: n.ready }));
-}
-
 /**
  * Pods to evict because of a NoExecute taint on their node (Kubernetes' taint manager): at once
  * when no toleration tolerates the taint; after the smallest `tolerationSeconds` (counted from

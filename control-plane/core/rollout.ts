@@ -47,17 +47,42 @@ export function canaryLimit(s: RolloutSubject, policy: RolloutPolicy): number | 
 }
 
 /**
+ * A workload's running pods as its rollout counts them: all, of the current revision, of those the
+ * available ones (Ready for minReadySeconds), and the first of the current revision that crash-loops
+ * or failed. The controller reads these as one SQL aggregate when it assesses a rollout alone.
+ */
+export interface RolloutPods {
+  live: number;
+  updated: number;
+  available: number;
+  crashing: { phase: string; restarts: number } | null;
+}
+
+/** Counts a workload's pods for its rollout (`RolloutPods`). */
+export function countRolloutPods(s: Pick<RolloutSubject, 'revision' | 'minReadyMs'>, pods: readonly PodView[], now: number): RolloutPods {
+  const live = pods.filter((p) => p.desired === 'run');
+  const updated = live.filter((p) => p.revision === s.revision);
+  const crashing = updated.find((p) => p.restarts >= CRASH_LOOP_RESTARTS || p.phase === 'Failed');
+  return {
+    live: live.length,
+    updated: updated.length,
+    available: updated.filter((p) => isAvailable(p, now, s.minReadyMs)).length,
+    crashing: crashing ? { phase: crashing.phase, restarts: crashing.restarts } : null,
+  };
+}
+
+/**
  * Assesses the rollout of a workload's current revision from its pods (pure): progress (more
  * updated or available pods, fewer old ones) resets the progress deadline; a revision whose new pods
  * crash-loop, fail, or make no progress within the deadline has failed, and goes back to the last
  * revision that was fully available (or pauses, when the workload asks for that). Paused and
  * canary-held rollouts do not count against the deadline.
  */
-export function assessRollout(s: RolloutSubject, pods: readonly PodView[], now: number, policy: RolloutPolicy): RolloutDecision {
-  const live = pods.filter((p) => p.desired === 'run');
-  const updated = live.filter((p) => p.revision === s.revision);
-  const outdated = live.length - updated.length;
-  const available = updated.filter((p) => isAvailable(p, now, s.minReadyMs)).length;
+export function assessRollout(s: RolloutSubject, pods: readonly PodView[] | RolloutPods, now: number, policy: RolloutPolicy): RolloutDecision {
+  const c = Array.isArray(pods) ? countRolloutPods(s, pods, now) : (pods as RolloutPods);
+  const updated = c.updated;
+  const outdated = c.live - c.updated;
+  const available = c.available;
   const prev = s.record?.revision === s.revision ? s.record : null;
   const rec: RolloutRecord = prev
     ? { ...prev }
@@ -68,7 +93,7 @@ export function assessRollout(s: RolloutSubject, pods: readonly PodView[], now: 
     rec.reason = reason;
     rec.message = message;
   };
-  const counts = `${updated.length} of ${s.replicas} updated, ${available} available`;
+  const counts = `${updated} of ${s.replicas} updated, ${available} available`;
   const done = (extra: Partial<RolloutDecision> = {}): RolloutDecision => {
     const changed = !prev || JSON.stringify(prev) !== JSON.stringify(rec);
     return { record: changed ? rec : (prev as RolloutRecord), complete: false, transition: !prev || prev.state !== rec.state || prev.reason !== rec.reason, ...extra };
@@ -76,12 +101,12 @@ export function assessRollout(s: RolloutSubject, pods: readonly PodView[], now: 
 
   if (prev?.state === 'Complete') return done();
   // Progress: any increase of updated or available pods, or decrease of old ones.
-  if (!prev || updated.length > rec.updated || available > rec.available || outdated < rec.outdated) rec.progressAt = now;
-  rec.updated = updated.length;
+  if (!prev || updated > rec.updated || available > rec.available || outdated < rec.outdated) rec.progressAt = now;
+  rec.updated = updated;
   rec.available = available;
   rec.outdated = outdated;
 
-  if (updated.length >= s.replicas && available >= s.replicas && outdated === 0) {
+  if (updated >= s.replicas && available >= s.replicas && outdated === 0) {
     set('Complete', 'NewReplicaSetAvailable', `revision ${s.revision} is available (${s.replicas} pods)`);
     rec.pausedOnFailure = undefined;
     return done({ complete: true });
@@ -96,7 +121,7 @@ export function assessRollout(s: RolloutSubject, pods: readonly PodView[], now: 
   if (prev?.state === 'Paused' || prev?.state === 'Failed' || prev?.state === 'CanaryHold') rec.progressAt = now;
   rec.pausedOnFailure = undefined;
 
-  const crashing = updated.find((p) => p.restarts >= CRASH_LOOP_RESTARTS || p.phase === 'Failed');
+  const crashing = c.crashing;
   let failure: { reason: string; message: string } | undefined;
   if (crashing) {
     failure =

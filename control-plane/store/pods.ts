@@ -1,6 +1,7 @@
 import { and, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
 import type { PodSpec } from '../../shared/manifest.js';
+import { CRASH_LOOP_RESTARTS, type RolloutPods } from '../core/rollout.js';
 import type { PodConstraints, PodView, Scoring } from '../core/types.js';
 import { chunkRows, type Db, type Page, type PageQuery, readPage } from './db.js';
 import { nodes, pods } from './schema.js';
@@ -163,6 +164,36 @@ export function podsByWorkload(rows: readonly WorkloadPod[]): Map<string, Worklo
     const list = out.get(r.deploymentId);
     if (list) list.push(r);
     else out.set(r.deploymentId, [r]);
+  }
+  return out;
+}
+
+/**
+ * The pods of workloads as their rollouts count them (`RolloutPods`), counted in SQL: one grouped
+ * pass over the workloads' pods by the deployment index, and the first crash-looping or failed pod
+ * of the current revision (by id, as the snapshot's order has it). What lets a tick whose only work
+ * is assessing rollouts skip reading every pod.
+ */
+export async function rolloutPodCounts(db: Db, deploymentIds: readonly string[], now: number): Promise<Map<string, RolloutPods>> {
+  const out = new Map<string, RolloutPods>();
+  for (const ids of chunkRows(db, [...deploymentIds], 1, 4)) {
+    const rows = await db.all<{ id: string; live: number; updated: number; available: number; crashing: string | null }>(sql`
+      SELECT d.id AS id,
+        COUNT(p.id) AS live,
+        COALESCE(SUM(p.revision = d.revision), 0) AS updated,
+        COALESCE(SUM(p.revision = d.revision AND p.ready = 1 AND p.ready_since IS NOT NULL
+          AND ${now} - p.ready_since >= COALESCE(json_extract(d.spec, '$.minReadySeconds'), 0) * 1000), 0) AS available,
+        (SELECT json_object('phase', c.phase, 'restarts', c.restarts) FROM pods c
+          WHERE c.deployment_id = d.id AND c.desired = 'run' AND c.revision = d.revision AND (c.restarts >= ${CRASH_LOOP_RESTARTS} OR c.phase = 'Failed')
+          ORDER BY c.id LIMIT 1) AS crashing
+      FROM deployments d LEFT JOIN pods p ON p.deployment_id = d.id AND p.desired = 'run'
+      WHERE d.id IN (${sql.join(
+        ids.map((id) => sql`${id}`),
+        sql`, `,
+      )})
+      GROUP BY d.id`);
+    for (const r of rows)
+      out.set(r.id, { live: Number(r.live), updated: Number(r.updated), available: Number(r.available), crashing: r.crashing ? (JSON.parse(r.crashing) as RolloutPods['crashing']) : null });
   }
   return out;
 }

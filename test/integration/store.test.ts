@@ -88,7 +88,8 @@ describe.each([
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true); // the rollout: pods not Ready yet
     expect(await workReasons(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toEqual(['rollouts']);
     await reportReady(now);
-    await runTick(deps);
+    // a rollout alone is assessed from its pods' counts, without reading every pod and node
+    expect(await runTick(deps)).toMatchObject({ work: ['rollouts'], snapshot: false });
     expect((await getDeployment(t.db, 'default', 'web'))?.rollout?.state).toBe('Complete');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     expect(await workReasons(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toEqual([]);
@@ -133,7 +134,8 @@ describe.each([
     const cams = async () => (await listPods(t.db)).filter((p) => p.workload === 'cams' && p.desired === 'run');
     expect((await cams()).map((p) => p.nodeId)).toEqual([n1!.id]);
     await reportReady(now);
-    await runTick(deps);
+    expect(await runTick(deps)).toMatchObject({ work: ['rollouts'], snapshot: false });
+    expect((await getDeployment(t.db, 'default', 'cams', 'DaemonSet'))?.rollout).toMatchObject({ state: 'Complete', updated: 1, available: 1 });
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
     await patchNode(t.db, n2!, { labels: { cam: 'yes' } }, now, 'test');
     expect(await hasWork(t.db, now, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(true);
@@ -146,6 +148,31 @@ describe.each([
     expect((await cams()).map((p) => p.nodeId)).toEqual([n2!.id]);
     await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'cams', 'DaemonSet'))!, now, 'test');
     await runTick(deps);
+  });
+
+  it('records node conditions without the snapshot: NotReady past the grace period, once per node however many ticks race, Ready again once renewed', async () => {
+    const live = await listNodes(t.db);
+    expect(live.length).toBeGreaterThan(1);
+    const late = now + deps.config.nodeGraceMs + 1; // leases (TTL) still valid: no pod moves
+    await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${now}, lease_expires_at = ${now + deps.config.leaseTtlMs}`);
+    await t.db.run(sql`UPDATE nodes SET ready = 1`);
+    expect(await workReasons(t.db, late, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toEqual(['nodeConditions']);
+    const atLate = { ...deps, clock: () => late };
+    const raced = await Promise.all([runTick(atLate), runTick(atLate)]);
+    expect(raced.map((r) => [r.work, r.snapshot])).toEqual([
+      [['nodeConditions'], false],
+      [['nodeConditions'], false],
+    ]);
+    expect(raced[0]!.nodeTransitions + raced[1]!.nodeTransitions).toBe(live.length);
+    expect((await listNodes(t.db)).map((n) => n.ready)).toEqual(live.map(() => false));
+    const notReady = (await listEvents(t.db, { kind: 'Node', limit: 1000 })).filter((e) => e.reason === 'NodeNotReady' && e.at === late);
+    expect(notReady.map((e) => e.name).sort()).toEqual(live.map((n) => n.name).sort());
+    expect(await hasWork(t.db, late, deps.config.clockSkewMs, deps.config.nodeGraceMs)).toBe(false);
+    await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${late}`);
+    expect((await runTick(atLate)).nodeTransitions).toBe(live.length);
+    expect((await listNodes(t.db)).every((n) => n.ready)).toBe(true);
+    expect((await listEvents(t.db, { kind: 'Node', limit: 1000 })).filter((e) => e.reason === 'NodeReady' && e.at === late)).toHaveLength(live.length);
+    await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${now}`); // as the tests after this one expect
   });
 
   it('moves stop pods of a node whose lease lapsed past the skew to a live node at a higher epoch; keep pods stay', async () => {
@@ -289,6 +316,31 @@ describe.each([
     await runTick({ ...deps, clock: () => at + 603_000 });
     expect((await getDeployment(t.db, 'default', 'careful'))?.rollout).toMatchObject({ state: 'Progressing', progressAt: at + 603_000 });
     await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'careful'))!, at, 'test');
+  });
+
+  it('a rollout assessed without the snapshot still rolls a crash-looping revision back', async () => {
+    const at = now + 4 * 60 * 60_000;
+    for (const n of await listNodes(t.db)) await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at}, lease_expires_at = ${at + 30_000} WHERE node_id = ${n.id}`);
+    const d = { ...deps, clock: () => at };
+    const v = (image: string) => parseDeployment(deploymentManifest('solo', { replicas: 1, image }));
+    await applyDeployment(t.db, v('local/busybox:1'), 'default', at, 'test');
+    await runTick(d);
+    await reportReady(at);
+    await runTick(d);
+    await applyDeployment(t.db, v('local/busybox:2'), 'default', at, 'test');
+    await runTick(d); // the new pod
+    await reportReady(at);
+    await runTick(d); // the old one stops
+    const solo = async () => (await listPods(t.db)).filter((p) => p.workload === 'solo' && p.desired === 'run');
+    expect((await solo()).map((p) => p.revision)).toEqual([2]);
+    await t.db.run(sql`UPDATE pods SET restarts = 3, ready = 0 WHERE workload = 'solo' AND revision = 2`);
+    expect(await runTick(d)).toMatchObject({ work: ['rollouts'], snapshot: false });
+    const back = await getDeployment(t.db, 'default', 'solo');
+    expect([back?.revision, back?.rollout?.rolledBack?.reason]).toEqual([3, 'CrashLoopBackOff']);
+    expect((back!.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0]?.image).toBe('local/busybox:1');
+    expect((await runTick(d)).snapshot).toBe(true); // the rollback's new revision is planned as usual
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'solo'))!, at, 'test');
+    await runTick(d);
   });
 
   it('seals Secrets at rest (the row holds no value, the ciphertext names its key and is bound to its object); ConfigMaps are plain', async () => {
