@@ -43,12 +43,16 @@ export class RenewalGroup {
   renew(nodeId: string): Promise<RenewalResult> {
     return new Promise((resolve, reject) => {
       this.queue.push({ nodeId, resolve, reject });
-      if (!this.running) void this.drain();
+      if (this.running) return;
+      // The write waits for the rest of this turn of the event loop: heartbeats read in the same
+      // I/O phase join it (drained at once, each renewal was a commit of its own: 2,500 single-row
+      // commits in 20 s at 3,000 agents, 13 % of the control plane's time).
+      this.running = true;
+      setImmediate(() => void this.drain());
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
     try {
       while (this.queue.length > 0) {
         const group = this.queue.splice(0, this.maxGroup);

@@ -263,9 +263,11 @@ export function desiredPodsOf(db: Db, nodeId: string): Promise<PodRow[]> {
  * download).
  */
 export async function prefetchImagesOf(db: Db, nodeId: string): Promise<{ namespace: string; workload: string; image: string }[]> {
+  // Driven from the node's own pods (CROSS JOIN keeps that order): from the workloads instead, the
+  // planner scanned every pod of a large workload by its deployment index on each desired-state read.
   const rows = await db.all<{ namespace: string; workload: string; image: string }>(sql`SELECT DISTINCT d.namespace AS namespace, d.name AS workload, json_extract(c.value, '$.image') AS image
-    FROM deployments d, json_each(d.spec, '$.template.spec.containers') c
-    WHERE EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.node_id = ${nodeId} AND p.revision != d.revision)`);
+    FROM (SELECT DISTINCT p.deployment_id AS id FROM pods p CROSS JOIN deployments w ON w.id = p.deployment_id WHERE p.node_id = ${nodeId} AND p.revision != w.revision) o
+    CROSS JOIN deployments d ON d.id = o.id, json_each(d.spec, '$.template.spec.containers') c`);
   return rows.filter((r) => typeof r.image === 'string').slice(0, 256);
 }
 

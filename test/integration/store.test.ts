@@ -9,7 +9,7 @@ import { applyConfig, deleteConfig, sealedKids, valuesOf } from '../../control-p
 import { listEvents } from '../../control-plane/store/events.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
 import { enrollNode, listNodes, patchNode } from '../../control-plane/store/nodes.js';
-import { listPods } from '../../control-plane/store/pods.js';
+import { listPods, prefetchImagesOf } from '../../control-plane/store/pods.js';
 import { applyService, deleteService, endpointsOf, servicesForNode } from '../../control-plane/store/services.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
 import { applyDeployment, applyWorkload, deleteDeployment, getDeployment } from '../../control-plane/store/workloads.js';
@@ -259,7 +259,11 @@ describe.each([
     const stable = await getDeployment(t.db, 'default', 'shaky');
     expect([stable?.rollout?.state, stable?.stableRevision]).toEqual(['Complete', 1]);
     const v1Pods = (await listPods(t.db)).filter((p) => p.workload === 'shaky' && p.desired === 'run').map((p) => p.id);
+    const v1Nodes = new Set((await listPods(t.db)).filter((p) => v1Pods.includes(p.id)).map((p) => p.nodeId as string));
+    for (const n of v1Nodes) expect(await prefetchImagesOf(t.db, n)).toEqual([]); // nothing to roll out
     await applyDeployment(t.db, v('local/busybox:2'), 'default', at, 'test');
+    // nodes with pods of the old revision are told to pull the new image ahead
+    for (const n of v1Nodes) expect(await prefetchImagesOf(t.db, n)).toEqual([{ namespace: 'default', workload: 'shaky', image: 'local/busybox:2' }]);
     await runTick(d);
     const fresh = (await listPods(t.db)).filter((p) => p.workload === 'shaky' && p.revision === 2);
     expect(fresh.length).toBeGreaterThan(0);
