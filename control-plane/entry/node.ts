@@ -84,6 +84,9 @@ export function nodeLogger(level = process.env.FLOTILLA_LOG_LEVEL ?? 'info'): Lo
  * Starts the control plane on Node: embedded libSQL (or a libSQL URL), migrations applied at start,
  * a lease-signing key and a bootstrap admin token created on first start.
  */
+/** How much sooner than the server closes an idle connection its clients are told to. */
+export const KEEP_ALIVE_MARGIN_MS = 5_000;
+
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const config = configFromEnv(env, opts.config);
@@ -185,6 +188,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   // queue), and a burst of connections queues instead of being refused (Node's default backlog 511).
   server.keepAliveTimeout = config.heartbeatMs + 15_000;
   server.headersTimeout = server.keepAliveTimeout + 5_000;
+  // Clients close an idle connection at the advertised `Keep-Alive: timeout` minus 1 s (Node's
+  // agent, undici). Advertising exactly when the server closes leaves that 1 s as the only margin:
+  // a request sent just before the server's timer fires, while its event loop is busy, meets a
+  // closing socket (ECONNRESET; from 4,000 simulated agents on). Advertise 5 s less than the server
+  // waits (what Node 24's keepAliveTimeoutBuffer does; this is Node 20): the advertised value is
+  // per response, the socket timer the server's.
+  const advertisedKeepAlive = server.keepAliveTimeout - KEEP_ALIVE_MARGIN_MS;
+  server.prependListener('request', (_req, res) => {
+    (res as unknown as { _keepAliveTimeout: number })._keepAliveTimeout = advertisedKeepAlive;
+  });
   await new Promise<void>((res, rej) => {
     server.once('listening', () => res());
     server.once('error', rej);

@@ -1,11 +1,12 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../control-plane/config.js';
-import { type RunningServer, startServer } from '../../control-plane/entry/node.js';
+import { KEEP_ALIVE_MARGIN_MS, type RunningServer, startServer } from '../../control-plane/entry/node.js';
 import { FACTS, nodeKeys, testControlPlane } from '../lib/cp.js';
 import { libsqlTestDb } from '../lib/db.js';
 import { deploymentManifest } from '../lib/fixtures.js';
@@ -221,5 +222,28 @@ describe('the OpenAPI document', () => {
     await call('GET', '/metrics', {});
     expect(checked).toBeGreaterThan(70);
     expect([...statuses].sort()).toEqual(expect.arrayContaining(['200', '201', '400', '401', '403', '404', '409', '415', '422']));
+  });
+});
+
+describe('the Node server', () => {
+  it('keeps connections between heartbeats, and tells clients to close idle ones 5 s before it does', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const get = () =>
+        new Promise<{ headers: http.IncomingHttpHeaders; port: number | undefined }>((resolve, reject) => {
+          const req = http.get(`${server.url}/healthz`, { agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ headers: res.headers, port: req.socket?.localPort }));
+          });
+          req.on('error', reject);
+        });
+      const first = await get();
+      // the server waits heartbeat + 15 s; clients (which close at the hint minus 1 s) are told heartbeat + 10 s
+      expect(first.headers.connection).toBe('keep-alive');
+      expect(first.headers['keep-alive']).toBe(`timeout=${Math.floor((server.deps.config.heartbeatMs + 15_000 - KEEP_ALIVE_MARGIN_MS) / 1000)}`);
+      expect((await get()).port).toBe(first.port); // the same connection again
+    } finally {
+      agent.destroy();
+    }
   });
 });
