@@ -23,7 +23,11 @@ export class Client {
     private readonly port: number,
     maxSockets = 256,
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets });
+    // `timeout` set, so that idle sockets close at the server's `Keep-Alive: timeout` hint minus 1 s
+    // as the real agent's fetch (undici) does: Node 20's agent applies the hint only when it is
+    // shorter than `timeout`, and without one keeps idle sockets until the server closes them,
+    // racing the server's timer (ECONNRESET). Requests set their own timeout while they run.
+    this.agent = new http.Agent({ keepAlive: true, maxSockets, timeout: 600_000 });
   }
 
   /** Sends one request; resolves with status and latency in ms (the body is read and dropped). */
