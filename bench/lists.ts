@@ -1,6 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { configFromEnv } from '../control-plane/config.js';
+import { workReasons } from '../control-plane/controllers/tick.js';
+import { openLibsql } from '../control-plane/store/libsql.js';
 import { enrollHollow, type Hollow } from './hollow.js';
 import { freePortSync } from './ports.js';
 import { startServe } from './procs.js';
@@ -9,7 +12,7 @@ import { startServe } from './procs.js';
 // default). A Node control plane (embedded libSQL, pinned to core 0 when possible) with N simulated
 // nodes enrolled over the real protocol and a Deployment of N pods, each reported Running and Ready
 // once by its node; then 25 requests of each operator read (pages followed with `continue`), median
-// and p90. A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
+// and p90, and 25 runs of the controllers' idle check on the same database. A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
 
 const N = Number(process.env.N ?? 2500);
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-lists-'));
@@ -91,6 +94,23 @@ try {
     }
     ms.sort((a, b) => a - b);
     console.log(`  ${path.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms`);
+  }
+  // The controllers' idle check (one query per tick, on every instance; it blocks the event loop
+  // while it runs), here from this process on the same database file.
+  const config = configFromEnv({ FLOTILLA_LEASE_TTL: '3600s' });
+  const { db, close } = await openLibsql(`file:${join(dir, 'flotilla.db')}`);
+  try {
+    const ms: number[] = [];
+    let work: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      const t0 = performance.now();
+      work = await workReasons(db, Date.now(), config.clockSkewMs, config.nodeGraceMs);
+      ms.push(performance.now() - t0);
+    }
+    ms.sort((a, b) => a - b);
+    console.log(`  ${'controller idle check (workReasons)'.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms; work: [${work.join(', ')}]`);
+  } finally {
+    await close();
   }
 } finally {
   await cp.stop();

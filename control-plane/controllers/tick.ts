@@ -669,14 +669,15 @@ async function settleRollout(deps: Deps, d: typeof deployments.$inferSelect, dec
     await failRollout(deps, d, decision.record, decision.failure, now);
     return true;
   }
-  if (decision.record !== d.rollout || decision.complete)
+  if (decision.record !== d.rollout || decision.complete) {
     stmts.push(
       deps.db
         .update(deployments)
         .set({ rollout: decision.record, ...(decision.complete ? { stableRevision: d.revision } : {}) })
         .where(and(eq(deployments.id, d.id), eq(deployments.generation, d.generation))),
     );
-  if ((decision.record !== d.rollout || decision.complete) && decision.transition) evs.push(rolloutEvent(d, decision.record, now));
+    if (decision.transition) evs.push(rolloutEvent(d, decision.record, now));
+  }
   return false;
 }
 
