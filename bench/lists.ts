@@ -12,7 +12,8 @@ import { startServe } from './procs.js';
 // default). A Node control plane (embedded libSQL, pinned to core 0 when possible) with N simulated
 // nodes enrolled over the real protocol and a Deployment of N pods, each reported Running and Ready
 // once by its node; then 25 requests of each operator read (pages followed with `continue`), median
-// and p90, and 25 runs of the controllers' idle check on the same database. A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
+// and p90, and 25 runs of the controllers' idle check on the same database (KEEP=1 keeps the data
+// directory for a closer look: EXPLAIN QUERY PLAN and the like). A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
 
 const N = Number(process.env.N ?? 2500);
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-lists-'));
@@ -114,5 +115,6 @@ try {
   }
 } finally {
   await cp.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.KEEP) console.log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }

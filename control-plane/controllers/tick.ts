@@ -71,7 +71,10 @@ export async function runTick(deps: Deps, maxAttempts = 3): Promise<TickResult> 
 
 /**
  * Whether any controller has work, decided inside SQLite with one aggregate query (no rows come back
- * to JavaScript): pods to place, deleted claims no pod uses any more, terminating pods to forget, orphans, pods of lost nodes to move,
+ * to JavaScript; each predicate is driven by an index or a narrow table: lost nodes from their
+ * leases (every node has its lease row from enrollment, and nodes are never deleted), draining from
+ * the nodes (`CROSS JOIN` keeps that order), workloads' pods from `pods_workload` alone, so the check
+ * costs about 1 ms at 2,500 pods instead of 14-22 ms): pods to place, deleted claims no pod uses any more, terminating pods to forget, orphans, pods of lost nodes to move,
  * node conditions to record, draining nodes with Deployment pods, a Deployment whose pods do not
  * match its replicas and revision, a DaemonSet planned against an older fleet or missing pods, or
  * a rollout still to assess (progressing, held, resumed after a pause or a failure, or failed with
@@ -106,8 +109,8 @@ export async function workReasons(db: Db, now: number, skewMs: number, graceMs: 
     EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'stop' AND (p.node_id IS NULL OR NOT EXISTS (
          SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id
          WHERE n.id = p.node_id AND n.revoked_at IS NULL AND l.lease_expires_at >= ${now - skewMs}))) AS terminating,
-    EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND p.policy = 'stop' AND p.node_id IS NOT NULL AND NOT EXISTS (
-         SELECT 1 FROM node_leases l WHERE l.node_id = p.node_id AND l.lease_expires_at >= ${now - skewMs})) AS lostNodes,
+    EXISTS (SELECT 1 FROM node_leases l CROSS JOIN pods p ON p.node_id = l.node_id
+         WHERE l.lease_expires_at < ${now - skewMs} AND p.desired = 'run' AND p.policy = 'stop') AS lostNodes,
     EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id)) AS orphans,
     EXISTS (SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${now - graceMs})) AS nodeConditions,
     EXISTS (SELECT 1 FROM nodes n WHERE n.revoked_at IS NULL AND n.taints LIKE '%NoExecute%' AND EXISTS (
@@ -120,7 +123,7 @@ export async function workReasons(db: Db, now: number, skewMs: number, graceMs: 
                      AND (COALESCE(json_extract(o.value, '$.key'), '') = '' OR json_extract(o.value, '$.key') = json_extract(t.value, '$.key')))
                  OR (json_extract(o.value, '$.operator') = 'Equal' AND json_extract(o.value, '$.key') = json_extract(t.value, '$.key')
                      AND COALESCE(json_extract(o.value, '$.value'), '') = COALESCE(json_extract(t.value, '$.value'), '')))))) AS noExecuteTaints,
-    EXISTS (SELECT 1 FROM nodes n JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
+    EXISTS (SELECT 1 FROM nodes n CROSS JOIN pods p ON p.node_id = n.id JOIN deployments d ON d.id = p.deployment_id
          WHERE n.draining = 1 AND p.desired = 'run' AND d.kind = 'Deployment') AS draining,
     EXISTS (SELECT 1 FROM deployments d WHERE d.kind = 'Deployment' AND CASE WHEN COALESCE(json_extract(d.spec, '$.paused'), 0) = 1
          THEN json_extract(d.spec, '$.replicas') != (SELECT count(*) FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run')

@@ -221,7 +221,9 @@ export const pods = sqliteTable(
   (t) => [
     uniqueIndex('pods_ns_name').on(t.namespace, t.name),
     index('pods_node').on(t.nodeId),
-    index('pods_deployment').on(t.deploymentId),
+    // A workload's pods by state and revision: the controllers' idle check and rollout counts read
+    // the index alone (with `pods_deployment` each pod row was read: 3.5 ms per tick at 2,500 pods).
+    index('pods_workload').on(t.deploymentId, t.desired, t.revision),
     // What the controllers look for on every tick: pods to place, pods terminating.
     index('pods_pending').on(t.createdAt).where(sql`node_id IS NULL AND desired = 'run'`),
     index('pods_stopping').on(t.nodeId).where(sql`desired = 'stop'`),
