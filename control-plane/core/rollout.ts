@@ -72,7 +72,7 @@ export function countRolloutPods(s: Pick<RolloutSubject, 'revision' | 'minReadyM
 }
 
 /**
- * Assesses the rollout of a workload's current revision from its pods (pure): progress (more
+ * Assesses the rollout of a workload's current revision from its pods, or their counts (pure): progress (more
  * updated or available pods, fewer old ones) resets the progress deadline; a revision whose new pods
  * crash-loop, fail, or make no progress within the deadline has failed, and goes back to the last
  * revision that was fully available (or pauses, when the workload asks for that). Paused and

@@ -80,13 +80,13 @@ export function nodeLogger(level = process.env.FLOTILLA_LOG_LEVEL ?? 'info'): Lo
   return pino({ level, base: { svc: 'flotilla' } }, pino.destination(2)) as unknown as Logger;
 }
 
+/** How much sooner than the server closes an idle connection its clients are told to. */
+export const KEEP_ALIVE_MARGIN_MS = 5_000;
+
 /**
  * Starts the control plane on Node: embedded libSQL (or a libSQL URL), migrations applied at start,
  * a lease-signing key and a bootstrap admin token created on first start.
  */
-/** How much sooner than the server closes an idle connection its clients are told to. */
-export const KEEP_ALIVE_MARGIN_MS = 5_000;
-
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const config = configFromEnv(env, opts.config);
