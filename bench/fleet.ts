@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { enrollHollow, type Hollow, metric } from './hollow.js';
+import { enrollHollow, type Hollow, metric, runningReport } from './hollow.js';
 import { Client, percentile, type StepResult } from './load.js';
 import { freePortSync } from './ports.js';
 import { canPin, helloSamples, procSample, startServe } from './procs.js';
@@ -166,24 +166,7 @@ export async function benchFleet(o: FleetOptions, log: (s: string) => void): Pro
           for (const p of state.pods) {
             if (s.known.get(p.id) === p.epoch) continue;
             s.known.set(p.id, p.epoch);
-            const startedAt = new Date().toISOString();
-            s.reports.push({
-              podId: p.id,
-              epoch: p.epoch,
-              phase: 'Running',
-              ready: true,
-              containers: p.spec.containers.map((c) => ({
-                name: c.name,
-                containerId: `hollow-${p.id}-${c.name}`,
-                image: c.image,
-                state: 'running',
-                restartCount: 0,
-                startedAt,
-                hostPorts: [],
-                ready: true,
-                started: true,
-              })),
-            });
+            s.reports.push(runningReport(p));
           }
         } else if (r.status === 304) {
           if (recording) pollCount++;

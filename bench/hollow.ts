@@ -53,3 +53,25 @@ export async function metric(port: number, admin: string, name: string): Promise
   }
   return Number.NaN;
 }
+
+/** A desired pod as a hollow agent gives it back: what a fake runtime reports once it started it, Running and Ready. */
+export function runningReport(p: { id: string; epoch: number; spec: { containers: Array<{ name: string; image: string }> } }) {
+  const startedAt = new Date().toISOString();
+  return {
+    podId: p.id,
+    epoch: p.epoch,
+    phase: 'Running',
+    ready: true,
+    containers: p.spec.containers.map((c) => ({
+      name: c.name,
+      containerId: `hollow-${p.id}-${c.name}`,
+      image: c.image,
+      state: 'running',
+      restartCount: 0,
+      startedAt,
+      hostPorts: [],
+      ready: true,
+      started: true,
+    })),
+  };
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { configFromEnv } from '../control-plane/config.js';
 import { workReasons } from '../control-plane/controllers/tick.js';
 import { openLibsql } from '../control-plane/store/libsql.js';
-import { enrollHollow, type Hollow } from './hollow.js';
+import { enrollHollow, type Hollow, runningReport } from './hollow.js';
 import { freePortSync } from './ports.js';
 import { startServe } from './procs.js';
 
@@ -60,24 +60,7 @@ try {
   await pool(hollows, 20, async (h) => {
     const auth = `Bearer ${await h.jwt()}`;
     const desired = (await (await fetch(`${base}/v1/agent/desired`, { headers: { authorization: auth } })).json()) as { pods: any[] };
-    const startedAt = new Date().toISOString();
-    const pods = desired.pods.map((p) => ({
-      podId: p.id,
-      epoch: p.epoch,
-      phase: 'Running',
-      ready: true,
-      containers: p.spec.containers.map((c: { name: string; image: string }) => ({
-        name: c.name,
-        containerId: `hollow-${p.id}`,
-        image: c.image,
-        state: 'running',
-        restartCount: 0,
-        startedAt,
-        hostPorts: [],
-        ready: true,
-        started: true,
-      })),
-    }));
+    const pods = desired.pods.map(runningReport);
     const r = await fetch(`${base}/v1/agent/heartbeat`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ pods }) });
     if (!r.ok) throw new Error(`heartbeat: ${r.status}`);
   });
