@@ -4,7 +4,7 @@ import { canSeeNamespace, requireScope } from '../auth/operator.js';
 import type { AppEnv, Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
 import { applyClaim, type ClaimRow, claimVolumeName, finalizeClaims, getClaim, listClaims, requestClaimDeletion } from '../store/claims.js';
-import { listNodes } from '../store/nodes.js';
+import { nodeNamesOf } from '../store/nodes.js';
 import { ns, who, workloadBody } from './workloads.js';
 
 /** A claim as the API shows it: the Kubernetes shape, with the node it is bound to and its reclaim policy in `status`. */
@@ -34,22 +34,28 @@ export function renderClaim(r: ClaimRow, nodeName: ReadonlyMap<string, string>) 
   };
 }
 
-async function names(deps: Deps): Promise<Map<string, string>> {
-  return new Map((await listNodes(deps.db, true)).map((n) => [n.id, n.name]));
+/** Names of the nodes the given claims are bound to. */
+async function names(deps: Deps, claims: readonly ClaimRow[]): Promise<Map<string, string>> {
+  const found = await nodeNamesOf(
+    deps.db,
+    claims.flatMap((r) => (r.nodeId ? [r.nodeId] : [])),
+  );
+  return new Map([...found].map(([id, n]) => [id, n.name]));
 }
 
 export const claimRoutes = new Hono<AppEnv>()
   .get('/persistentvolumeclaims', async (c) => {
     requireScope(c.var.principal, 'read');
     const rows = (await listClaims(c.var.deps.db)).filter((r) => canSeeNamespace(c.var.principal, r.namespace));
-    const n = await names(c.var.deps);
+    const n = await names(c.var.deps, rows);
     return c.json({ apiVersion: 'v1', kind: 'PersistentVolumeClaimList', items: rows.map((r) => renderClaim(r, n)) });
   })
   .get('/namespaces/:ns/persistentvolumeclaims', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);
-    const n = await names(c.var.deps);
-    return c.json({ apiVersion: 'v1', kind: 'PersistentVolumeClaimList', items: (await listClaims(c.var.deps.db, namespace)).map((r) => renderClaim(r, n)) });
+    const rows = await listClaims(c.var.deps.db, namespace);
+    const n = await names(c.var.deps, rows);
+    return c.json({ apiVersion: 'v1', kind: 'PersistentVolumeClaimList', items: rows.map((r) => renderClaim(r, n)) });
   })
   .put('/namespaces/:ns/persistentvolumeclaims/:name', async (c) => {
     const { namespace, m } = await workloadBody(c, 'PersistentVolumeClaim');
@@ -59,14 +65,14 @@ export const claimRoutes = new Hono<AppEnv>()
     // Pods waiting for this claim can be placed now.
     if (outcome === 'created') await runTick(deps);
     c.header('Flotilla-Outcome', outcome);
-    return c.json(renderClaim(row, await names(deps)), outcome === 'created' ? 201 : 200);
+    return c.json(renderClaim(row, await names(deps, [row])), outcome === 'created' ? 201 : 200);
   })
   .get('/namespaces/:ns/persistentvolumeclaims/:name', async (c) => {
     const namespace = ns(c.req.param('ns'));
     requireScope(c.var.principal, 'read', namespace);
     const row = await getClaim(c.var.deps.db, namespace, c.req.param('name'));
     if (!row) throw notFound(`persistentvolumeclaim ${namespace}/${c.req.param('name')} not found`);
-    return c.json(renderClaim(row, await names(c.var.deps)));
+    return c.json(renderClaim(row, await names(c.var.deps, [row])));
   })
   .delete('/namespaces/:ns/persistentvolumeclaims/:name', async (c) => {
     // Kubernetes' protection: the claim goes once no pod uses it; then Retain keeps the data on the
@@ -84,6 +90,6 @@ export const claimRoutes = new Hono<AppEnv>()
       kind: 'Status',
       status: 'Success',
       details: { name: row.name, kind: 'persistentvolumeclaims', uid: row.id },
-      ...(now ? { message: `${renderClaim(now, await names(deps)).status.phase}` } : {}),
+      ...(now ? { message: `${renderClaim(now, await names(deps, [now])).status.phase}` } : {}),
     });
   });

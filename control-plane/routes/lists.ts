@@ -8,8 +8,8 @@ import type { AppEnv, Deps } from '../context.js';
 import { renderEvent, renderNode, renderPod, renderWorkload } from '../render.js';
 import { type ChangeRow, currentSeq, preconditionStmt, prunedThrough, readChanges, rowFromSnapshot, snapshotsOf, versionsOf } from '../store/changes.js';
 import type { Db } from '../store/db.js';
-import { listNodes } from '../store/nodes.js';
-import { type WorkloadPod, workloadPods } from '../store/pods.js';
+import { nodeNamesOf } from '../store/nodes.js';
+import { workloadPods } from '../store/pods.js';
 import { configObjects, deployments, events, nodes, pods, services, volumeClaims } from '../store/schema.js';
 import { endpointsOf } from '../store/services.js';
 import { renderClaim } from './claims.js';
@@ -81,11 +81,20 @@ function decodeContinue(token: string): [string, string] {
 /** Renders changes as watch events, their objects as the API shows them. */
 async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Array<{ type: string; object: Obj }>> {
   const now = deps.clock();
-  const kinds = new Set(rows.map((r) => r.kind));
-  const needNodes = ['Pod', 'PersistentVolumeClaim', 'Node'].some((k) => kinds.has(k));
-  const nodeRows = needNodes ? await listNodes(deps.db, true) : [];
-  const nodeById = new Map(nodeRows.map((n) => [n.id, n]));
-  const podsOf = new Map<string, WorkloadPod[]>();
+  // The nodes the batch's pods, claims and nodes name, and the pods of the batch's workloads: read
+  // by key, never every node or pod of the fleet.
+  const nodeIds: string[] = [];
+  const workloadIds: string[] = [];
+  for (const ch of rows) {
+    const keyed = ch.kind === 'Node' || ch.kind === 'Pod' || ch.kind === 'PersistentVolumeClaim' || ((ch.kind === 'Deployment' || ch.kind === 'DaemonSet') && ch.type !== 'DELETED');
+    if (!keyed) continue;
+    const o = JSON.parse(ch.object) as { id: string; node_id?: string | null };
+    if (ch.kind === 'Node') nodeIds.push(o.id);
+    else if (ch.kind === 'Deployment' || ch.kind === 'DaemonSet') workloadIds.push(o.id);
+    else if (o.node_id) nodeIds.push(o.node_id);
+  }
+  const nodeById = await nodeNamesOf(deps.db, nodeIds);
+  const workloadPodRows = await workloadPods(deps.db, { deploymentIds: workloadIds });
   const users = new Map<string, Awaited<ReturnType<typeof usersOf>>>();
   const out: Array<{ type: string; object: Obj }> = [];
   for (const ch of rows) {
@@ -94,14 +103,13 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
       case 'Deployment':
       case 'DaemonSet': {
         const d = rowFromSnapshot(deployments, ch.object);
-        if (!podsOf.has(d.namespace)) podsOf.set(d.namespace, await workloadPods(deps.db, { namespace: d.namespace }));
-        object = renderWorkload(d, ch.type === 'DELETED' ? [] : (podsOf.get(d.namespace) ?? []), now);
+        object = renderWorkload(d, ch.type === 'DELETED' ? [] : workloadPodRows, now);
         break;
       }
       case 'Pod': {
         const p = rowFromSnapshot(pods, ch.object);
         const n = p.nodeId ? nodeById.get(p.nodeId) : undefined;
-        object = renderPod(p, n ? { name: n.name, leaseExpiresAt: n.leaseExpiresAt } : undefined);
+        object = renderPod(p, n);
         break;
       }
       case 'ConfigMap':
@@ -120,7 +128,8 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
       }
       case 'PersistentVolumeClaim': {
         const r = rowFromSnapshot(volumeClaims, ch.object);
-        object = renderClaim(r, new Map(nodeRows.map((n) => [n.id, n.name])));
+        const n = r.nodeId ? nodeById.get(r.nodeId) : undefined;
+        object = renderClaim(r, new Map(n && r.nodeId ? [[r.nodeId, n.name]] : []));
         break;
       }
       case 'Node': {
@@ -132,6 +141,8 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
       default:
         object = renderEvent(rowFromSnapshot(events, ch.object));
     }
+    // The object's version is its change's: a client can write it back with that precondition.
+    if (object.metadata) (object.metadata as Record<string, unknown>).resourceVersion = String(ch.seq);
     out.push({ type: ch.type, object });
   }
   return out;

@@ -8,10 +8,9 @@ import { canSeeNamespace, requireScope } from '../auth/operator.js';
 import { readDocument } from '../body.js';
 import type { AppEnv, Deps, Principal } from '../context.js';
 import { runTick } from '../controllers/tick.js';
-import { allocatableOf } from '../core/scheduler.js';
 import { renderEvent, renderPod, renderWorkload } from '../render.js';
 import { insertEvent, listEvents } from '../store/events.js';
-import { listNodes, nodeNamesOf } from '../store/nodes.js';
+import { largestAllocatable, nodeNamesOf } from '../store/nodes.js';
 import { getPod, listPodsPage, podsByWorkload, workloadPods } from '../store/pods.js';
 import { deployments, namespaces as namespacesTable } from '../store/schema.js';
 import { applyWorkload, type DeploymentSpec, deleteDeployment, ensureNamespace, getDeployment, listDeployments, listRevisions, manifestOf, type WorkloadKind } from '../store/workloads.js';
@@ -47,17 +46,13 @@ async function checkFitsSomewhere(deps: Deps, w: Workload): Promise<void> {
   const spec = w.spec.template.spec;
   const req = podRequests(spec);
   if (req.cpu === 0 && req.memory === 0) return;
-  const nodes = await listNodes(deps.db);
-  if (nodes.length === 0) return;
-  const alloc = nodes.map((n) => {
-    const f = n.facts as { cpus?: number; memoryBytes?: number };
-    return allocatableOf({ cpus: f.cpus ?? 0, memoryBytes: f.memoryBytes ?? 0, allocatable: n.allocatable }, { cpu: deps.config.reservedCpu, memory: deps.config.reservedMemory });
-  });
+  const largest = await largestAllocatable(deps.db, { cpu: deps.config.reservedCpu, memory: deps.config.reservedMemory });
+  if (!largest) return;
   for (const [r, parse, fmt] of [
     ['cpu', parseCpu, formatCpu],
     ['memory', parseMemory, formatMemory],
   ] as const) {
-    const max = Math.max(...alloc.map((a) => a[r]));
+    const max = largest[r];
     if (req[r] <= max) continue;
     const i = Math.max(
       0,

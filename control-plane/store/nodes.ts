@@ -84,19 +84,48 @@ export async function listNodesPage(db: Db, q: PageQuery): Promise<Page<NodeRow>
   );
 }
 
-/** Name and lease expiry of the given nodes (revoked ones too), as pods show their node. */
-export async function nodeNamesOf(db: Db, ids: Iterable<string>): Promise<Map<string, { name: string; leaseExpiresAt: number }>> {
-  const out = new Map<string, { name: string; leaseExpiresAt: number }>();
+/** A node's name and liveness, as pods, claims and watch events show it. */
+export interface NodeName {
+  name: string;
+  lastSeenAt: number;
+  leaseExpiresAt: number;
+}
+
+/**
+ * Name and liveness of the given nodes (revoked ones too), read by primary key: what a page of
+ * pods or claims, or a batch of watch events, names, never every node of the fleet.
+ */
+export async function nodeNamesOf(db: Db, ids: Iterable<string>): Promise<Map<string, NodeName>> {
+  const out = new Map<string, NodeName>();
   for (const chunk of chunkRows(db, [...new Set(ids)], 1)) {
     const rows = await db
-      .select({ id: nodes.id, name: nodes.name, leaseExpiresAt: nodeLeases.leaseExpiresAt })
+      .select({ id: nodes.id, name: nodes.name, lastSeenAt: nodeLeases.lastSeenAt, leaseExpiresAt: nodeLeases.leaseExpiresAt })
       .from(nodes)
       .innerJoin(nodeLeases, eq(nodeLeases.nodeId, nodes.id))
       .where(inArray(nodes.id, chunk))
       .all();
-    for (const r of rows) out.set(r.id, { name: r.name, leaseExpiresAt: r.leaseExpiresAt });
+    for (const r of rows) out.set(r.id, { name: r.name, lastSeenAt: r.lastSeenAt, leaseExpiresAt: r.leaseExpiresAt });
   }
   return out;
+}
+
+/**
+ * The most CPU (millicores) and memory (bytes) any live node can allocate, in one aggregate: the
+ * same rule as `allocatableOf` (the operator's override, else the reported capacity less the
+ * reserve), evaluated by SQLite over the nodes table instead of reading every node. Undefined
+ * while no node is enrolled.
+ */
+export async function largestAllocatable(db: Db, reserve: { cpu: number; memory: number }): Promise<{ cpu: number; memory: number } | undefined> {
+  const row = await db
+    .select({
+      n: sql<number>`COUNT(*)`,
+      cpu: sql<number>`MAX(COALESCE(json_extract(${nodes.allocatable}, '$.cpu'), MAX(0, COALESCE(json_extract(${nodes.facts}, '$.cpus'), 0) * 1000 - ${reserve.cpu})))`,
+      memory: sql<number>`MAX(COALESCE(json_extract(${nodes.allocatable}, '$.memory'), MAX(0, COALESCE(json_extract(${nodes.facts}, '$.memoryBytes'), 0) - ${reserve.memory})))`,
+    })
+    .from(nodes)
+    .where(isNull(nodes.revokedAt))
+    .get();
+  return row && row.n > 0 ? { cpu: Number(row.cpu), memory: Number(row.memory) } : undefined;
 }
 
 /** A live node by name. */

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneChanges } from '../../control-plane/store/changes.js';
 import { newMasterKey, parseMasterKey, SecretBox } from '../../shared/secretbox.js';
@@ -301,6 +302,35 @@ describe.each([
     // A label selector still pages (filtered, then paged).
     const sel = await walk<Pod>(`/v1/namespaces/pg-a/pods?labelSelector=${encodeURIComponent('app=web')}`, 5);
     expect(sel.seen.map((p) => p.metadata.name)).toEqual([...all].sort());
+  });
+
+  it('a watch event shows its object as a GET does: pods with their node, a workload with its counts, a node with its conditions', async () => {
+    // Runs after the paging test: its five nodes and two workloads exist.
+    const rv = (await json<List>(cp.req('GET', '/v1/nodes'))).metadata.resourceVersion;
+    await json(cp.req('PATCH', '/v1/nodes/pg-node-1', { labels: { watched: 'yes' } }));
+    await json(cp.req('PUT', '/v1/namespaces/pg-a/deployments/web', deploymentManifest('web', { replicas: 8 })));
+    await cp.settle();
+    // The agents report every pod Running and Ready (a trigger logs each as a change).
+    await t.db.run(sql`UPDATE pods SET phase = 'Running', ready = 1, ready_since = ${cp.now()} WHERE namespace = 'pg-a' AND desired = 'run' AND node_id IS NOT NULL`);
+    const latest = async (path: string) => {
+      const w = await json<Watch>(cp.req('GET', `${path}?watch=1&resourceVersion=${rv}&timeoutSeconds=0`));
+      const last = new Map<string, Obj>();
+      for (const e of w.items) if (e.type !== 'DELETED') last.set(e.object.metadata.name, e.object);
+      return last;
+    };
+    const pods = await latest('/v1/namespaces/pg-a/pods');
+    expect(pods.size).toBe(8);
+    for (const [name, o] of pods) {
+      expect((o as Obj & { spec: { nodeName?: string } }).spec.nodeName, name).toMatch(/^pg-node-\d$/);
+      expect(o, name).toEqual(await json(cp.req('GET', `/v1/namespaces/pg-a/pods/${name}`)));
+    }
+    const web = (await latest('/v1/namespaces/pg-a/deployments')).get('web') as Obj & { status: { readyReplicas?: number } };
+    expect(web.status.readyReplicas).toBe(8);
+    expect(web).toEqual(await json(cp.req('GET', '/v1/namespaces/pg-a/deployments/web')));
+    const node = (await latest('/v1/nodes')).get('pg-node-1') as Obj & { status: { conditions: Array<{ type: string; status: string }> } };
+    expect(node.metadata.labels).toMatchObject({ watched: 'yes' });
+    expect(node.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(node).toEqual(await json(cp.req('GET', '/v1/nodes/pg-node-1')));
   });
 });
 

@@ -3,12 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromEnv, silentLogger } from '../../control-plane/config.js';
 import type { Deps } from '../../control-plane/context.js';
 import { hasWork, runTick, workReasons } from '../../control-plane/controllers/tick.js';
+import { allocatableOf } from '../../control-plane/core/scheduler.js';
 import { Keyring } from '../../control-plane/keys.js';
 import { applyClaim, claimVolumeName, getClaim, requestClaimDeletion, volumeDeletesOf, volumesRemoved } from '../../control-plane/store/claims.js';
 import { applyConfig, deleteConfig, sealedKids, valuesOf } from '../../control-plane/store/config.js';
 import { listEvents } from '../../control-plane/store/events.js';
 import { ensureCluster } from '../../control-plane/store/meta.js';
-import { enrollNode, listNodes, patchNode } from '../../control-plane/store/nodes.js';
+import { enrollNode, largestAllocatable, listNodes, patchNode } from '../../control-plane/store/nodes.js';
 import { listPods, prefetchImagesOf } from '../../control-plane/store/pods.js';
 import { applyService, deleteService, endpointsOf, servicesForNode } from '../../control-plane/store/services.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
@@ -125,6 +126,27 @@ describe.each([
     await deleteDeployment(t.db, (await getDeployment(t.db, 'default', 'many'))!, now, 'test');
     await runTick(deps);
   }, 180_000); // 2,000 pods through D1 in workerd: ~15 s alone, several times that on a loaded 2-core CI machine
+
+  it("the largest allocatable (apply's could-it-ever-fit check) follows the scheduler's rule: override, else capacity less the reserve", async () => {
+    const reserve = { cpu: deps.config.reservedCpu, memory: deps.config.reservedMemory };
+    const byRule = (rows: Awaited<ReturnType<typeof listNodes>>) => {
+      const a = rows.map((n) => allocatableOf({ ...(n.facts as { cpus: number; memoryBytes: number }), allocatable: n.allocatable }, reserve));
+      return { cpu: Math.max(...a.map((x) => x.cpu)), memory: Math.max(...a.map((x) => x.memory)) };
+    };
+    const live = await listNodes(t.db);
+    expect(live.length).toBeGreaterThan(1);
+    expect(await largestAllocatable(t.db, reserve)).toEqual(byRule(live));
+    expect(await largestAllocatable(t.db, { cpu: 0, memory: 0 })).toEqual({ cpu: FACTS.cpus * 1000, memory: FACTS.memoryBytes });
+    const [n1] = live.sort((a, b) => (a.name < b.name ? -1 : 1));
+    // A CPU-only override: memory still comes from the reported capacity.
+    await patchNode(t.db, n1!, { allocatable: { cpu: 64_000 } }, now, 'test');
+    expect(await largestAllocatable(t.db, reserve)).toEqual({ cpu: 64_000, memory: byRule(live).memory });
+    await patchNode(t.db, n1!, { allocatable: { cpu: 100, memory: 2 ** 40 } }, now, 'test');
+    expect(await largestAllocatable(t.db, reserve)).toEqual(byRule(await listNodes(t.db)));
+    expect((await largestAllocatable(t.db, reserve))?.memory).toBe(2 ** 40);
+    await patchNode(t.db, n1!, { allocatable: n1!.allocatable }, now, 'test');
+    expect(await largestAllocatable(t.db, reserve)).toEqual(byRule(live));
+  });
 
   it('a DaemonSet follows node labels: the idle check sees a label change, and the pods follow', async () => {
     const [n1, n2] = (await listNodes(t.db)).sort((a, b) => (a.name < b.name ? -1 : 1));
