@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromEnv } from '../control-plane/config.js';
 import { workReasons } from '../control-plane/controllers/tick.js';
+import { allocatableOf } from '../control-plane/core/scheduler.js';
 import { openLibsql } from '../control-plane/store/libsql.js';
+import { largestAllocatable, listNodes } from '../control-plane/store/nodes.js';
 import { enrollHollow, type Hollow, runningReport } from './hollow.js';
 import { freePortSync } from './ports.js';
 import { startServe } from './procs.js';
@@ -11,8 +13,8 @@ import { startServe } from './procs.js';
 // Operator reads at fleet size, one request at a time (no load): `npm run bench:lists` (N=2500 by
 // default). A Node control plane (embedded libSQL, pinned to core 0 when possible) with N simulated
 // nodes enrolled over the real protocol and a Deployment of N pods, each reported Running and Ready
-// once by its node; then 25 requests of each operator read (pages followed with `continue`), median
-// and p90, and 25 runs of the controllers' idle check on the same database (KEEP=1 keeps the data
+// once by its node; then 25 requests of each operator read (pages followed with `continue`; watches
+// from before the enrollments and before the status reports), median and p90, and 25 runs of the controllers' idle check on the same database (KEEP=1 keeps the data
 // directory for a closer look: EXPLAIN QUERY PLAN and the like). A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
 
 const N = Number(process.env.N ?? 2500);
@@ -39,6 +41,7 @@ async function pool<T>(xs: T[], k: number, f: (x: T) => Promise<void>): Promise<
 }
 
 try {
+  const rvStart = (await api('GET', '/v1/nodes?limit=1')).metadata.resourceVersion as string;
   const { token } = await api('POST', '/v1/enrollment-tokens', { uses: N, ttl: '2h' });
   const hollows: Hollow[] = [];
   await pool([...Array(N).keys()], 20, async (i) => {
@@ -56,6 +59,7 @@ try {
     if (pods.length === N && pods.every((p) => p.spec.nodeName)) break;
     await new Promise((r) => setTimeout(r, 1000));
   }
+  const rvPlaced = (await api('GET', '/v1/pods?limit=1')).metadata.resourceVersion as string;
   // Each node reports its pod Running and Ready once (so pods carry statuses, as in a real fleet).
   await pool(hollows, 20, async (h) => {
     const auth = `Bearer ${await h.jwt()}`;
@@ -66,18 +70,33 @@ try {
   });
   await new Promise((r) => setTimeout(r, 5000));
   console.log(`${N} nodes, ${N} pods; one request at a time, 25 each:`);
-  for (const path of ['/v1/nodes?limit=100', '/v1/namespaces/default/pods?limit=100', '/v1/pods?limit=100', '/v1/namespaces/default/deployments/fleet', '/v1/nodes', '/v1/namespaces/default/pods']) {
+  // Watches from before the enrollments and from before the status reports: batches of 500 changes
+  // (nodes, pods with their node names, the Deployment with its counts).
+  const watch = (list: string, rv: string) => `${list}?watch=1&resourceVersion=${rv}&timeoutSeconds=0`;
+  for (const path of [
+    '/v1/nodes?limit=100',
+    '/v1/namespaces/default/pods?limit=100',
+    '/v1/pods?limit=100',
+    '/v1/namespaces/default/deployments/fleet',
+    '/v1/nodes',
+    '/v1/namespaces/default/pods',
+    watch('/v1/nodes', rvStart),
+    watch('/v1/namespaces/default/pods', rvPlaced),
+    watch('/v1/namespaces/default/deployments', rvStart),
+  ]) {
     const ms: number[] = [];
     let cont = '';
+    let items = 0;
     for (let i = 0; i < 25; i++) {
       const t0 = performance.now();
       const r = await fetch(base + path + (cont ? `&continue=${cont}` : ''), { headers });
-      const body = (await r.json()) as { metadata?: { continue?: string } };
+      const body = (await r.json()) as { metadata?: { continue?: string }; items?: unknown[] };
+      items = body.items?.length ?? 1;
       ms.push(performance.now() - t0);
       cont = path.includes('limit=') && i % 5 !== 4 ? (body.metadata?.continue ?? '') : ''; // five pages, then from the start
     }
     ms.sort((a, b) => a - b);
-    console.log(`  ${path.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms`);
+    console.log(`  ${path.replace(/resourceVersion=\d+/, 'resourceVersion=N').padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms; ${items} items`);
   }
   // The controllers' idle check (one query per tick, on every instance; it blocks the event loop
   // while it runs), here from this process on the same database file.
@@ -93,6 +112,25 @@ try {
     }
     ms.sort((a, b) => a - b);
     console.log(`  ${'controller idle check (workReasons)'.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms; work: [${work.join(', ')}]`);
+    // Apply's could-it-ever-fit check: every node read and the rule applied in JS (until 2026-11-26)
+    // against the one aggregate that replaced it.
+    const reserve = { cpu: config.reservedCpu, memory: config.reservedMemory };
+    const timed = async (label: string, f: () => Promise<unknown>) => {
+      const t: number[] = [];
+      let out: unknown;
+      for (let i = 0; i < 25; i++) {
+        const t0 = performance.now();
+        out = await f();
+        t.push(performance.now() - t0);
+      }
+      t.sort((a, b) => a - b);
+      console.log(`  ${label.padEnd(44)} median ${(t[12] as number).toFixed(1)} ms, p90 ${(t[22] as number).toFixed(1)} ms; ${JSON.stringify(out)}`);
+    };
+    await timed('fit check: every node, rule in JS', async () => {
+      const a = (await listNodes(db)).map((n) => allocatableOf({ ...(n.facts as { cpus: number; memoryBytes: number }), allocatable: n.allocatable }, reserve));
+      return { cpu: Math.max(...a.map((x) => x.cpu)), memory: Math.max(...a.map((x) => x.memory)) };
+    });
+    await timed('fit check: largestAllocatable (SQL)', () => largestAllocatable(db, reserve));
   } finally {
     await close();
   }

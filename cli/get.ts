@@ -192,16 +192,18 @@ export async function get(t: Target, kind: string, name: string | undefined, o: 
 async function watchPrint(t: Target, kind: string, name: string | undefined, o: GetOptions, rv: string | undefined, timeoutMs: number | undefined, headerShown: boolean): Promise<number> {
   const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
   let shown = headerShown;
-  let version = rv ?? '0';
+  // Without a version (an object that had none), the watch starts from now.
+  let version = rv;
   while (Date.now() < deadline) {
-    const q = new URLSearchParams({ watch: '1', resourceVersion: version, timeoutSeconds: String(Math.max(1, Math.min(30, Math.ceil((deadline - Date.now()) / 1000)))) });
+    const q = new URLSearchParams({ watch: '1', timeoutSeconds: String(Math.max(1, Math.min(30, Math.ceil((deadline - Date.now()) / 1000)))) });
+    if (version !== undefined) q.set('resourceVersion', version);
     if (o.selector) q.set('labelSelector', o.selector);
     let r: Awaited<ReturnType<typeof call<{ items: Array<{ type: string; object: Obj }>; metadata: { resourceVersion: string } }>>>;
     try {
       r = await call(t, 'GET', `${pathOf(kind, { ...o, all: o.all && kind !== 'events' })}?${q}`);
     } catch (e) {
       if (e instanceof CliError && /410|older than the change history/.test(e.message)) {
-        version = (await fetchList(t, kind, o)).resourceVersion ?? '0';
+        version = (await fetchList(t, kind, o)).resourceVersion;
         continue;
       }
       throw e;

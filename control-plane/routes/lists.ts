@@ -160,7 +160,8 @@ async function watch(c: Parameters<MiddlewareHandler<AppEnv>>[0], kinds: readonl
   const timeout = intParam(q.timeoutSeconds, 'timeoutSeconds', 0, MAX_WATCH_SECONDS) ?? 30;
   const from = q.resourceVersion;
   let after: number;
-  if (from === undefined || from === '' || from === '0') after = await currentSeq(deps.db);
+  // No version: from now. "0" is what a list of an empty change log says: from its start.
+  if (from === undefined || from === '') after = await currentSeq(deps.db);
   else if (/^\d+$/.test(from)) after = Number(from);
   else throw invalid(`resourceVersion must be a version from a list or watch of this API: "${from}"`, [{ path: 'resourceVersion', message: 'not a resourceVersion' }]);
   const pruned = await prunedThrough(deps.db);

@@ -33,6 +33,16 @@ describe.each([
   };
   const put = (o: ReturnType<typeof configMap>, ns = 'default') => cp.req('PUT', `/v1/namespaces/${ns}/configmaps/${o.metadata.name}`, o);
 
+  it('a list of a new cluster says resourceVersion 0, and a watch from there sees the first changes', async () => {
+    const empty = await json<List>(cp.req('GET', '/v1/namespaces/first/configmaps'));
+    expect(empty.metadata.resourceVersion).toBe('0');
+    await json(put(configMap('first', '1'), 'first'), 201);
+    const w = await json<Watch>(cp.req('GET', `/v1/namespaces/first/configmaps?watch=1&resourceVersion=${empty.metadata.resourceVersion}&timeoutSeconds=0`));
+    expect(w.items.map((e) => [e.type, e.object.metadata.name])).toEqual([['ADDED', 'first']]);
+    // Without a version, a watch starts from now.
+    expect((await json<Watch>(cp.req('GET', '/v1/namespaces/first/configmaps?watch=1&timeoutSeconds=0'))).items).toEqual([]);
+  });
+
   it('filters any list by label selector, and refuses a bad selector with its path', async () => {
     for (const [name, labels] of [
       ['sel-a', { app: 'web', tier: 'front' }],
