@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { startServe } from './procs.js';
 // from before the enrollments and before the status reports), median and p90, and 25 runs of the controllers' idle check on the same database (KEEP=1 keeps the data
 // directory for a closer look: EXPLAIN QUERY PLAN and the like). A diagnostic for bench/FINDINGS.md, not part of `npm run bench`.
 
+execFileSync('npm', ['run', 'build', '--silent'], { stdio: 'inherit' }); // the server runs from dist/, as in `npm run bench`
 const N = Number(process.env.N ?? 2500);
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-lists-'));
 const port = freePortSync();

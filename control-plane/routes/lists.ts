@@ -94,7 +94,7 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
     else if (o.node_id) nodeIds.push(o.node_id);
   }
   const nodeById = await nodeNamesOf(deps.db, nodeIds);
-  const workloadPodRows = await workloadPods(deps.db, { deploymentIds: workloadIds });
+  const workloadPodRows = await workloadPods(deps.db, { deploymentIds: [...new Set(workloadIds)] });
   const users = new Map<string, Awaited<ReturnType<typeof usersOf>>>();
   const out: Array<{ type: string; object: Obj }> = [];
   for (const ch of rows) {
