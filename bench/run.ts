@@ -162,6 +162,7 @@ for (const name of selected) {
         ratio: r.ratio.toFixed(3),
         goal: '<= 0.1',
         'D1 statements/heartbeat': r.statementsPerHeartbeat.toFixed(2),
+        'floor ms (hello / +D1)': r.floor ? `${r.floor.helloCpuMsPerRequest.toFixed(2)} / ${r.floor.d1CpuMsPerRequest.toFixed(2)}` : '-',
       },
     ]);
   } else if (name === 'proxy') {
@@ -386,6 +387,13 @@ function renderDocs(s: Stored): string {
       `| CPU per agent request | ${r.cpuMsPerRequest.toFixed(2)} ms (${r.heartbeats} heartbeats, ${r.renewals} of them renewing leases, ${r.polls} polls) | Workers' free-plan CPU limit: 10 ms per request | **${r.ratio.toFixed(3)}** | <= 0.1 (${r.ratio <= 0.1 ? 'met' : 'not met'}) |`,
       `| D1 statements per heartbeat cycle | ${r.statementsPerHeartbeat.toFixed(2)} (writes ${r.writesPerHeartbeat.toFixed(2)}; batches ${r.batchesPerHeartbeat.toFixed(2)}) | | | |`,
       `| agent request latency p50 / p99; failed requests | ${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} ms; ${r.errors ?? 0} | | | |`,
+      ...(r.floor
+        ? [
+            `| floor: workerd CPU per request for a Worker that only answers (same wrangler dev, agents, cadence, headers) | ${r.floor.helloCpuMsPerRequest.toFixed(2)} ms | | | |`,
+            `| floor with ${r.floor.d1StatementsPerCycle} trivial D1 statement(s) per cycle (\`SELECT ?\`) | ${r.floor.d1CpuMsPerRequest.toFixed(2)} ms | | | |`,
+            `| Flotilla's own share: CPU per request less the floor with D1 (its JavaScript and its queries' SQLite work) | ${Math.max(0, r.cpuMsPerRequest - r.floor.d1CpuMsPerRequest).toFixed(2)} ms | 10 ms | ${(Math.max(0, r.cpuMsPerRequest - r.floor.d1CpuMsPerRequest) / 10).toFixed(3)} | (an estimate: see the findings) |`,
+          ]
+        : []),
       '',
     );
   }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enrollHollow, type Hollow, metric } from './hollow.js';
@@ -38,7 +38,24 @@ export interface WorkerResult {
   p99: number;
   /** Agent requests that failed in the window (logged with their status). */
   errors: number;
+  /**
+   * The same requests at the same cadence to a Worker that only answers (`hello`), and to one that
+   * also runs as many trivial D1 statements per cycle as Flotilla did (`d1`), under the same
+   * `wrangler dev`: workerd CPU per request that is the runtime's, wrangler dev's and local D1's own.
+   */
+  floor?: { helloCpuMsPerRequest: number; d1CpuMsPerRequest: number; d1StatementsPerCycle: number };
 }
+
+/** The floor Workers: one answers every request; with `?d1=K` it first runs K trivial D1 statements. */
+const FLOOR_WORKER = `export default {
+  async fetch(request, env) {
+    const k = Number(new URL(request.url).searchParams.get('d1') ?? 0);
+    for (let i = 0; i < k; i++) await env.DB.prepare('SELECT ?1 AS v').bind(i).first();
+    if (request.method === 'POST') await request.text();
+    return Response.json({ nextHeartbeatMs: 5000, leases: {} });
+  },
+};
+`;
 
 /** CPU time (ms) of workerd processes under `root`. */
 function workerdCpuMs(root: number): number {
@@ -70,6 +87,56 @@ function workerdCpuMs(root: number): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * workerd CPU (ms) per request of `agents` loops, each a POST then a GET every 5 s (the agents'
+ * cadence) for `seconds`, against the floor Worker under `wrangler dev` (`d1` trivial statements
+ * in each POST), minus workerd's idle CPU over a window of the same length.
+ */
+async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number, headers: Record<string, string>, body: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-floor-'));
+  writeFileSync(join(dir, 'floor.mjs'), FLOOR_WORKER);
+  writeFileSync(
+    join(dir, 'wrangler.toml'),
+    `name = "floor"\nmain = "floor.mjs"\ncompatibility_date = "2025-09-01"\n\n[[d1_databases]]\nbinding = "DB"\ndatabase_name = "floor"\ndatabase_id = "00000000-0000-0000-0000-000000000001"\n`,
+  );
+  const port = freePortSync();
+  const wrangler = join(process.cwd(), 'node_modules', '.bin', 'wrangler');
+  const proc = startCliProc([], { CI: 'true' }, [wrangler, 'dev', '--config', join(dir, 'wrangler.toml'), '--ip', '127.0.0.1', '--port', String(port), '--persist-to', join(dir, 'state')]);
+  const client = new Client(port, 16);
+  try {
+    await until('wrangler dev (floor Worker) to answer', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 120_000, 500);
+    const cycle = async () => {
+      await client.fetch({ method: 'POST', path: `/v1/agent/heartbeat?d1=${d1}`, headers, body });
+      await client.fetch({ method: 'GET', path: '/v1/agent/desired', headers });
+    };
+    for (let i = 0; i < agents; i++) await cycle(); // warm up
+    await sleep(2000);
+    const pid = proc.child.pid as number;
+    const idle0 = workerdCpuMs(pid);
+    await sleep(5000);
+    const idleCpuMs = ((workerdCpuMs(pid) - idle0) / 5000) * seconds * 1000;
+    const cpu0 = workerdCpuMs(pid);
+    let requests = 0;
+    const end = Date.now() + seconds * 1000;
+    await Promise.all(
+      Array.from({ length: agents }, async (_, i) => {
+        await sleep((i / agents) * 5000);
+        while (Date.now() < end) {
+          const t0 = Date.now();
+          await cycle();
+          requests += 2;
+          await sleep(Math.max(0, 5000 - (Date.now() - t0)));
+        }
+      }),
+    );
+    return Math.max(0, workerdCpuMs(pid) - cpu0 - idleCpuMs) / requests;
+  } finally {
+    client.close();
+    await proc.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function benchWorker(o: WorkerOptions, log: (s: string) => void): Promise<WorkerResult> {
   const state = mkdtempSync(join(tmpdir(), 'flotilla-bench-worker-'));
   const wrangler = join('node_modules', '.bin', 'wrangler');
@@ -80,6 +147,7 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
   const vars = [`FLOTILLA_BOOTSTRAP_TOKEN:${admin}`, 'FLOTILLA_ENROLL_RATE:100000', 'FLOTILLA_ENROLL_BURST:100000', 'FLOTILLA_LOG_LEVEL:warn'];
   const proc = startCliProc([], env, [wrangler, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--persist-to', state, ...vars.flatMap((v) => ['--var', v])]);
   const client = new Client(port, 16);
+  let sample: { headers: Record<string, string>; result: WorkerResult };
   try {
     await until('wrangler dev to serve /healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 120_000, 500);
     const h = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
@@ -175,10 +243,18 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
     log(
       `  ${counts.hb} heartbeats (${counts.renewals} renewed leases) + ${counts.polls} polls in ${o.seconds} s: workerd CPU ${Math.round(cpuMs)} ms beyond idle (${Math.round(idleCpuMs)} ms idle) = ${result.cpuMsPerRequest.toFixed(2)} ms per request; D1 statements per heartbeat cycle ${result.statementsPerHeartbeat.toFixed(2)} (writes ${result.writesPerHeartbeat.toFixed(2)}, batches ${result.batchesPerHeartbeat.toFixed(2)}); p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms`,
     );
-    return result;
+    sample = { headers: { authorization: `Bearer ${await (agents[0] as Hollow).jwt()}`, 'content-type': 'application/json' }, result };
   } finally {
     client.close();
     await proc.stop();
     rmSync(state, { recursive: true, force: true });
   }
+  // The floor, with Flotilla's wrangler dev stopped: the same agents, cadence, window and headers.
+  const { headers, result } = sample;
+  const d1 = Math.round(result.statementsPerHeartbeat);
+  const hello = await floorCpuMsPerRequest(o.agents, o.seconds, 0, headers, '{}');
+  const withD1 = await floorCpuMsPerRequest(o.agents, o.seconds, d1, headers, '{}');
+  result.floor = { helloCpuMsPerRequest: hello, d1CpuMsPerRequest: withD1, d1StatementsPerCycle: d1 };
+  log(`  floor under the same wrangler dev: ${hello.toFixed(2)} ms per request answering only; ${withD1.toFixed(2)} ms with ${d1} trivial D1 statements per cycle`);
+  return result;
 }

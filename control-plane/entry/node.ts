@@ -99,6 +99,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     authToken: opts.databaseAuthToken,
     metrics,
     sync,
+    statementCache: env.FLOTILLA_DB_STATEMENT_CACHE !== 'off',
   });
   await migrateLibsql(db, migrationsDir());
   const now = Date.now();

@@ -14,6 +14,8 @@ export type SyncMode = 'full' | 'normal';
 /** Prepared statements kept per connection (distinct SQL texts; drizzle's are few but `IN` lists vary). */
 const STATEMENT_CACHE = 512;
 
+const DDL = /^\s*(?:CREATE|ALTER|DROP)\b/i;
+
 interface NativeDatabase {
   prepare(sql: string): unknown;
 }
@@ -27,7 +29,9 @@ let cachingStatements = false;
  * `prepare` keeps the last STATEMENT_CACHE statements per connection by SQL text (least recently
  * used out). Reuse is safe because the client runs each statement to completion synchronously
  * (bind, step, reset) before it returns, and SQLite re-prepares a statement whose schema changed.
- * The class is taken from where @libsql/client loads it, so it is the same module instance.
+ * The class is taken from where @libsql/client loads it, so it is the same module instance. Once
+ * on, it is on for every embedded database of the process (`FLOTILLA_DB_STATEMENT_CACHE=off` keeps
+ * it off, to compare or to rule it out).
  */
 function cachePreparedStatements(): void {
   if (cachingStatements) return;
@@ -38,7 +42,15 @@ function cachePreparedStatements(): void {
   const caches = new WeakMap<object, Map<string, unknown>>();
   Database.prototype.prepare = function (this: NativeDatabase, sql: string) {
     let cache = caches.get(this);
-    if (!cache) caches.set(this, (cache = new Map()));
+    if (!cache) {
+      cache = new Map();
+      caches.set(this, cache);
+    }
+    // A schema change (migrations) drops the connection's statements: SQLite re-prepares a stale one
+    // when it steps, but the client reads its column names before that (a `SELECT *` would keep the
+    // old list). Flotilla's queries name their columns, so another process's migration cannot
+    // change what they return.
+    if (DDL.test(sql)) cache.clear();
     let stmt = cache.get(sql);
     if (stmt !== undefined) {
       cache.delete(sql); // most recently used goes last
@@ -56,10 +68,10 @@ function cachePreparedStatements(): void {
  * Files run in WAL mode: a commit appends to the log (one fsync with `full`) instead of rewriting a
  * rollback journal, which matters because libSQL's native calls block the event loop while they sync.
  */
-export async function openLibsql(url: string, o: { authToken?: string; metrics?: Metrics; sync?: SyncMode } = {}): Promise<{ db: Db; close: () => Promise<void> }> {
+export async function openLibsql(url: string, o: { authToken?: string; metrics?: Metrics; sync?: SyncMode; statementCache?: boolean } = {}): Promise<{ db: Db; close: () => Promise<void> }> {
   const file = url.startsWith('file:');
   if (file) mkdirSync(dirname(url.slice('file:'.length)) || '.', { recursive: true });
-  if (file) cachePreparedStatements();
+  if (file && o.statementCache !== false) cachePreparedStatements();
   const client = createClient({ url, authToken: o.authToken });
   if (file) {
     await client.execute('PRAGMA journal_mode = WAL');
