@@ -24,8 +24,8 @@ let cachingStatements = false;
 
 /**
  * Makes the embedded client reuse prepared statements. @libsql/client's file client prepares every
- * statement on every call (parse and plan: most of a simple query's cost, and a quarter of the
- * control plane's CPU at fleet scale); its connections are `libsql` Database objects, so their
+ * statement on every call (parse and plan: most of a simple query's cost; a primary-key select
+ * through drizzle took 119 µs, 67 µs reusing it); its connections are `libsql` Database objects, so their
  * `prepare` keeps the last STATEMENT_CACHE statements per connection by SQL text (least recently
  * used out). Reuse is safe because the client runs each statement to completion synchronously
  * (bind, step, reset) before it returns, and SQLite re-prepares a statement whose schema changed.
@@ -50,7 +50,10 @@ function cachePreparedStatements(): void {
     // when it steps, but the client reads its column names before that (a `SELECT *` would keep the
     // old list). Flotilla's queries name their columns, so another process's migration cannot
     // change what they return.
-    if (DDL.test(sql)) cache.clear();
+    if (DDL.test(sql)) {
+      cache.clear();
+      return prepare.call(this, sql);
+    }
     let stmt = cache.get(sql);
     if (stmt !== undefined) {
       cache.delete(sql); // most recently used goes last
