@@ -129,7 +129,9 @@ export const adminRoutes = new Hono<AppEnv>()
     requireScope(c.var.principal, 'read');
     const { db, clock, config } = c.var.deps;
     const page = c.get('listPage');
-    const [{ rows, remaining }, count] = await Promise.all([listNodesPage(db, page ?? {}), podCountsByNode(db)]);
+    const { rows, remaining } = await listNodesPage(db, page ?? {});
+    // A page counts its own nodes' pods (by the node index); the whole list counts all in one pass.
+    const count = await podCountsByNode(db, page?.limit ? rows.map((n) => n.id) : undefined);
     const last = rows.at(-1);
     if (page) c.set('listPaged', { last: last ? ['', last.name] : undefined, remaining });
     const now = clock();

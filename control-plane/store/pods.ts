@@ -198,14 +198,19 @@ export async function rolloutPodCounts(db: Db, deploymentIds: readonly string[],
   return out;
 }
 
-/** Pods to run per node (`desired = run`), counted in SQL. */
-export async function podCountsByNode(db: Db): Promise<Map<string, number>> {
-  const rows = await db
-    .select({ nodeId: pods.nodeId, n: sql<number>`COUNT(*)` })
-    .from(pods)
-    .where(and(eq(pods.desired, 'run'), sql`${pods.nodeId} IS NOT NULL`))
-    .groupBy(pods.nodeId)
-    .all();
+/**
+ * Pods to run per node (`desired = run`), counted in SQL: of the given nodes (a page of the node
+ * list: by the node index), or of every node.
+ */
+export async function podCountsByNode(db: Db, nodeIds?: readonly string[]): Promise<Map<string, number>> {
+  const count = (where: SQL | undefined) =>
+    db
+      .select({ nodeId: pods.nodeId, n: sql<number>`COUNT(*)` })
+      .from(pods)
+      .where(and(eq(pods.desired, 'run'), where))
+      .groupBy(pods.nodeId)
+      .all();
+  const rows = nodeIds ? (await Promise.all(chunkRows(db, [...nodeIds], 1, 1).map((ids) => count(inArray(pods.nodeId, ids))))).flat() : await count(sql`${pods.nodeId} IS NOT NULL`);
   return new Map(rows.map((r) => [r.nodeId as string, Number(r.n)]));
 }
 
