@@ -12,7 +12,9 @@ import { procSample, startCliProc, until } from './procs.js';
 // its ETag after each heartbeat, as agents do against a Worker (no long-poll there). Measured: the
 // CPU time workerd spends per agent request (from /proc, idle time of the same length subtracted)
 // against the 10 ms CPU a request may use on Workers' free plan, and D1 statements per heartbeat
-// (counted by the Worker itself, `flotilla_db_statements_total`).
+// (counted by the Worker itself, `flotilla_db_statements_total`). Then the floor, in the same run:
+// the same requests to a Worker that only answers, and to one that also runs as many trivial D1
+// statements, under the same `wrangler dev` (workerd's CPU that is not Flotilla's).
 
 export interface WorkerOptions {
   agents: number;
