@@ -32,6 +32,19 @@ const api = async (method: string, path: string, body?: unknown): Promise<any> =
   if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${await r.text()}`);
   return r.json();
 };
+/** Runs `f` 25 times, one at a time, and prints the median and p90 with what its last run said. */
+async function timed(label: string, f: (i: number) => Promise<string>): Promise<void> {
+  const ms: number[] = [];
+  let said = '';
+  for (let i = 0; i < 25; i++) {
+    const t0 = performance.now();
+    said = await f(i);
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  console.log(`  ${label.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms; ${said}`);
+}
+
 /** Runs `f` over `xs`, `k` at a time. */
 async function pool<T>(xs: T[], k: number, f: (x: T) => Promise<void>): Promise<void> {
   let i = 0;
@@ -86,53 +99,27 @@ try {
     watch('/v1/namespaces/default/pods', rvPlaced),
     watch('/v1/namespaces/default/deployments', rvStart),
   ]) {
-    const ms: number[] = [];
     let cont = '';
-    let items = 0;
-    for (let i = 0; i < 25; i++) {
-      const t0 = performance.now();
-      const r = await fetch(base + path + (cont ? `&continue=${cont}` : ''), { headers });
-      const body = (await r.json()) as { metadata?: { continue?: string }; items?: unknown[] };
-      items = body.items?.length ?? 1;
-      ms.push(performance.now() - t0);
+    await timed(path.replace(/resourceVersion=\d+/, 'resourceVersion=N'), async (i) => {
+      const body = (await (await fetch(base + path + (cont ? `&continue=${cont}` : ''), { headers })).json()) as { metadata?: { continue?: string }; items?: unknown[] };
       cont = path.includes('limit=') && i % 5 !== 4 ? (body.metadata?.continue ?? '') : ''; // five pages, then from the start
-    }
-    ms.sort((a, b) => a - b);
-    console.log(`  ${path.replace(/resourceVersion=\d+/, 'resourceVersion=N').padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms; ${items} items`);
+      return `${body.items?.length ?? 1} items`;
+    });
   }
   // The controllers' idle check (one query per tick, on every instance; it blocks the event loop
   // while it runs), here from this process on the same database file.
   const config = configFromEnv({ FLOTILLA_LEASE_TTL: '3600s' });
   const { db, close } = await openLibsql(`file:${join(dir, 'flotilla.db')}`);
   try {
-    const ms: number[] = [];
-    let work: string[] = [];
-    for (let i = 0; i < 25; i++) {
-      const t0 = performance.now();
-      work = await workReasons(db, Date.now(), config.clockSkewMs, config.nodeGraceMs);
-      ms.push(performance.now() - t0);
-    }
-    ms.sort((a, b) => a - b);
-    console.log(`  ${'controller idle check (workReasons)'.padEnd(44)} median ${(ms[12] as number).toFixed(1)} ms, p90 ${(ms[22] as number).toFixed(1)} ms; work: [${work.join(', ')}]`);
+    await timed('controller idle check (workReasons)', async () => `work: [${(await workReasons(db, Date.now(), config.clockSkewMs, config.nodeGraceMs)).join(', ')}]`);
     // Apply's could-it-ever-fit check: every node read and the rule applied in JS (until 2026-11-26)
     // against the one aggregate that replaced it.
     const reserve = { cpu: config.reservedCpu, memory: config.reservedMemory };
-    const timed = async (label: string, f: () => Promise<unknown>) => {
-      const t: number[] = [];
-      let out: unknown;
-      for (let i = 0; i < 25; i++) {
-        const t0 = performance.now();
-        out = await f();
-        t.push(performance.now() - t0);
-      }
-      t.sort((a, b) => a - b);
-      console.log(`  ${label.padEnd(44)} median ${(t[12] as number).toFixed(1)} ms, p90 ${(t[22] as number).toFixed(1)} ms; ${JSON.stringify(out)}`);
-    };
     await timed('fit check: every node, rule in JS', async () => {
       const a = (await listNodes(db)).map((n) => allocatableOf({ ...(n.facts as { cpus: number; memoryBytes: number }), allocatable: n.allocatable }, reserve));
-      return { cpu: Math.max(...a.map((x) => x.cpu)), memory: Math.max(...a.map((x) => x.memory)) };
+      return JSON.stringify({ cpu: Math.max(...a.map((x) => x.cpu)), memory: Math.max(...a.map((x) => x.memory)) });
     });
-    await timed('fit check: largestAllocatable (SQL)', () => largestAllocatable(db, reserve));
+    await timed('fit check: largestAllocatable (SQL)', async () => JSON.stringify(await largestAllocatable(db, reserve)));
   } finally {
     await close();
   }

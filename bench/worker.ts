@@ -94,7 +94,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * cadence) for `seconds`, against the floor Worker under `wrangler dev` (`d1` trivial statements
  * in each POST), minus workerd's idle CPU over a window of the same length.
  */
-async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number, headers: Record<string, string>, body: string): Promise<number> {
+async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number, headers: Record<string, string>): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-floor-'));
   writeFileSync(join(dir, 'floor.mjs'), FLOOR_WORKER);
   writeFileSync(
@@ -108,7 +108,7 @@ async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number,
   try {
     await until('wrangler dev (floor Worker) to answer', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 120_000, 500);
     const cycle = async () => {
-      await client.fetch({ method: 'POST', path: `/v1/agent/heartbeat?d1=${d1}`, headers, body });
+      await client.fetch({ method: 'POST', path: `/v1/agent/heartbeat?d1=${d1}`, headers, body: '{}' });
       await client.fetch({ method: 'GET', path: '/v1/agent/desired', headers });
     };
     for (let i = 0; i < agents; i++) await cycle(); // warm up
@@ -254,8 +254,8 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
   // The floor, with Flotilla's wrangler dev stopped: the same agents, cadence, window and headers.
   const { headers, result } = sample;
   const d1 = Math.round(result.statementsPerHeartbeat);
-  const hello = await floorCpuMsPerRequest(o.agents, o.seconds, 0, headers, '{}');
-  const withD1 = await floorCpuMsPerRequest(o.agents, o.seconds, d1, headers, '{}');
+  const hello = await floorCpuMsPerRequest(o.agents, o.seconds, 0, headers);
+  const withD1 = await floorCpuMsPerRequest(o.agents, o.seconds, d1, headers);
   result.floor = { helloCpuMsPerRequest: hello, d1CpuMsPerRequest: withD1, d1StatementsPerCycle: d1 };
   log(`  floor under the same wrangler dev: ${hello.toFixed(2)} ms per request answering only; ${withD1.toFixed(2)} ms with ${d1} trivial D1 statements per cycle`);
   return result;

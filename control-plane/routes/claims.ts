@@ -8,7 +8,7 @@ import { nodeNamesOf } from '../store/nodes.js';
 import { ns, who, workloadBody } from './workloads.js';
 
 /** A claim as the API shows it: the Kubernetes shape, with the node it is bound to and its reclaim policy in `status`. */
-export function renderClaim(r: ClaimRow, nodeName: ReadonlyMap<string, string>) {
+export function renderClaim(r: ClaimRow, nodes: ReadonlyMap<string, { name: string }>) {
   const phase = r.phase === 'Releasing' ? 'Releasing' : r.deletionRequestedAt !== null ? 'Terminating' : r.phase;
   return {
     apiVersion: 'v1',
@@ -26,7 +26,7 @@ export function renderClaim(r: ClaimRow, nodeName: ReadonlyMap<string, string>) 
     spec: { storageClassName: r.storageClass, accessModes: r.accessModes, resources: { requests: { storage: r.storage } }, volumeName: claimVolumeName(r.id), volumeMode: 'Filesystem' },
     status: {
       phase,
-      ...(r.nodeId ? { node: nodeName.get(r.nodeId) ?? r.nodeId, boundAt: new Date(r.boundAt ?? r.updatedAt).toISOString() } : {}),
+      ...(r.nodeId ? { node: nodes.get(r.nodeId)?.name ?? r.nodeId, boundAt: new Date(r.boundAt ?? r.updatedAt).toISOString() } : {}),
       capacity: { storage: r.storage },
       accessModes: r.accessModes,
       reclaimPolicy: r.reclaimPolicy,
@@ -35,12 +35,11 @@ export function renderClaim(r: ClaimRow, nodeName: ReadonlyMap<string, string>) 
 }
 
 /** Names of the nodes the given claims are bound to. */
-async function names(deps: Deps, claims: readonly ClaimRow[]): Promise<Map<string, string>> {
-  const found = await nodeNamesOf(
+function names(deps: Deps, claims: readonly ClaimRow[]) {
+  return nodeNamesOf(
     deps.db,
     claims.flatMap((r) => (r.nodeId ? [r.nodeId] : [])),
   );
-  return new Map([...found].map(([id, n]) => [id, n.name]));
 }
 
 export const claimRoutes = new Hono<AppEnv>()

@@ -128,8 +128,7 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
       }
       case 'PersistentVolumeClaim': {
         const r = rowFromSnapshot(volumeClaims, ch.object);
-        const n = r.nodeId ? nodeById.get(r.nodeId) : undefined;
-        object = renderClaim(r, new Map(n && r.nodeId ? [[r.nodeId, n.name]] : []));
+        object = renderClaim(r, nodeById);
         break;
       }
       case 'Node': {
