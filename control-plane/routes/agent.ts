@@ -161,11 +161,11 @@ const authed = new Hono<AppEnv>()
     const deps = c.var.deps;
     const node = c.var.node;
     const now = deps.clock();
-    // A poll that renews the leases must deliver them: it answers 200 with freshly signed leases
-    // even when nothing else changed (a 304 would renew the database but not the agent's copies).
-    const renewed = (await renewIfDue(deps, node, now)) !== null;
+    // Polls never renew: heartbeats do, and carry the renewed leases back. A poll that renewed would
+    // have to answer 200 with every pod and lease re-signed (a 304 would leave the agent's copies to
+    // run out), which at fleet scale made renewals the most common reason for a full answer.
     const tag = (v: number) => `"${v}"`;
-    const inm = renewed ? undefined : c.req.header('if-none-match');
+    const inm = c.req.header('if-none-match');
     let version = await freshDesiredVersion(deps, node);
     if (inm === tag(version) && deps.notifier && deps.config.pollWaitMs > 0) {
       // Long-poll: wait for a change to this node's desired state (woken in-process), or time out.

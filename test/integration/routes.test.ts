@@ -225,13 +225,18 @@ describe('leases', () => {
     const etag = res.headers.get('etag')!;
     const r304 = await cp.app.request('/v1/agent/desired', { headers: { authorization: `Bearer ${await n.jwt()}`, 'if-none-match': etag } });
     expect(r304.status).toBe(304);
-    // Regression: a poll that renews the leases answers 200 with them, never a 304 that would leave
-    // the agent's copies to run out while the database says they were renewed.
+    // A poll never renews (so a 304 never leaves renewed leases undelivered): past the renewal
+    // period it is still a 304 and the database keeps the old expiry; the heartbeat renews and
+    // carries the new leases.
+    const renewedAt = cp.now();
     cp.advance(cp.deps.config.renewPeriodMs * 1.25);
-    const renewed = await cp.app.request('/v1/agent/desired', { headers: { authorization: `Bearer ${await n.jwt({ iat: Math.floor(cp.now() / 1000) })}`, 'if-none-match': etag } });
-    expect(renewed.status).toBe(200);
-    const fresh = (await renewed.json()) as { pods: Array<{ lease: string }> };
-    expect(decodeJwt(fresh.pods[0]!.lease).exp).toBe((cp.now() + cp.deps.config.leaseTtlMs) / 1000);
+    const iat = Math.floor(cp.now() / 1000);
+    const unrenewed = await cp.app.request('/v1/agent/desired', { headers: { authorization: `Bearer ${await n.jwt({ iat })}`, 'if-none-match': etag } });
+    expect(unrenewed.status).toBe(304);
+    const stale = (await (await cp.app.request('/v1/agent/desired', { headers: { authorization: `Bearer ${await n.jwt({ iat })}` } })).json()) as { pods: Array<{ lease: string }> };
+    expect(decodeJwt(stale.pods[0]!.lease).exp).toBe((renewedAt + cp.deps.config.leaseTtlMs) / 1000);
+    const hb = (await (await n.agent('POST', '/v1/agent/heartbeat', undefined, {})).json()) as { leases: Record<string, string> };
+    expect(decodeJwt(hb.leases[pod.id]!).exp).toBe((cp.now() + cp.deps.config.leaseTtlMs) / 1000);
   });
 
   it('renews leases at most once per renewal period, and a heartbeat between renewals writes nothing', async () => {
