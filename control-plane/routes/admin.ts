@@ -13,7 +13,7 @@ import { renderNode } from '../render.js';
 import { resealSecrets } from '../store/config.js';
 import { listEvents } from '../store/events.js';
 import { getNodeByName, listNodesPage, type NodePatch, patchNode, revokeNode } from '../store/nodes.js';
-import { listPods, podCountsByNode } from '../store/pods.js';
+import { listPods, podCountOf, podCountsByNode } from '../store/pods.js';
 import { createApiToken, createEnrollmentToken, listApiTokens, listEnrollmentTokens, revokeApiToken, revokeEnrollmentToken } from '../store/tokens.js';
 import { secretsUnavailable } from './config.js';
 
@@ -142,7 +142,7 @@ export const adminRoutes = new Hono<AppEnv>()
     const { db, clock, config } = c.var.deps;
     const n = await getNodeByName(db, c.req.param('name'));
     if (!n) throw notFound(`node ${c.req.param('name')} not found`);
-    return c.json(renderNode(n, clock(), config));
+    return c.json(renderNode(n, clock(), config, await podCountOf(db, n.id)));
   })
   .patch('/nodes/:name', async (c) => {
     requireScope(c.var.principal, 'admin');
@@ -174,7 +174,7 @@ export const adminRoutes = new Hono<AppEnv>()
     await patchNode(deps.db, n, patch, deps.clock(), operatorName(c.var.principal));
     await runTick(deps);
     const after = await getNodeByName(deps.db, n.name);
-    return c.json(renderNode(after ?? n, deps.clock(), deps.config));
+    return c.json(renderNode(after ?? n, deps.clock(), deps.config, await podCountOf(deps.db, n.id)));
   })
   .post('/nodes/:name/:verb{cordon|uncordon|drain}', async (c) => {
     requireScope(c.var.principal, 'admin');
@@ -187,7 +187,7 @@ export const adminRoutes = new Hono<AppEnv>()
     await runTick(deps);
     const pods = (await listPods(deps.db, { nodeId: n.id })).filter((p) => !p.pinnedNode);
     const after = await getNodeByName(deps.db, n.name);
-    return c.json({ ...renderNode(after ?? n, deps.clock(), deps.config), remainingPods: pods.map((p) => `${p.namespace}/${p.name}`) });
+    return c.json({ ...renderNode(after ?? n, deps.clock(), deps.config, await podCountOf(deps.db, n.id)), remainingPods: pods.map((p) => `${p.namespace}/${p.name}`) });
   })
   .post('/nodes/:name/revoke', async (c) => {
     requireScope(c.var.principal, 'admin');

@@ -9,7 +9,7 @@ import { renderEvent, renderNode, renderPod, renderWorkload } from '../render.js
 import { type ChangeRow, currentSeq, preconditionStmt, prunedThrough, readChanges, rowFromSnapshot, snapshotsOf, versionsOf } from '../store/changes.js';
 import type { Db } from '../store/db.js';
 import { nodeNamesOf } from '../store/nodes.js';
-import { workloadPods } from '../store/pods.js';
+import { podCountsByNode, workloadPods } from '../store/pods.js';
 import { configObjects, deployments, events, nodes, pods, services, volumeClaims } from '../store/schema.js';
 import { endpointsOf } from '../store/services.js';
 import { renderClaim } from './claims.js';
@@ -85,15 +85,20 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
   // by key, never every node or pod of the fleet.
   const nodeIds: string[] = [];
   const workloadIds: string[] = [];
+  const changedNodes: string[] = [];
   for (const ch of rows) {
     const keyed = ch.kind === 'Node' || ch.kind === 'Pod' || ch.kind === 'PersistentVolumeClaim' || ((ch.kind === 'Deployment' || ch.kind === 'DaemonSet') && ch.type !== 'DELETED');
     if (!keyed) continue;
     const o = JSON.parse(ch.object) as { id: string; node_id?: string | null };
-    if (ch.kind === 'Node') nodeIds.push(o.id);
-    else if (ch.kind === 'Deployment' || ch.kind === 'DaemonSet') workloadIds.push(o.id);
+    if (ch.kind === 'Node') {
+      nodeIds.push(o.id);
+      if (ch.type !== 'DELETED') changedNodes.push(o.id);
+    } else if (ch.kind === 'Deployment' || ch.kind === 'DaemonSet') workloadIds.push(o.id);
     else if (o.node_id) nodeIds.push(o.node_id);
   }
   const nodeById = await nodeNamesOf(deps.db, nodeIds);
+  // A node as the API shows it counts its pods (status.pods), read for the batch's live nodes only.
+  const podsOnNode = changedNodes.length > 0 ? await podCountsByNode(deps.db, [...new Set(changedNodes)]) : new Map<string, number>();
   const workloadPodRows = await workloadPods(deps.db, { deploymentIds: [...new Set(workloadIds)] });
   const users = new Map<string, Awaited<ReturnType<typeof usersOf>>>();
   const out: Array<{ type: string; object: Obj }> = [];
@@ -134,7 +139,7 @@ async function renderChanges(deps: Deps, rows: readonly ChangeRow[]): Promise<Ar
       case 'Node': {
         const n = rowFromSnapshot(nodes, ch.object);
         const live = nodeById.get(n.id);
-        object = renderNode({ ...n, lastSeenAt: live?.lastSeenAt ?? 0, leaseExpiresAt: live?.leaseExpiresAt ?? 0 }, now, deps.config);
+        object = renderNode({ ...n, lastSeenAt: live?.lastSeenAt ?? 0, leaseExpiresAt: live?.leaseExpiresAt ?? 0 }, now, deps.config, ch.type === 'DELETED' ? undefined : (podsOnNode.get(n.id) ?? 0));
         break;
       }
       default:

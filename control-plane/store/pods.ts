@@ -214,6 +214,11 @@ export async function podCountsByNode(db: Db, nodeIds?: readonly string[]): Prom
   return new Map(rows.map((r) => [r.nodeId as string, Number(r.n)]));
 }
 
+/** The pods a node is to run (status.pods of a node: the same count as the node list's). */
+export async function podCountOf(db: Db, nodeId: string): Promise<number> {
+  return (await podCountsByNode(db, [nodeId])).get(nodeId) ?? 0;
+}
+
 /** One pod by namespace and name. */
 export function getPod(db: Db, namespace: string, name: string): Promise<PodRow | undefined> {
   return db

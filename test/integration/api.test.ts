@@ -304,6 +304,9 @@ describe.each([
     expect(names).toEqual([...names].sort());
     expect(names.filter((n) => n.startsWith('pg-node-'))).toEqual(['pg-node-0', 'pg-node-1', 'pg-node-2', 'pg-node-3', 'pg-node-4']);
     for (const n of nodes.seen) expect(n.status.pods ?? 0, n.metadata.name).toBe(everyPod.filter((p) => p.spec.nodeName === n.metadata.name && p.metadata.namespace !== undefined).length);
+    // The GET of one node counts its pods as the list does.
+    for (const n of nodes.seen.filter((x) => x.metadata.name.startsWith('pg-node-')))
+      expect((await json<Node>(cp.req('GET', `/v1/nodes/${n.metadata.name}`))).status.pods, n.metadata.name).toBe(n.status.pods ?? 0);
     // A token of namespace pg-b pages the cluster-wide pod list through its own pods only.
     const tok = await json<{ token: string }>(cp.req('POST', '/v1/api-tokens', { name: 'pg-b-reader', scope: 'read', namespaces: ['pg-b'] }), 201);
     const mine = await walk<Pod>('/v1/pods', 3, tok.token);
