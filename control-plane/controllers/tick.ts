@@ -99,6 +99,21 @@ const rolloutDue = sql.raw(`d.rollout IS NULL
          OR (json_extract(d.rollout, '$.state') = 'Failed' AND json_extract(d.rollout, '$.pausedOnFailure') IS NULL
              AND NOT EXISTS (SELECT 1 FROM pods p WHERE p.deployment_id = d.id AND p.desired = 'run' AND (p.revision != d.revision OR p.ready = 0)))`);
 
+/**
+ * Nodes whose recorded Ready condition is stale (`id`, `name`, and `ready`: what it is now): recorded
+ * Ready but renewed before `since`, or recorded NotReady but renewed since. Both halves are read by
+ * index (`node_leases_seen`, `nodes_not_ready`), so the cost is the stale and the NotReady nodes, not
+ * the fleet: a scan of every node row took 8 ms at 6,000 nodes, in every work check. The unary `+`
+ * keeps SQLite from driving the query by `nodes_revoked`, which every live node is in.
+ */
+function staleConditions(since: number) {
+  return sql`SELECT n.id AS id, n.name AS name, 0 AS ready FROM node_leases l JOIN nodes n ON n.id = l.node_id
+      WHERE l.last_seen_at < ${since} AND n.ready = 1 AND +n.revoked_at IS NULL
+    UNION ALL
+    SELECT n.id AS id, n.name AS name, 1 AS ready FROM nodes n JOIN node_leases l ON l.node_id = n.id
+      WHERE n.ready = 0 AND +n.revoked_at IS NULL AND +l.last_seen_at >= ${since}`;
+}
+
 /** Which controllers have work (see `hasWork`), by name: what a slow tick's log line says it did. */
 export async function workReasons(db: Db, now: number, skewMs: number, graceMs: number): Promise<string[]> {
   const row = await db.get<Record<string, number>>(sql`SELECT
@@ -112,8 +127,8 @@ export async function workReasons(db: Db, now: number, skewMs: number, graceMs: 
     EXISTS (SELECT 1 FROM node_leases l CROSS JOIN pods p ON p.node_id = l.node_id
          WHERE l.lease_expires_at < ${now - skewMs} AND p.desired = 'run' AND p.policy = 'stop') AS lostNodes,
     EXISTS (SELECT 1 FROM pods p WHERE p.desired = 'run' AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.id = p.deployment_id)) AS orphans,
-    EXISTS (SELECT 1 FROM nodes n JOIN node_leases l ON l.node_id = n.id WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${now - graceMs})) AS nodeConditions,
-    EXISTS (SELECT 1 FROM nodes n WHERE n.revoked_at IS NULL AND n.taints LIKE '%NoExecute%' AND EXISTS (
+    EXISTS (SELECT 1 FROM (${staleConditions(now - graceMs)})) AS nodeConditions,
+    EXISTS (SELECT 1 FROM nodes n WHERE n.taints != '[]' AND +n.revoked_at IS NULL AND n.taints LIKE '%NoExecute%' AND EXISTS (
          SELECT 1 FROM json_each(n.taints) t JOIN pods p ON p.node_id = n.id
          WHERE json_extract(t.value, '$.effect') = 'NoExecute' AND p.desired = 'run' AND p.pinned_node IS NULL
            AND NOT EXISTS (SELECT 1 FROM json_each(p.spec, '$.tolerations') o
@@ -567,9 +582,7 @@ async function notifyServiceConsumers(deps: Deps, namespaces: readonly string[])
 async function recordNodeConditions(deps: Deps, now: number): Promise<number> {
   const { db, config } = deps;
   const since = now - config.nodeGraceMs;
-  const stale = await db.all<{ id: string; name: string; ready: number }>(sql`SELECT n.id AS id, n.name AS name, (l.last_seen_at >= ${since}) AS ready
-    FROM nodes n JOIN node_leases l ON l.node_id = n.id
-    WHERE n.revoked_at IS NULL AND n.ready != (l.last_seen_at >= ${since})`);
+  const stale = await db.all<{ id: string; name: string; ready: number }>(staleConditions(since));
   if (stale.length === 0) return 0;
   const updates: Stmt[] = stale.map((n) =>
     db

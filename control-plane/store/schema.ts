@@ -75,7 +75,15 @@ export const nodes = sqliteTable(
     /** Bumped whenever what this node should run changes; the agent's ETag. */
     desiredVersion: integer('desired_version').notNull().default(1),
   },
-  (t) => [uniqueIndex('nodes_live_name').on(t.name).where(sql`revoked_at IS NULL`), index('nodes_revoked').on(t.revokedAt)],
+  (t) => [
+    uniqueIndex('nodes_live_name').on(t.name).where(sql`revoked_at IS NULL`),
+    index('nodes_revoked').on(t.revokedAt),
+    // The controllers' work check reads these few nodes by index instead of every (wide) node row:
+    // recorded NotReady, draining, tainted. Queries must repeat the WHERE term for SQLite to use them.
+    index('nodes_not_ready').on(t.id).where(sql`ready = 0`),
+    index('nodes_draining').on(t.id).where(sql`draining = 1`),
+    index('nodes_tainted').on(t.id).where(sql`taints != '[]'`),
+  ],
 );
 
 /**
@@ -84,11 +92,16 @@ export const nodes = sqliteTable(
  * cheap. All of a node's leases are renewed together, so one row carries them all: a pod's lease
  * is its node's. Written at most once per renewal period per node (the heartbeat economy).
  */
-export const nodeLeases = sqliteTable('node_leases', {
-  nodeId: text('node_id').primaryKey(),
-  lastSeenAt: integer('last_seen_at').notNull(),
-  leaseExpiresAt: integer('lease_expires_at').notNull(),
-});
+export const nodeLeases = sqliteTable(
+  'node_leases',
+  {
+    nodeId: text('node_id').primaryKey(),
+    lastSeenAt: integer('last_seen_at').notNull(),
+    leaseExpiresAt: integer('lease_expires_at').notNull(),
+  },
+  // Nodes that stopped renewing, by range: the node controller reads only those.
+  (t) => [index('node_leases_seen').on(t.lastSeenAt)],
+);
 
 /** Ed25519 lease-signing keys. The newest unretired key signs; all keys not yet expired are in the JWKS. */
 export const signingKeys = sqliteTable('signing_keys', {
