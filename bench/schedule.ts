@@ -136,7 +136,9 @@ async function committedRate(nodes: number, podCount: number): Promise<number> {
     const now = Date.now();
     const cluster = await ensureCluster(db, now);
     await addNodes(db, nodes, now);
-    const config = configFromEnv({ FLOTILLA_LEASE_TTL: '1h' });
+    // One tick places every pod: the scheduler's committed rate. A running control plane creates at
+    // most FLOTILLA_TICK_BURST pods a tick (500) and the next ticks the rest; placing is the same.
+    const config = configFromEnv({ FLOTILLA_LEASE_TTL: '1h', FLOTILLA_TICK_BURST: '0' });
     const deps: Deps = { db, config, logger: silentLogger, clock: () => Date.now(), keys: new Keyring(db, config.leaseTtlMs), cluster };
     await applyWorkload(db, manifest(podCount), 'default', now, 'bench');
     const batch = db.batch.bind(db);

@@ -46,6 +46,12 @@ export interface Config {
   authFailuresPerMinute: number;
   /** A controller tick slower than this is logged (Node). */
   slowTickMs: number;
+  /**
+   * Pods one controller tick creates at most, over all workloads (0: no limit); the next ticks
+   * create the rest, as Kubernetes' ReplicaSet controller does in bursts of 500. A tick commits in
+   * one transaction, which blocks the event loop on Node while it is written.
+   */
+  tickBurst: number;
 }
 
 const duration = (fallback: string) =>
@@ -95,6 +101,7 @@ const envSchema = z.object({
   FLOTILLA_ENROLL_BURST: z.coerce.number().int().positive().default(100),
   FLOTILLA_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().positive().default(30),
   FLOTILLA_SLOW_TICK: duration('1s'),
+  FLOTILLA_TICK_BURST: z.coerce.number().int().nonnegative().default(500),
 });
 
 /** Builds the config from environment variables (strings), applying defaults. Throws on a bad value. */
@@ -132,6 +139,7 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     enrollBurst: e.FLOTILLA_ENROLL_BURST,
     authFailuresPerMinute: e.FLOTILLA_AUTH_FAILURES_PER_MINUTE,
     slowTickMs: e.FLOTILLA_SLOW_TICK,
+    tickBurst: e.FLOTILLA_TICK_BURST,
     ...overrides,
   };
   if (cfg.heartbeatMs > cfg.renewPeriodMs) throw new Error('invalid configuration: the heartbeat interval must not exceed a third of the lease TTL');

@@ -159,6 +159,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       .then((r) => {
         const ms = performance.now() - started;
         if (ms > config.slowTickMs) logger.warn({ ms: Math.round(ms), ...r }, 'slow controller tick');
+        // Pods left over by the burst limit: the next tick comes as a prompt one would.
+        if (r.deferred > 0) again = true;
       })
       .catch((e: Error) => logger.error({ err: { message: e.message } }, 'tick failed'))
       .finally(() => {
@@ -230,3 +232,4 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   };
 }
+

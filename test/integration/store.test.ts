@@ -116,10 +116,17 @@ describe.each([
     expect((await listPods(t.db)).filter((p) => p.deploymentId === dep!.id)).toEqual([]);
   });
 
-  it('creates thousands of replicas in one tick, every pod with its own name and a node', async () => {
+  it('creates thousands of replicas in bursts of FLOTILLA_TICK_BURST a tick, every pod with its own name and a node', async () => {
     await applyDeployment(t.db, parseDeployment(deploymentManifest('many', { replicas: 2000 })), 'default', now, 'test');
-    const r = await runTick(deps);
-    expect(r.created).toBe(2000);
+    const bursty = { ...deps, config: { ...deps.config, tickBurst: 800 } };
+    const created: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await runTick(bursty);
+      if (r.created === 0) break;
+      created.push(r.created);
+      expect(r.deferred).toBe(2000 - created.reduce((a, b) => a + b, 0));
+    }
+    expect(created).toEqual([800, 800, 400]);
     const many = (await listPods(t.db, { namespace: 'default' })).filter((p) => p.workload === 'many');
     expect(new Set(many.map((p) => p.name)).size).toBe(2000);
     expect(many.every((p) => p.nodeId !== null && p.epoch === 1)).toBe(true);
