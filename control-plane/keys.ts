@@ -1,5 +1,5 @@
 import { desc, isNull } from 'drizzle-orm';
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+import { base64url, type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
 import type { LeaseClaims } from '../shared/lease.js';
 import type { Db } from './store/db.js';
 import { signingKeys } from './store/schema.js';
@@ -32,6 +32,17 @@ export function signingKeyFromJwk(json: string, now: number): SigningKey {
 }
 
 /**
+ * Makes a synchronous Ed25519 signing function from a private JWK. The Node entry passes one built
+ * on node:crypto; without one (Workers) leases are signed with jose's WebCrypto path. Ed25519 is
+ * deterministic, so both give the same token byte for byte. On a pinned core WebCrypto's
+ * asynchronous job cost ~100 µs a signature and node:crypto's ~36 µs (`.tmp`-free measure in
+ * bench/FINDINGS.md), and a fleet re-signs every lease at each renewal.
+ */
+export type LeaseSigner = (privateJwk: Record<string, string>) => (data: Uint8Array) => Uint8Array;
+
+const encoder = new TextEncoder();
+
+/**
  * The keyring: reads keys from the database (so every stateless instance signs with the same key and
  * a rotation by one is seen by all), caching them for a few seconds.
  *
@@ -41,11 +52,13 @@ export function signingKeyFromJwk(json: string, now: number): SigningKey {
 export class Keyring {
   private cache: { at: number; keys: SigningKey[] } | null = null;
   private imported = new Map<string, CryptoKey>();
+  private signers = new Map<string, (data: Uint8Array) => Uint8Array>();
 
   constructor(
     private readonly db: Db,
     private readonly publishAfterRetireMs: number,
     private readonly cacheMs = 5000,
+    private readonly signer?: LeaseSigner,
   ) {}
 
   /** Makes sure a signing key exists, seeding it from `seed` (or a new key) on first use. */
@@ -74,12 +87,23 @@ export class Keyring {
   /** Signs a lease with the current key. */
   async signLease(claims: LeaseClaims, now: number): Promise<string> {
     const key = await this.current(now);
+    const header = { alg: 'EdDSA', kid: key.kid, typ: 'flotilla-lease+jwt' };
+    if (this.signer) {
+      let sign = this.signers.get(key.kid);
+      if (!sign) {
+        sign = this.signer(key.privateJwk);
+        this.signers.set(key.kid, sign);
+      }
+      // A compact JWS, as jose's SignJWT writes it: header and claims as JSON, base64url, signed.
+      const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
+      return `${input}.${base64url.encode(sign(encoder.encode(input)))}`;
+    }
     let priv = this.imported.get(key.kid);
     if (!priv) {
       priv = (await importJWK(key.privateJwk as JWK, 'EdDSA')) as CryptoKey;
       this.imported.set(key.kid, priv);
     }
-    return new SignJWT({ ...claims }).setProtectedHeader({ alg: 'EdDSA', kid: key.kid, typ: 'flotilla-lease+jwt' }).sign(priv);
+    return new SignJWT({ ...claims }).setProtectedHeader(header).sign(priv);
   }
 
   private async current(now: number): Promise<SigningKey> {

@@ -1,3 +1,4 @@
+import { createPrivateKey, sign } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,7 @@ import { createApp } from '../app.js';
 import { type Config, configFromEnv, type Logger } from '../config.js';
 import type { Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
-import { Keyring } from '../keys.js';
+import { Keyring, type LeaseSigner } from '../keys.js';
 import { Metrics } from '../metrics.js';
 import { createNotifier } from '../notifier.js';
 import { RenewalGroup } from '../renewals.js';
@@ -104,7 +105,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await migrateLibsql(db, migrationsDir());
   const now = Date.now();
   const cluster = await ensureCluster(db, now);
-  const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs);
+  const keys = new Keyring(db, config.leaseTtlMs + config.clockSkewMs, undefined, nodeLeaseSigner);
   await keys.ensure(now);
   const secrets = await loadSecretBox(env.FLOTILLA_SECRET_KEY, env.FLOTILLA_SECRET_KEY_PREVIOUS, join(dataDir, 'secret.key'), db, closeDb);
 
@@ -233,3 +234,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   };
 }
 
+/** Ed25519 through node:crypto, synchronously: the Keyring signs leases with it on Node. */
+export const nodeLeaseSigner: LeaseSigner = (jwk) => {
+  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d: jwk.d as string, x: jwk.x as string }, format: 'jwk' });
+  return (data) => sign(null, data, key);
+};
