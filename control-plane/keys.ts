@@ -35,8 +35,8 @@ export function signingKeyFromJwk(json: string, now: number): SigningKey {
  * Makes a synchronous Ed25519 signing function from a private JWK. The Node entry passes one built
  * on node:crypto; without one (Workers) leases are signed with jose's WebCrypto path. Ed25519 is
  * deterministic, so both give the same token byte for byte. On a pinned core WebCrypto's
- * asynchronous job cost ~100 µs a signature and node:crypto's ~36 µs (`.tmp`-free measure in
- * bench/FINDINGS.md), and a fleet re-signs every lease at each renewal.
+ * asynchronous job cost ~100 µs a signature and node:crypto's ~36 µs (by hand; bench/FINDINGS.md),
+ * and a fleet re-signs every lease of a node at each of its renewals.
  */
 export type LeaseSigner = (privateJwk: Record<string, string>) => (data: Uint8Array) => Uint8Array;
 
