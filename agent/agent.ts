@@ -98,6 +98,11 @@ export class Agent {
   private desired: DesiredState | null = null;
   private etag: string | null = null;
   private readonly leases = new Map<string, LeaseState>();
+  /**
+   * Leases a heartbeat renewed for pods this agent has not polled yet. The poll that brings such a
+   * pod may have been answered before the renewal, with the older expiry: the later lease wins.
+   */
+  private readonly unpolledLeases = new Map<string, string>();
   private readonly maxEpoch = new Map<string, number>();
   private readonly problems = new Map<string, PodProblem>();
   private readonly pullRetryAt = new Map<string, number>();
@@ -275,9 +280,14 @@ export class Agent {
         this.queueEvent({ podId: p.id, type: 'Warning', reason: 'LeaseRejected', message: v.refused });
         next.set(p.id, { token: p.lease, verified: null, refused: v.refused });
       } else {
+        // A lease never goes back: one this agent holds (renewed by a heartbeat after this answer
+        // was made) or got for the pod before polling it may expire later than the polled one.
+        const later = await this.laterLease(p, v, now);
+        if (later) p.lease = later.token;
         this.maxEpoch.set(p.id, v.epoch);
-        next.set(p.id, { token: p.lease, verified: v });
+        next.set(p.id, { token: p.lease, verified: later?.verified ?? v });
       }
+      this.unpolledLeases.delete(p.id);
       this.knownPods.set(p.id, p.epoch);
     }
     this.log.debug({ version: state.version, pods: state.pods.length }, 'desired state received');
@@ -292,6 +302,19 @@ export class Agent {
     this.syncServices();
     void this.releaseVolumes();
     this.serveLogs();
+  }
+
+  /** A lease for pod `p` (same epoch, its current spec) that expires later than `v`, from what this agent holds or was given before polling the pod. */
+  private async laterLease(p: DesiredPod, v: VerifiedLease, now: number): Promise<{ token: string; verified: VerifiedLease } | null> {
+    let best: { token: string; verified: VerifiedLease } | null = null;
+    const held = this.leases.get(p.id);
+    for (const token of [held?.verified && held.verified.exp > v.exp ? held.token : undefined, this.unpolledLeases.get(p.id)]) {
+      if (token === undefined || token === p.lease) continue;
+      const w = await this.verifier.verify(token, { podId: p.id, specDigest: p.specDigest, minEpoch: v.epoch }, now);
+      if ('refused' in w || w.epoch !== v.epoch || w.exp <= (best?.verified.exp ?? v.exp)) continue;
+      best = { token, verified: w };
+    }
+    return best;
   }
 
   /** Log requests being served or served already (a stale desired state may list them again). */
@@ -492,7 +515,12 @@ export class Agent {
     const now = Date.now();
     for (const [podId, token] of Object.entries(tokens)) {
       const pod = this.desired?.pods.find((p) => p.id === podId);
-      if (!pod) continue; // not polled yet: the next poll brings the pod with its lease
+      if (!pod) {
+        // Not polled yet: the next poll brings the pod, perhaps with an older lease than this one.
+        if (this.unpolledLeases.size >= 10_000) this.unpolledLeases.clear(); // bounded: pods that never come
+        this.unpolledLeases.set(podId, token);
+        continue;
+      }
       const v = await this.verifier.verify(token, { podId, specDigest: pod.specDigest, minEpoch: this.maxEpoch.get(podId) ?? 0 }, now);
       if ('refused' in v) {
         this.log.warn({ pod: pod.name, reason: v.refused }, 'renewed lease refused');

@@ -229,7 +229,14 @@ describe('lease verification on the agent', () => {
     // A man in the middle that re-signs every lease with its own key under the real key id.
     const attacker = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
     const port = await freePort();
-    proxy = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
+      tamper(req, res).catch(() => {
+        // The control plane went away (the suite's end) while a long-poll was relayed.
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+    });
+    const tamper = async (req: IncomingMessage, res: ServerResponse) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
@@ -246,7 +253,7 @@ describe('lease verification on the agent', () => {
       }
       res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(up.headers.get('etag') ? { etag: up.headers.get('etag') as string } : {}) });
       res.end(body);
-    });
+    };
     await new Promise<void>((r) => proxy.listen(port, '127.0.0.1', () => r()));
     const victim = await startAgent('mitm', tmp('flotilla-agent-'), `http://127.0.0.1:${port}`);
     expect((await api('PUT', '/v1/namespaces/default/deployments/tampered', deploymentManifest('tampered', { nodeSelector: { 'kubernetes.io/hostname': 'mitm' } }))).status).toBe(201);
@@ -261,4 +268,83 @@ describe('lease verification on the agent', () => {
     expect(await nodeContainers(docker, victim.identity.nodeId)).toHaveLength(0);
     await api('DELETE', '/v1/namespaces/default/deployments/tampered');
   });
+});
+
+describe('leases racing between a poll and a heartbeat', () => {
+  let relay: Server;
+
+  afterAll(() => relay?.close());
+
+  it('keeps the later lease when a poll answered before a renewal arrives after it: the pod is not stopped at the older expiry', async () => {
+    // A relay that holds the first desired state listing the pod until a heartbeat has renewed the
+    // pod's lease, then delivers that older answer; after that it strips renewals from heartbeats
+    // (and keeps the old lease in any poll) until past the older expiry. An agent that took the
+    // polled lease would stop the container before that expiry.
+    const port = await freePort();
+    let held: { res: ServerResponse; status: number; body: string; headers: Record<string, string> } | null = null;
+    let podId: string | null = null;
+    let stale: { token: string; exp: number } | null = null;
+    let stripUntil = 0;
+    relay = createServer((req: IncomingMessage, res: ServerResponse) => {
+      relayed(req, res).catch(() => {
+        // The control plane went away (the suite's end): the agent sees a failed request.
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+    });
+    const relayed = async (req: IncomingMessage, res: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+      const up = await fetch(new URL(req.url ?? '/', server.url), { method: req.method, headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
+      let body = await up.text();
+      const out: Record<string, string> = { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(up.headers.get('etag') ? { etag: up.headers.get('etag') as string } : {}) };
+      if (req.url?.startsWith('/v1/agent/desired') && up.status === 200) {
+        const state = JSON.parse(body) as { pods: Array<{ id: string; lease: string }> };
+        const pod = state.pods[0];
+        if (pod && !stale) {
+          podId = pod.id;
+          stale = { token: pod.lease, exp: decodeJwt(pod.lease).exp as number };
+          held = { res, status: up.status, body, headers: out };
+          return;
+        }
+        if (pod && stale && Date.now() < stripUntil) {
+          pod.lease = stale.token;
+          body = JSON.stringify(state);
+        }
+      }
+      if (req.url?.startsWith('/v1/agent/heartbeat') && up.status === 200) {
+        const hb = JSON.parse(body) as { leases: Record<string, string> };
+        if (held && podId && hb.leases[podId]) {
+          res.writeHead(up.status, out);
+          res.end(body);
+          const h = held;
+          held = null;
+          stripUntil = (stale as { exp: number }).exp * 1000 + 1500;
+          h.res.writeHead(h.status, h.headers);
+          h.res.end(h.body);
+          return;
+        }
+        if (Date.now() < stripUntil) body = JSON.stringify({ ...hb, leases: {} });
+      }
+      res.writeHead(up.status, out);
+      res.end(body);
+    };
+    await new Promise<void>((r) => relay.listen(port, '127.0.0.1', () => r()));
+    const racer = await startAgent('racer', tmp('flotilla-agent-'), `http://127.0.0.1:${port}`);
+    expect((await api('PUT', '/v1/namespaces/default/deployments/raced', deploymentManifest('raced', { nodeSelector: { 'kubernetes.io/hostname': 'racer' } }))).status).toBe(201);
+    await waitFor('the stale poll to be delivered', () => stripUntil > 0, 30_000);
+    const running = await waitFor('the pod running on the racing node', async () => {
+      const cs = await nodeContainers(docker, racer.identity.nodeId, false);
+      return cs.length === 1 && cs[0];
+    });
+    // Until past the older lease's expiry: the same container, running all along.
+    while (Date.now() < stripUntil) {
+      const cs = await nodeContainers(docker, racer.identity.nodeId, true);
+      expect(cs.map((c) => `${c.Id.slice(0, 12)} ${c.State}`)).toEqual([`${running.Id.slice(0, 12)} running`]);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect((await podsOf('raced'))[0]?.status.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
+    await api('DELETE', '/v1/namespaces/default/deployments/raced');
+  }, 60_000);
 });
