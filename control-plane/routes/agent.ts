@@ -149,8 +149,9 @@ const enroll = new Hono<AppEnv>().post('/enroll', async (c) => {
     throw e;
   }
   c.var.log.info({ node: node.name, nodeId: node.id }, 'node enrolled');
-  // Rate-limited: a fleet enrolling at once must not run a full tick per enrollment.
-  deps.defer?.(maybeTick(deps));
+  // A new node may make pending pods placeable. Rate-limited: a fleet enrolling at once must not run
+  // a full tick per enrollment (on Node the coalesced tick loop; elsewhere piggybacked, `maybeTick`).
+  nudgeControllers(deps);
   const body: EnrollResponse = { nodeId: node.id, name: node.name, clusterId: deps.cluster.clusterId, audience: deps.cluster.audience, issuer: deps.cluster.issuer, labels: node.labels };
   return c.json(body, 201);
 });
@@ -221,7 +222,10 @@ const authed = new Hono<AppEnv>()
       })),
     };
     c.header('ETag', tag(node.desiredVersion));
-    deps.defer?.(maybeTick(deps));
+    // Where no timer ticks (Workers), agents' polls carry the time-based controller work. On Node the
+    // tick loop has its timer, and a tick from here would run beside the loop's (their plans then
+    // conflict and one is thrown away, which happened in every large tick while a fleet grew).
+    if (!deps.kick) deps.defer?.(maybeTick(deps));
     return c.json(body);
   })
   .get('/pods/:id/config', async (c) => {
@@ -349,12 +353,15 @@ const authed = new Hono<AppEnv>()
     const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
     const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
-    if (stmts.length > 0 || (renewed && !wasReady)) {
-      if (deps.kick) deps.kick();
-      else deps.defer?.(maybeTick(deps));
-    }
+    if (stmts.length > 0 || (renewed && !wasReady)) nudgeControllers(deps);
     return c.json(body);
   });
+
+/** Asks for a controller tick: the Node tick loop's coalesced prompt tick, else one piggybacked on this request (rate-limited). */
+function nudgeControllers(deps: Deps): void {
+  if (deps.kick) deps.kick();
+  else deps.defer?.(maybeTick(deps));
+}
 
 /**
  * Namespaces of reported pods whose readiness or published ports differ from what is stored, among
