@@ -222,9 +222,9 @@ const authed = new Hono<AppEnv>()
       })),
     };
     c.header('ETag', tag(node.desiredVersion));
-    // Where no timer ticks (Workers), agents' polls carry the time-based controller work. On Node the
-    // tick loop has its timer, and a tick from here would run beside the loop's (their plans then
-    // conflict and one is thrown away, which happened in every large tick while a fleet grew).
+    // Where no timer ticks (Workers), agents' requests carry the time-based controller work (see the
+    // heartbeat). On Node the tick loop has its timer, and a tick from here would run beside the
+    // loop's (their plans then conflict and one is thrown away: every large tick while a fleet grew).
     if (!deps.kick) deps.defer?.(maybeTick(deps));
     return c.json(body);
   })
@@ -354,6 +354,9 @@ const authed = new Hono<AppEnv>()
     const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
     if (stmts.length > 0 || (renewed && !wasReady)) nudgeControllers(deps);
+    // Where no timer ticks (Workers), renewals carry the time-based controller work (a rollout
+    // waiting out minReadySeconds, a lost node's pods): once per renewal period per node, rate-limited.
+    else if (renewed && !deps.kick) deps.defer?.(maybeTick(deps));
     return c.json(body);
   });
 
