@@ -826,6 +826,9 @@ async function paged<T extends { id: string }>(page: (after: string, limit: numb
   }
 }
 
+/** When this instance last asked for the tick lock, per cluster (`maybeTick`). */
+const lastAsked = new Map<string, number>();
+
 /**
  * Runs a tick if none ran in the last tick interval (a DB-held rate limit shared by all instances).
  * Used to piggyback controller work on agent requests.
@@ -833,6 +836,11 @@ async function paged<T extends { id: string }>(page: (after: string, limit: numb
 export async function maybeTick(deps: Deps): Promise<TickResult | null> {
   const { db, clock, config } = deps;
   const now = clock();
+  // This instance asks the database at most once per tick interval: each ask is a write statement,
+  // and on Workers every renewing heartbeat asks (a fleet's renewals would otherwise each pay one).
+  const key = deps.cluster.clusterId;
+  if (now - (lastAsked.get(key) ?? Number.NEGATIVE_INFINITY) < config.tickIntervalMs) return null;
+  lastAsked.set(key, now);
   const won = await db
     .insert(controllerLocks)
     .values({ name: 'tick', until: now + config.tickIntervalMs })
