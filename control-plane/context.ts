@@ -1,4 +1,5 @@
 import type { SecretBox } from '../shared/secretbox.js';
+import type { SignatureVerifier } from './auth/agent.js';
 import type { AgentNode, NodeDirectory } from './auth/node-directory.js';
 import type { Config, Logger } from './config.js';
 import type { Keyring } from './keys.js';
@@ -34,6 +35,8 @@ export interface Deps {
   renewals?: RenewalGroup;
   /** Per-address rate limits (enrollment, failed authentication); createApp makes them from the config. */
   limits?: { enroll: RateLimiter; authFailures: RateLimiter };
+  /** Checks agents' JWT signatures synchronously (node:crypto on Node); without it jose's WebCrypto path (Workers). */
+  agentJwtVerifier?: SignatureVerifier;
   /** Process-local counters (requests, heartbeats, DB writes). */
   metrics?: Metrics;
   /** Runs work after the response (Workers: ctx.waitUntil; Node: fire and forget with logging). */

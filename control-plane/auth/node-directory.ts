@@ -13,6 +13,8 @@ export interface AgentNode {
   desiredVersion: number;
   /** The imported public key (identity never changes, so it is imported once). */
   key?: CryptoKey;
+  /** Its synchronous signature check, where the runtime has one (Node); made once, like `key`. */
+  verify?: (data: Uint8Array, signature: Uint8Array) => boolean;
 }
 
 /**

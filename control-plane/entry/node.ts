@@ -1,4 +1,4 @@
-import { createPrivateKey, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,6 +9,7 @@ import pino from 'pino';
 import { randomToken } from '../../shared/digest.js';
 import { newMasterKey, parseMasterKey, parsePreviousKeys, SecretBox } from '../../shared/secretbox.js';
 import { createApp } from '../app.js';
+import type { SignatureVerifier } from '../auth/agent.js';
 import { type Config, configFromEnv, type Logger } from '../config.js';
 import type { Deps } from '../context.js';
 import { runTick } from '../controllers/tick.js';
@@ -131,6 +132,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     secrets,
     notifier: createNotifier(),
     metrics,
+    agentJwtVerifier: nodeSignatureVerifier,
     renewals: new RenewalGroup(db, Date.now, config.renewPeriodMs, config.leaseTtlMs),
     defer: (p) => {
       const tracked = p.catch((e: Error) => logger.error({ err: { message: e.message } }, 'background work failed')).finally(() => pendingWork.delete(tracked));
@@ -233,6 +235,23 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     },
   };
 }
+
+/** Ed25519 checks through node:crypto, synchronously: agents' JWTs are verified with it on Node. */
+export const nodeSignatureVerifier: SignatureVerifier = (x) => {
+  let key: ReturnType<typeof createPublicKey>;
+  try {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+  } catch {
+    return () => false; // not a valid Ed25519 public key: nothing verifies against it
+  }
+  return (data, signature) => {
+    try {
+      return verify(null, data, key, signature);
+    } catch {
+      return false; // a malformed signature
+    }
+  };
+};
 
 /** Ed25519 through node:crypto, synchronously: the Keyring signs leases with it on Node. */
 export const nodeLeaseSigner: LeaseSigner = (jwk) => {
