@@ -20,7 +20,7 @@ import { connectDocker, DockerRuntime, networkName } from './runtime.js';
 import { UsageSampler } from './usage.js';
 import { ConfigVault } from './vault.js';
 import { planMounts } from './volumes.js';
-import { backoffMs, Waker } from './waker.js';
+import { backoffMs, retryBefore, Waker } from './waker.js';
 
 /** The address this node publishes container ports and NodePorts on: --host-ip, else --advertise-address, else loopback. */
 function nodeIpOf(opts: AgentOptions): string {
@@ -557,6 +557,16 @@ export class Agent {
     return Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) + 500;
   }
 
+  /** When the first pod held under a `stop` lease starts being stopped for want of a renewal (Infinity: none). */
+  private firstStopAt(): number {
+    let at = Number.POSITIVE_INFINITY;
+    for (const p of this.desired?.pods ?? []) {
+      const l = this.leases.get(p.id)?.verified;
+      if (l?.policy === 'stop') at = Math.min(at, l.exp * 1000 - this.stopLeadMs(l));
+    }
+    return at;
+  }
+
   /** A stop because a lease is lapsing gets a grace that ends before the lease does (counted from the moment the stop is sent). */
   private fenceStop(step: Step): Step {
     if (step.action !== 'stop') return step;
@@ -638,7 +648,11 @@ export class Agent {
       } catch (e) {
         if (!this.running) return;
         this.logFailure('heartbeat', e, failures);
-        next = backoffMs(failures++, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000);
+        // Capped back-off, but the agent must be awake when the control plane returns while a
+        // renewal can still save a lease: a short outage (a control-plane restart, a flaky uplink)
+        // must not cost pods that a timely retry would have kept.
+        const base = this.opts.retryBaseMs ?? 1000;
+        next = retryBefore(backoffMs(failures++, base, this.opts.retryCapMs ?? 30_000), this.firstStopAt() - Date.now(), base);
       }
     }
   }

@@ -33,3 +33,13 @@ export function backoffMs(attempt: number, baseMs: number, capMs: number, random
   const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
   return Math.floor(ceiling / 2 + random() * (ceiling / 2));
 }
+
+/**
+ * A retry delay that leaves room for more attempts before a deadline `deadlineInMs` from now (the
+ * first held lease's stop point; Infinity: none): at most half the time left, at least `floorMs`.
+ * Past the deadline the delay stands.
+ */
+export function retryBefore(delayMs: number, deadlineInMs: number, floorMs: number): number {
+  if (!(deadlineInMs > 0)) return delayMs;
+  return Math.min(delayMs, Math.max(floorMs, Math.floor(deadlineInMs / 2)));
+}
