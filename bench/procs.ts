@@ -18,7 +18,9 @@ export function canPin(): boolean {
 /** Starts `node --import tsx bench/serve.mjs ...args`, pinned to `core` when possible; resolves when it prints `ready`. */
 export async function startServe(args: string[], core: number | null): Promise<{ child: ChildProcess; stop(): Promise<void> }> {
   const cmd = core === null ? process.execPath : 'taskset';
-  const argv = core === null ? ['bench/serve.mjs', ...args] : ['-c', String(core), process.execPath, 'bench/serve.mjs', ...args];
+  // BENCH_CP_NODE_ARGS: flags for the control plane's `node` (e.g. `--max-semi-space-size=64`), not the baseline's.
+  const flags = args[0] === 'cp' ? (process.env.BENCH_CP_NODE_ARGS ?? '').split(/\s+/).filter(Boolean) : [];
+  const argv = core === null ? [...flags, 'bench/serve.mjs', ...args] : ['-c', String(core), process.execPath, ...flags, 'bench/serve.mjs', ...args];
   const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FLOTILLA_LOG_LEVEL: 'warn' } });
   await new Promise<void>((resolve, reject) => {
     let out = '';

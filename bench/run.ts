@@ -73,6 +73,7 @@ for (const name of selected) {
     const env = [
       process.env.BENCH_FLEET_SIZES ? `BENCH_FLEET_SIZES=${process.env.BENCH_FLEET_SIZES} ` : '',
       process.env.BENCH_FLEET_HOLD ? `BENCH_FLEET_HOLD=${process.env.BENCH_FLEET_HOLD} ` : '',
+      process.env.BENCH_CP_NODE_ARGS ? `BENCH_CP_NODE_ARGS='${process.env.BENCH_CP_NODE_ARGS}' ` : '',
     ].join('');
     stored.fleet = { at: new Date().toISOString(), mode: quick ? 'quick' : 'full', command: `${env}npm run bench:fleet${quick ? ' -- --quick' : ''}`, machine: machineFacts(), result: r };
     console.table(

@@ -4,7 +4,7 @@
 //   serve.mjs cp PORT DATA_DIR    the Flotilla control plane on Node with the embedded libSQL file
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { nodeLogger, startServer } from '../dist/control-plane/entry/node.js';
@@ -31,6 +31,23 @@ if (mode === 'hello') {
     if (max > 50) console.error(`event loop stalled up to ${max.toFixed(0)} ms in the last second`);
     h.reset();
   }, 1000).unref();
+  // BENCH_GC_LOG=1: garbage-collection time every 10 s (collections, total and longest pause).
+  if (process.env.BENCH_GC_LOG) {
+    let n = 0;
+    let total = 0;
+    let max = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        n++;
+        total += e.duration;
+        max = Math.max(max, e.duration);
+      }
+    }).observe({ entryTypes: ['gc'] });
+    setInterval(() => {
+      console.error(`gc: ${n} collections, ${total.toFixed(0)} ms in the last 10 s, longest ${max.toFixed(1)} ms`);
+      n = total = max = 0;
+    }, 10_000).unref();
+  }
   // SIGUSR2 starts a CPU profile, the next SIGUSR2 writes it to $BENCH_PROFILE (steady state only).
   let session = null;
   process.on('SIGUSR2', async () => {
