@@ -237,6 +237,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   // creating 6,000 pods in one blocked a Node control plane's event loop for 3.5 s.
   let burst = config.tickBurst > 0 ? config.tickBurst : Number.POSITIVE_INFINITY;
   const liveNodes = nodeRows.filter((n) => n.revokedAt === null);
+  const liveIds = new Set(liveNodes.map((n) => n.id));
   const nodeViews: NodeView[] = liveNodes.map((n) => ({
     id: n.id,
     name: n.name,
@@ -485,7 +486,7 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
   }
   // Finalize terminating pods that no agent will report on.
   const finalize = planFinalize(
-    views.map((v) => (v.nodeId !== null && liveNodes.every((n) => n.id !== v.nodeId) ? { ...v, leaseExpiresAt: 0 } : v)),
+    views.map((v) => (v.nodeId !== null && !liveIds.has(v.nodeId) ? { ...v, leaseExpiresAt: 0 } : v)),
     now,
     config.clockSkewMs,
   );
@@ -545,9 +546,10 @@ async function tickOnce(deps: Deps, result: TickResult): Promise<number> {
     touched.add(a.nodeId);
     result.assigned++;
   }
+  const insertedRows = new Map(pendingInserts.map((i) => [i.row.id, i.row]));
   for (const u of plan.unschedulable) {
     const existing = nameOf.get(u.podId);
-    const row = existing ?? pendingInserts.find((i) => i.row.id === u.podId)?.row;
+    const row = existing ?? insertedRows.get(u.podId);
     if (!row) continue;
     if (existing && existing.reason === u.reason && !evicted.has(u.podId)) continue; // unchanged: no write, no duplicate event
     if (existing)
