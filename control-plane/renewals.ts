@@ -20,22 +20,30 @@ interface Waiting {
 
 /**
  * Group commit for lease renewals (Node): renewals that arrive while a renewal write is in flight
- * are merged into the next single statement (`UPDATE nodes ... WHERE id IN (...)`), so a burst of
- * heartbeats costs a handful of transactions instead of one each.
+ * or waiting are merged into the next single statement (`UPDATE nodes ... WHERE id IN (...)`), so a
+ * burst of heartbeats costs a handful of transactions instead of one each. A group starts at least
+ * `spacingMs` after the previous one (a commit delay that only applies under load: a renewal after a
+ * quiet spell is written at once), so at most 1000 / spacingMs commits a second carry every renewal:
+ * each commit is a WAL fsync on the event loop (by hand, pinned core: 380 us of wall and 215 us of
+ * CPU per single-row commit; 123 / 72 us per renewal with 3 a commit, 43 / 31 us with 10).
  *
  * Invariants: each caller learns whether *its* node was renewed (the statement returns the ids it
  * updated); the write keeps the same conditions as a single renewal (not revoked, stored renewal
- * older than the renewal period); at most one group statement is in flight at a time.
+ * older than the renewal period); at most one group statement is in flight at a time; a renewal
+ * waits at most `spacingMs` plus the write before it (and then the rest of its event-loop turn).
  */
 export class RenewalGroup {
   private queue: Waiting[] = [];
   private running = false;
+  /** When the last group started (performance.now(): monotonic, unlike the injectable clock). */
+  private lastStart = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly db: Db,
     private readonly clock: () => number,
     private readonly renewPeriodMs: number,
     private readonly leaseTtlMs: number,
+    private readonly spacingMs = 0,
     private readonly maxGroup = 500,
   ) {}
 
@@ -55,6 +63,9 @@ export class RenewalGroup {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
+        const wait = this.lastStart + this.spacingMs - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        this.lastStart = performance.now();
         const group = this.queue.splice(0, this.maxGroup);
         const at = this.clock();
         const exp = at + this.leaseTtlMs;

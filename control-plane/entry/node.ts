@@ -133,7 +133,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     notifier: createNotifier(),
     metrics,
     agentJwtVerifier: nodeSignatureVerifier,
-    renewals: new RenewalGroup(db, Date.now, config.renewPeriodMs, config.leaseTtlMs),
+    renewals: new RenewalGroup(db, Date.now, config.renewPeriodMs, config.leaseTtlMs, config.renewSpacingMs),
     defer: (p) => {
       const tracked = p.catch((e: Error) => logger.error({ err: { message: e.message } }, 'background work failed')).finally(() => pendingWork.delete(tracked));
       pendingWork.add(tracked);
