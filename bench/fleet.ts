@@ -127,6 +127,9 @@ export async function benchFleet(o: FleetOptions, log: (s: string) => void): Pro
       errorKinds.set(what, (errorKinds.get(what) ?? 0) + 1);
     };
     const heartbeatMs = (o.leaseTtlSeconds * 1000) / 6; // what the server hands out, jittered
+    // When a connection error came, from the request's start: at once (a socket the server had
+    // closed), at the end of a long-poll's wait, or at the client's timeout.
+    const after = (ms: number) => (ms < 1000 ? 'within 1 s' : `after ${Math.round(ms / 1000)} s`);
 
     const heartbeatLoop = async (s: Sim) => {
       await sleep(Math.random() * heartbeatMs); // a real fleet's agents started at different times
@@ -146,7 +149,7 @@ export async function benchFleet(o: FleetOptions, log: (s: string) => void): Pro
           await sleep((JSON.parse(r.body) as { nextHeartbeatMs: number }).nextHeartbeatMs);
         } else {
           s.reports.unshift(...sent); // like a real agent: a report not acknowledged is sent again
-          fail(`heartbeat ${r.status}${r.status === 0 ? ` ${r.body}` : ''}`);
+          fail(`heartbeat ${r.status}${r.status === 0 ? ` ${r.body} ${after(r.ms)}` : ''}`);
           await sleep(1000);
         }
       }
@@ -171,7 +174,7 @@ export async function benchFleet(o: FleetOptions, log: (s: string) => void): Pro
         } else if (r.status === 304) {
           if (recording) pollCount++;
         } else {
-          fail(`poll ${r.status}${r.status === 0 ? ` ${r.body}` : ''}`);
+          fail(`poll ${r.status}${r.status === 0 ? ` ${r.body} ${after(r.ms)}` : ''}`);
           await sleep(1000);
         }
       }

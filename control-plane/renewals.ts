@@ -20,7 +20,7 @@ interface Waiting {
 
 /**
  * Group commit for lease renewals (Node): renewals that arrive while a renewal write is in flight
- * or waiting are merged into the next single statement (`UPDATE nodes ... WHERE id IN (...)`), so a
+ * or waiting are merged into the next single statement (`UPDATE node_leases ... WHERE node_id IN (...)`), so a
  * burst of heartbeats costs a handful of transactions instead of one each. A group starts at least
  * `spacingMs` after the previous one (a commit delay that only applies under load: a renewal after a
  * quiet spell is written at once), so at most 1000 / spacingMs commits a second carry every renewal:
@@ -29,8 +29,8 @@ interface Waiting {
  *
  * Invariants: each caller learns whether *its* node was renewed (the statement returns the ids it
  * updated); the write keeps the same conditions as a single renewal (not revoked, stored renewal
- * older than the renewal period); at most one group statement is in flight at a time; a renewal
- * waits at most `spacingMs` plus the write before it (and then the rest of its event-loop turn).
+ * older than the renewal period); at most one group statement is in flight at a time; unless more
+ * than `maxGroup` are queued, a renewal waits at most `spacingMs` plus the write before it.
  */
 export class RenewalGroup {
   private queue: Waiting[] = [];
