@@ -541,20 +541,20 @@ export class Agent {
   private runnable(now: number): DesiredPod[] {
     return (this.desired?.pods ?? []).filter((p) => {
       const l = this.leases.get(p.id)?.verified;
-      return l !== undefined && l !== null && (l.policy === 'keep' || l.exp * 1000 - this.stopLeadMs(l) > now);
+      return l !== undefined && l !== null && (l.policy === 'keep' || this.stopAtMs(l) > now);
     });
   }
 
   /**
-   * How long before a `stop` lease's expiry the agent starts stopping the pod, so that its
-   * containers are dead by the expiry itself (the control plane reuses the slot after expiry plus
-   * the skew margin): the stop grace (at most a quarter of the lease TTL) and half a second; the
+   * When (ms since the epoch) the agent starts stopping a `stop` lease's pod, so that its containers
+   * are dead by the expiry itself (the control plane reuses the slot after expiry plus the skew
+   * margin): the stop grace (at most a quarter of the lease TTL) and half a second before it; the
    * fence loop runs on its own timer, so no reconcile period is added. Renewals leave at least 5/12
    * of the TTL, so a connected agent gets here only when a renewal is later than TTL/6 (5/12 - 1/4).
    */
-  private stopLeadMs(l: VerifiedLease): number {
+  private stopAtMs(l: VerifiedLease): number {
     const ttlMs = Math.max(0, (l.exp - l.iat) * 1000);
-    return Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) + 500;
+    return l.exp * 1000 - Math.min((this.opts.stopTimeoutSec ?? 10) * 1000, ttlMs / 4) - 500;
   }
 
   /** When the first pod held under a `stop` lease starts being stopped for want of a renewal (Infinity: none). */
@@ -562,7 +562,7 @@ export class Agent {
     let at = Number.POSITIVE_INFINITY;
     for (const p of this.desired?.pods ?? []) {
       const l = this.leases.get(p.id)?.verified;
-      if (l?.policy === 'stop') at = Math.min(at, l.exp * 1000 - this.stopLeadMs(l));
+      if (l?.policy === 'stop') at = Math.min(at, this.stopAtMs(l));
     }
     return at;
   }
@@ -689,7 +689,7 @@ export class Agent {
       for (const p of this.desired?.pods ?? []) {
         const l = this.leases.get(p.id)?.verified;
         if (l?.policy !== 'stop') continue;
-        const at = l.exp * 1000 - this.stopLeadMs(l);
+        const at = this.stopAtMs(l);
         if (at > now) next = Math.min(next, at);
         else if (now < l.exp * 1000 + FENCE_WATCH_AFTER_EXP_MS) {
           lapsing.add(p.id);

@@ -7,17 +7,18 @@ import type { LeaseClaims } from '../../shared/lease.js';
 import { FACTS, testControlPlane } from '../lib/cp.js';
 import { libsqlTestDb, type TestDb } from '../lib/db.js';
 
+// One database for the file: each test makes its own keys, tokens and nodes.
+let t: TestDb;
+beforeAll(async () => {
+  t = await libsqlTestDb();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
 // On Node leases are signed with node:crypto (synchronous); on Workers with jose's WebCrypto path.
 // Agents verify both with jose against the JWKS, so the two must write the same token.
 describe('lease signing on Node', () => {
-  let t: TestDb;
-  beforeAll(async () => {
-    t = await libsqlTestDb();
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
-
   const claims = (exp: number): LeaseClaims => ({
     iss: 'flotilla',
     aud: 'node-1',
@@ -58,14 +59,6 @@ describe('lease signing on Node', () => {
 // On Node agents' JWTs are checked with node:crypto and a claims check of our own; on Workers with
 // jose's jwtVerify. Both must give every token the same verdict.
 describe('agent JWT verification on Node', () => {
-  let t: TestDb;
-  beforeAll(async () => {
-    t = await libsqlTestDb();
-  });
-  afterAll(async () => {
-    await t?.close();
-  });
-
   it('accepts and refuses the same tokens as the jose path', async () => {
     const jose = await testControlPlane(t.db);
     const node = await testControlPlane(t.db, {}, { agentJwtVerifier: nodeSignatureVerifier });
