@@ -59,8 +59,13 @@ export class Client {
           res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - t0, ...(keep ? { body: Buffer.concat(chunks).toString(), headers: res.headers } : {}) }));
         },
       );
-      req.on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - t0, ...(keep ? { body: e.code ?? e.message, headers: {} } : {}) }));
-      req.setTimeout(r.timeoutMs ?? 10_000, () => req.destroy());
+      // A request this client gave up on says so (destroying it would report ECONNRESET).
+      let timedOut = false;
+      req.on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, ms: performance.now() - t0, ...(keep ? { body: timedOut ? 'timeout' : (e.code ?? e.message), headers: {} } : {}) }));
+      req.setTimeout(r.timeoutMs ?? 10_000, () => {
+        timedOut = true;
+        req.destroy();
+      });
       if (r.body) req.write(r.body);
       req.end();
     });

@@ -28,7 +28,7 @@ if (mode === 'hello') {
   h.enable();
   setInterval(() => {
     const max = h.max / 1e6;
-    if (max > 50) console.error(`event loop stalled up to ${max.toFixed(0)} ms in the last second`);
+    if (max > 50) console.error(`${new Date().toISOString()} event loop stalled up to ${max.toFixed(0)} ms in the last second`);
     h.reset();
   }, 1000).unref();
   // BENCH_GC_LOG=1: garbage-collection time every 10 s (collections, total and longest pause).
