@@ -458,4 +458,57 @@ describe.each([
     expect(await getClaim(t.db, 'claims', 'pv')).toBeUndefined();
     await deleteService(t.db, svc, at, 'test');
   });
+
+  it('a change of endpoints tells the nodes that carry them: those running pods of the namespace, every node for a NodePort service', async () => {
+    const at = now + 1_000_000;
+    const d = { ...deps, clock: () => at };
+    await applyWorkload(t.db, parseWorkload(deploymentManifest('web', { namespace: 'edge', replicas: 1 })), 'edge', at, 'test');
+    await t.db.run(sql`UPDATE node_leases SET last_seen_at = ${at}, lease_expires_at = ${at + 30_000}`);
+    await runTick(d);
+    const [pod] = await listPods(t.db, { namespace: 'edge' });
+    const home = pod?.nodeId as string;
+    expect(home).toBeTruthy();
+    const versions = async () => new Map((await t.db.all<{ id: string; v: number }>(sql`SELECT id, desired_version AS v FROM nodes`)).map((r) => [r.id, r.v]));
+    const bumped = (before: Map<string, number>, after: Map<string, number>) => [...after].filter(([id, v]) => v !== before.get(id)).map(([id, v]) => [id, v - (before.get(id) ?? 0)]);
+    const flipNode = () => t.db.run(sql`UPDATE nodes SET ready = 1 - ready WHERE id = ${home}`);
+    const flipPod = () => t.db.run(sql`UPDATE pods SET ready = 1 - ready WHERE id = ${pod?.id}`);
+    const service = (name: string, type: 'ClusterIP' | 'NodePort', port: number) =>
+      applyService(
+        t.db,
+        parseManifest({ apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { type, selector: { app: 'web' }, ports: [{ port, targetPort: 80 }] } }) as ServiceManifest,
+        'edge',
+        at,
+        'test',
+      );
+    expect((await versions()).size).toBeGreaterThan(1); // other nodes, running no pod of the namespace
+
+    // No service in the namespace: nobody carries its endpoints.
+    let before = await versions();
+    await flipNode();
+    await flipPod();
+    expect(bumped(before, await versions())).toEqual([]);
+
+    // A ClusterIP service: the node running the namespace's pod, once per change, no other node.
+    const { row: cluster } = await service('web', 'ClusterIP', 80);
+    before = await versions();
+    await flipNode();
+    expect(bumped(before, await versions())).toEqual([[home, 1]]);
+    before = await versions();
+    await flipPod();
+    expect(bumped(before, await versions())).toEqual([[home, 1]]);
+
+    // A NodePort service too: every node proxies it, so every node, once per change.
+    const { row: nodePort } = await service('web-np', 'NodePort', 81);
+    for (const flip of [flipNode, flipPod]) {
+      before = await versions();
+      await flip();
+      const after = await versions();
+      expect(bumped(before, after)).toHaveLength(after.size);
+      expect(new Set(bumped(before, after).map(([, n]) => n))).toEqual(new Set([1]));
+    }
+    await deleteService(t.db, nodePort, at, 'test');
+    await deleteService(t.db, cluster, at, 'test');
+    await deleteDeployment(t.db, (await getDeployment(t.db, 'edge', 'web'))!, at, 'test');
+    await t.db.run(sql`DELETE FROM pods WHERE namespace = 'edge'`);
+  });
 });
