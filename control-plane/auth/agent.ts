@@ -55,7 +55,7 @@ async function verifyToken(token: string, node: AgentNode, audience: string, now
       clockTolerance: TOLERANCE_S,
     });
     if ((payload.exp as number) - (payload.iat as number) > MAX_AGENT_JWT_SECONDS) throw unauthenticated(`JWT lifetime exceeds ${MAX_AGENT_JWT_SECONDS}s`);
-    directory.rememberToken(token, node.id, payload.exp as number);
+    directory.rememberToken(token, node.id, payload.exp as number, now);
   } catch (e) {
     if (e instanceof joseErrors.JOSEError) throw unauthenticated(`JWT rejected: ${e.code}`);
     throw e;
@@ -110,7 +110,7 @@ function verifyTokenSync(token: string, node: AgentNode, audience: string, now: 
     if (nbf !== undefined && (nbf as number) > nowS + TOLERANCE_S) throw new JwtRejected('ERR_JWT_CLAIM_VALIDATION_FAILED');
     if (exp <= nowS - TOLERANCE_S) throw new JwtRejected('ERR_JWT_EXPIRED');
     if (exp - iat > MAX_AGENT_JWT_SECONDS) throw unauthenticated(`JWT lifetime exceeds ${MAX_AGENT_JWT_SECONDS}s`);
-    directory.rememberToken(token, node.id, exp);
+    directory.rememberToken(token, node.id, exp, now);
   } catch (e) {
     if (e instanceof JwtRejected) throw unauthenticated(`JWT rejected: ${e.message}`);
     throw e;

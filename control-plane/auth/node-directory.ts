@@ -36,6 +36,8 @@ export class NodeDirectory {
   private readonly known = new Map<string, AgentNode>();
   private readonly revoked = new Set<string>();
   private readonly tokens = new Map<string, { sub: string; exp: number }>();
+  /** Size at which remembering a token first drops the expired ones (twice what survived the last sweep). */
+  private sweepAt: number;
   private revokedSince = 0;
   private refreshedAt = -Infinity;
   private refreshing: Promise<void> | null = null;
@@ -43,7 +45,9 @@ export class NodeDirectory {
   constructor(
     private readonly refreshMs = 1000,
     private readonly max = 200_000,
-  ) {}
+  ) {
+    this.sweepAt = Math.min(1024, max);
+  }
 
   /** The node, or null if unknown or revoked. */
   async lookup(db: Db, id: string, now: number): Promise<AgentNode | null> {
@@ -82,10 +86,24 @@ export class NodeDirectory {
     return hit && hit.exp * 1000 > now ? hit.sub : undefined;
   }
 
-  /** Remembers a token whose signature and claims verified (bounded). */
-  rememberToken(token: string, sub: string, exp: number): void {
-    if (this.tokens.size >= this.max) this.tokens.clear();
+  /**
+   * Remembers a token whose signature and claims verified, until its `exp`. Agents replace their
+   * token about every 30 s, so expired ones are dropped as the map grows (amortized: a sweep when it
+   * doubles): kept without a sweep, 10,000 agents filled the bound (200,000) in ten minutes, and
+   * the map was then cleared whole, so every agent's token was verified again at once.
+   */
+  rememberToken(token: string, sub: string, exp: number, now: number): void {
+    if (this.tokens.size >= this.sweepAt) {
+      for (const [t, v] of this.tokens) if (v.exp * 1000 <= now) this.tokens.delete(t);
+      if (this.tokens.size >= this.max) this.tokens.clear();
+      this.sweepAt = Math.min(this.max, Math.max(1024, 2 * this.tokens.size));
+    }
     this.tokens.set(token, { sub, exp });
+  }
+
+  /** Tokens remembered (expired ones included until the next sweep). */
+  get rememberedTokens(): number {
+    return this.tokens.size;
   }
 
   /** Records a revocation made by this instance: effective at the node's next request. */
