@@ -164,7 +164,7 @@ export async function benchFleet(o: FleetOptions, log: (s: string) => void): Pro
     // times out 60 s later, inside the window, is a growth failure, reported beside the window.
     const windowStarts: number[] = [];
     const windowEnds: number[] = [];
-    const tally = o.sizes.map(() => ({ growth: new Map<string, number>(), window: new Map<string, number>(), growthQueue: 0, windowQueue: 0 }));
+    const tally: Tally[] = o.sizes.map(() => ({ growth: new Map(), window: new Map(), growthQueue: 0, windowQueue: 0 }));
     const phaseOf = (t: number): { i: number; inWindow: boolean } | null => {
       for (let i = 0; i < o.sizes.length; i++) {
         const ws = windowStarts[i];
