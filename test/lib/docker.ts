@@ -46,7 +46,17 @@ export async function removeNodeContainers(docker: Docker, nodeIds: readonly str
 /** Runs a command in a container (docker exec); its exit code and output (stdout and stderr). */
 export async function execIn(docker: Docker, containerId: string, cmd: string[]): Promise<{ code: number; out: string }> {
   const e = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-  let out = '';
-  for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) out += chunk.subarray(8).toString();
-  return { code: (await e.inspect()).ExitCode ?? -1, out };
+  // The attach stream multiplexes stdout and stderr in frames (an 8-byte header whose last 4 bytes
+  // are the payload's length, big-endian); a chunk may hold several frames or part of one.
+  let buf = Buffer.alloc(0);
+  const payloads: Buffer[] = [];
+  for await (const chunk of (await e.start({})) as unknown as AsyncIterable<Buffer>) {
+    buf = Buffer.concat([buf, chunk]);
+    while (buf.length >= 8 && buf.length >= 8 + buf.readUInt32BE(4)) {
+      const end = 8 + buf.readUInt32BE(4);
+      payloads.push(buf.subarray(8, end));
+      buf = buf.subarray(end);
+    }
+  }
+  return { code: (await e.inspect()).ExitCode ?? -1, out: Buffer.concat(payloads).toString() };
 }
