@@ -72,6 +72,11 @@ export interface AgentOptions {
   metricsMs?: number;
   /** Service proxy: first two octets of service addresses here (default 127.77; several agents on one host each need their own). */
   serviceIpPrefix?: string;
+  /**
+   * How long a namespace's network is kept after the node's last pod of the namespace is gone
+   * (default 10 min): a pod of the namespace arriving meanwhile starts without a network create.
+   */
+  networkIdleMs?: number;
 }
 
 /** Enrollment was refused (bad, used or expired token; name taken): not retried. */
@@ -228,7 +233,7 @@ export class Agent {
     agent.outbox.setFacts(facts);
     await agent.loadCachedDesired();
     agent.vault.prune(new Set((agent.desired?.pods ?? []).map((p) => p.id)));
-    await agent.runtime.pruneNetworks(new Set((agent.desired?.pods ?? []).map((p) => p.namespace))).catch(() => undefined);
+    await agent.runtime.pruneNetworks(new Set((agent.desired?.pods ?? []).map((p) => p.namespace)), agent.networkIdleMs).catch(() => undefined);
     agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop(), agent.metricsLoop());
     return agent;
   }
@@ -657,6 +662,10 @@ export class Agent {
     }
   }
 
+  private get networkIdleMs(): number {
+    return this.opts.networkIdleMs ?? 600_000;
+  }
+
   private async reconcileLoop(): Promise<void> {
     // After a restart, fresh leases from the control plane beat the cached ones (which may have
     // lapsed while the agent was down): wait briefly for the first poll so healthy containers are
@@ -667,6 +676,12 @@ export class Agent {
         if (this.desired) await this.reconcileOnce();
         // A claim volume still in use when it was released: tried again once its pods are gone.
         void this.releaseVolumes();
+        if ((this.runtime.unusedNetworksDueAt(this.networkIdleMs) ?? Infinity) <= Date.now()) {
+          void this.runtime
+            .removeUnusedNetworks(this.networkIdleMs)
+            .then((removed) => (removed ? this.syncServices() : undefined))
+            .catch(() => undefined);
+        }
       } catch (e) {
         this.log.error({ err: (e as Error).message }, 'reconcile failed');
       }
@@ -970,10 +985,11 @@ export class Agent {
     this.maxEpoch.delete(podId);
     this.problems.delete(podId);
     for (const m of [this.restarts, this.backoffs, this.lastStates]) for (const k of m.keys()) if (k.startsWith(`${podId}/`)) m.delete(k);
-    // A namespace this node no longer runs pods of: its network goes (once no container uses it).
+    // A namespace this node no longer runs pods of: its network goes once no container has used it
+    // for networkIdleMs (the reconcile loop removes it then).
     const live = new Set((this.desired?.pods ?? []).map((p) => p.namespace));
     void this.runtime
-      .pruneNetworks(live)
+      .pruneNetworks(live, this.networkIdleMs)
       .then(() => this.syncServices())
       .catch(() => undefined);
   }

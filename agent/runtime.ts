@@ -133,6 +133,8 @@ export class DockerRuntime {
   }
 
   private readonly networks = new Map<string, Promise<string>>();
+  /** This node's namespace networks that no container uses, by name -> when first found unused (ms). */
+  private readonly unusedSince = new Map<string, number>();
 
   /**
    * The bridge network of a namespace on this node (`flotilla-<node>-<namespace>`), created on first
@@ -141,6 +143,7 @@ export class DockerRuntime {
    */
   ensureNetwork(namespace: string): Promise<string> {
     const name = networkName(this.opts.nodeId, namespace);
+    this.unusedSince.delete(name);
     let p = this.networks.get(name);
     if (!p) {
       p = (async () => {
@@ -155,11 +158,19 @@ export class DockerRuntime {
         } catch (e) {
           if ((e as { statusCode?: number }).statusCode !== 404) throw e;
         }
-        await this.docker
-          .createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.managed]: 'true', [LABELS.node]: this.opts.nodeId, [LABELS.namespace]: namespace } })
-          .catch((e: { statusCode?: number }) => {
-            if (e.statusCode !== 409) throw e;
-          });
+        const create = () =>
+          this.docker
+            .createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.managed]: 'true', [LABELS.node]: this.opts.nodeId, [LABELS.namespace]: namespace } })
+            .catch((e: { statusCode?: number }) => {
+              if (e.statusCode !== 409) throw e;
+            });
+        try {
+          await create();
+        } catch (e) {
+          // The engine's address pools are used up: give back the networks kept unused, then try again.
+          if (!/address pool|non-overlapping/i.test((e as Error).message) || !(await this.removeUnusedNetworks(0))) throw e;
+          await create();
+        }
         return gateway();
       })();
       p.catch(() => this.networks.delete(name));
@@ -194,28 +205,70 @@ export class DockerRuntime {
   }
 
   /**
-   * Removes this node's namespace networks that no container uses (all but `keep`). A container that
-   * exists but does not run (created, not yet started) is not in the network's list: any container
-   * of the namespace on this node keeps its network.
+   * Keeps track of this node's namespace networks that no container uses (all but `keep`), and
+   * removes those unused for `idleMs` or longer. A namespace whose pods come back within that time (a
+   * Recreate rollout, a pod replaced, a deployment applied again) finds its network, which saves the
+   * engine's network create on the way to running. A container that exists but does not run
+   * (created, not yet started) is not in the network's list: any container of the namespace on this
+   * node keeps its network.
    */
-  async pruneNetworks(keep: ReadonlySet<string>): Promise<void> {
+  async pruneNetworks(keep: ReadonlySet<string>, idleMs = 0, now = Date.now()): Promise<void> {
     const list = await this.docker.listNetworks({ filters: { label: [`${LABELS.node}=${this.opts.nodeId}`] } });
+    const names = new Set(list.map((n) => n.Name));
+    for (const name of this.unusedSince.keys()) if (!names.has(name)) this.unusedSince.delete(name);
     for (const n of list) {
       const ns = n.Labels?.[LABELS.namespace];
-      if (ns === undefined || keep.has(ns)) continue;
-      const users = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.opts.nodeId}`, `${LABELS.namespace}=${ns}`] } });
-      if (users.length > 0) continue;
-      const info = (await this.docker
-        .getNetwork(n.Id)
-        .inspect()
-        .catch(() => null)) as { Containers?: Record<string, unknown> } | null;
-      if (!info || Object.keys(info.Containers ?? {}).length > 0) continue;
-      this.networks.delete(n.Name);
-      await this.docker
-        .getNetwork(n.Id)
-        .remove()
-        .catch(() => undefined);
+      if (ns === undefined) continue;
+      if (keep.has(ns) || (await this.networkInUse(n.Id, ns))) {
+        this.unusedSince.delete(n.Name);
+        continue;
+      }
+      const since = this.unusedSince.get(n.Name) ?? now;
+      this.unusedSince.set(n.Name, since);
+      if (now - since >= idleMs) await this.removeNetwork(n.Name);
     }
+  }
+
+  /** When the first of the networks kept unused is due for removal (ms since the epoch), if any is kept. */
+  unusedNetworksDueAt(idleMs: number): number | undefined {
+    let first: number | undefined;
+    for (const since of this.unusedSince.values()) first = Math.min(first ?? since, since);
+    return first === undefined ? undefined : first + idleMs;
+  }
+
+  /** Removes the networks kept unused for at least `idleMs` (still unused); whether any went. */
+  async removeUnusedNetworks(idleMs: number, now = Date.now()): Promise<boolean> {
+    let removed = false;
+    for (const [name, since] of [...this.unusedSince]) {
+      if (now - since < idleMs) continue;
+      const ns = name.slice(networkName(this.opts.nodeId, '').length);
+      if (await this.networkInUse(name, ns)) {
+        this.unusedSince.delete(name);
+        continue;
+      }
+      removed = (await this.removeNetwork(name)) || removed;
+    }
+    return removed;
+  }
+
+  private async networkInUse(idOrName: string, namespace: string): Promise<boolean> {
+    const users = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.opts.nodeId}`, `${LABELS.namespace}=${namespace}`] } });
+    if (users.length > 0) return true;
+    const info = (await this.docker
+      .getNetwork(idOrName)
+      .inspect()
+      .catch(() => null)) as { Containers?: Record<string, unknown> } | null;
+    return info !== null && Object.keys(info.Containers ?? {}).length > 0;
+  }
+
+  private async removeNetwork(name: string): Promise<boolean> {
+    this.unusedSince.delete(name);
+    this.networks.delete(name);
+    return this.docker
+      .getNetwork(name)
+      .remove()
+      .then(() => true)
+      .catch(() => false);
   }
 
   /** Removes a claim's volume; false while a container still uses it. A volume already gone counts as removed. */

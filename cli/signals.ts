@@ -18,5 +18,6 @@ export function agentTimings() {
     prePullWaitMs: n(process.env.FLOTILLA_PREPULL_WAIT_MS),
     proxyEjectMs: n(process.env.FLOTILLA_PROXY_EJECT_MS),
     endpointDrainMs: n(process.env.FLOTILLA_ENDPOINT_DRAIN_MS),
+    networkIdleMs: n(process.env.FLOTILLA_NETWORK_IDLE_MS),
   };
 }

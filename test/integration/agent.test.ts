@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { decodeJwt, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent } from '../../agent/agent.js';
+import { Agent, type AgentOptions } from '../../agent/agent.js';
+import { networkName } from '../../agent/runtime.js';
 import { silentLogger } from '../../control-plane/config.js';
 import { type RunningServer, startServer } from '../../control-plane/entry/node.js';
 import { createEnrollmentToken } from '../../control-plane/store/tokens.js';
@@ -40,9 +41,9 @@ async function api(method: string, path: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
-async function startAgent(name: string, dataDir: string, serverUrl = server.url, withToken = true): Promise<Agent> {
+async function startAgent(name: string, dataDir: string, serverUrl = server.url, withToken = true, more: Partial<AgentOptions> = {}): Promise<Agent> {
   const token = withToken ? (await createEnrollmentToken(server.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token : undefined;
-  const a = await Agent.start({ server: serverUrl, dataDir, token, name, logger: silentLogger, ...FAST });
+  const a = await Agent.start({ server: serverUrl, dataDir, token, name, logger: silentLogger, ...FAST, ...more });
   agents.push(a);
   nodeIds.push(a.identity.nodeId);
   return a;
@@ -347,4 +348,33 @@ describe('leases racing between a poll and a heartbeat', () => {
     expect((await podsOf('raced'))[0]?.status.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
     await api('DELETE', '/v1/namespaces/default/deployments/raced');
   }, 60_000);
+});
+
+describe("a namespace's network on a node", () => {
+  it('outlives the last pod of the namespace for networkIdleMs: a pod arriving meanwhile joins it; then it goes', async () => {
+    const idleMs = 4000;
+    const a = await startAgent('netkeep', tmp('flotilla-agent-'), server.url, true, { networkIdleMs: idleMs });
+    const name = networkName(a.identity.nodeId, 'kept');
+    const m = deploymentManifest('keeper', { namespace: 'kept', nodeSelector: { 'kubernetes.io/hostname': 'netkeep' } });
+    const networkId = async () => (await docker.listNetworks({ filters: { name: [name] } })).find((n) => n.Name === name)?.Id;
+    const runOnce = async () => {
+      expect((await api('PUT', '/v1/namespaces/kept/deployments/keeper', m)).status).toBeLessThan(300);
+      const c = await waitFor('the pod running', async () => (await nodeContainers(docker, a.identity.nodeId, false))[0], 30_000);
+      expect(Object.keys(c.NetworkSettings.Networks)).toEqual([name]);
+      expect((await api('DELETE', '/v1/namespaces/kept/deployments/keeper')).status).toBe(200);
+      await waitFor('its container removed', async () => (await nodeContainers(docker, a.identity.nodeId)).length === 0, 30_000, 50);
+      return c.NetworkSettings.Networks[name]?.NetworkID;
+    };
+    const first = await runOnce();
+    expect(first).toBeTruthy();
+    // No container left, and the network is still there (the agent forgets the pod after the removal).
+    expect(await networkId()).toBe(first);
+    // The namespace's next pod, within the idle time, joins the same network.
+    expect(await runOnce()).toBe(first);
+    const gone = Date.now();
+    await new Promise((r) => setTimeout(r, idleMs / 2));
+    expect(await networkId()).toBe(first);
+    await waitFor('the network removed once unused for networkIdleMs', async () => (await networkId()) === undefined, 30_000, 100);
+    expect(Date.now() - gone).toBeGreaterThanOrEqual(idleMs / 2);
+  });
 });
