@@ -174,7 +174,8 @@ export class Agent {
     this.log.info({ pod: t.podName, container: t.container.name, reason }, 'killing unhealthy container');
     this.queueEvent({ podId: t.podId, type: 'Normal', reason: 'Killing', message: `Container ${t.container.name} failed ${reason}, will be restarted` });
     try {
-      await this.runtime.run({ action: 'stop', containerId: t.containerId, podId: t.podId, reason });
+      const grace = t.spec.terminationGracePeriodSeconds;
+      await this.runtime.run({ action: 'stop', containerId: t.containerId, podId: t.podId, reason, ...(grace !== undefined ? { timeoutSec: grace } : {}) });
     } catch (e) {
       this.log.warn({ pod: t.podName, err: (e as Error).message }, 'killing unhealthy container failed');
     }
@@ -578,7 +579,7 @@ export class Agent {
     const l = this.leases.get(step.podId)?.verified;
     if (l?.policy !== 'stop' || !this.desired?.pods.some((p) => p.id === step.podId)) return step;
     const graceSec = Math.max(0, Math.floor((l.exp * 1000 - Date.now() - 500) / 1000));
-    return { ...step, reason: 'lease expiring', timeoutSec: Math.min(this.opts.stopTimeoutSec ?? 10, graceSec) };
+    return { ...step, reason: 'lease expiring', timeoutSec: Math.min(step.timeoutSec ?? this.opts.stopTimeoutSec ?? 10, graceSec) };
   }
 
   // ---- loops ----
@@ -746,10 +747,23 @@ export class Agent {
         },
         'reconcile',
       );
-      if (steps.length === 0) break;
+      // A stop runs on its own (an endpoint drain, a wait for the replacement's image, the grace
+      // period): the pass does not wait for it, so the node's other pods are not held up (a pod
+      // applied while another is stopping starts at once, as with the kubelet's per-pod workers).
+      // What depends on it (removing the container, starting its replacement) is planned by the
+      // pass that its end wakes.
+      const todo = steps.filter((s) => !(s.action === 'stop' && this.stopping.has(s.containerId)));
+      if (todo.length === 0) break;
       // Pulls start first, so a stop in the same layer sees them in flight (and waits for them).
-      const ordered = [...steps.filter((s) => s.action === 'pull'), ...steps.filter((s) => s.action !== 'pull')];
-      await Promise.all(ordered.map((s) => this.execute(s, actual)));
+      const ordered = [...todo.filter((s) => s.action === 'pull'), ...todo.filter((s) => s.action !== 'pull')];
+      await Promise.all(
+        ordered.map((s) => {
+          const done = this.execute(s, actual);
+          if (s.action !== 'stop') return done;
+          void done.finally(() => this.reconcileWaker.wake());
+          return undefined;
+        }),
+      );
     }
     await this.refreshMountedConfig();
     this.syncProbes();

@@ -23,6 +23,8 @@ export interface ActualContainer {
   restarts: number;
   /** Consecutive quick restarts: the exponent of the back-off (reset after a long good run). */
   backoff: number;
+  /** Seconds between SIGTERM and SIGKILL when it is stopped (the pod's terminationGracePeriodSeconds), if the pod set it. */
+  graceSec?: number;
   /** The container whose network namespace this one joined (for all but the pod's first). */
   netnsOwner?: string;
   startedAt?: string;
@@ -116,9 +118,7 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
     if (pod && pod.specDigest !== a.digest) replacing.add(a.podId);
     if (!pod || pod.specDigest !== a.digest) {
       // Not ours to run any more (deleted, moved, lease lapsed, or a different spec): stop, then remove.
-      steps.push(
-        a.state === 'running' ? { action: 'stop', containerId: a.id, podId: a.podId, reason: pod ? 'spec changed' : 'no longer desired' } : { action: 'remove', containerId: a.id, podId: a.podId },
-      );
+      steps.push(a.state === 'running' ? stop(a, pod ? 'spec changed' : 'no longer desired') : { action: 'remove', containerId: a.id, podId: a.podId });
       continue;
     }
     const list = byPod.get(a.podId) ?? [];
@@ -139,8 +139,7 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
     if (missingImages.length > 0 || replacing.has(pod.id)) continue;
     const owner = spec.containers[0] as ContainerSpec;
     // Duplicates (e.g. two agents raced, or a crash between create and label read): keep the newest.
-    for (const dup of dedupe(have))
-      steps.push(dup.state === 'running' ? { action: 'stop', containerId: dup.id, podId: pod.id, reason: 'duplicate' } : { action: 'remove', containerId: dup.id, podId: pod.id });
+    for (const dup of dedupe(have)) steps.push(dup.state === 'running' ? stop(dup, 'duplicate') : { action: 'remove', containerId: dup.id, podId: pod.id });
     const current = (name: string) => have.filter((a) => a.container === name).sort((x, y) => y.restarts - x.restarts)[0];
     spec.containers.forEach((c, index) => {
       const a = current(c.name);
@@ -148,7 +147,7 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
       if (index > 0) {
         if (ownerNow?.state !== 'running') return; // joins the owner's network: wait for it
         if (a && a.netnsOwner !== ownerNow.id) {
-          steps.push(a.state === 'running' ? { action: 'stop', containerId: a.id, podId: pod.id, reason: 'pod network was recreated' } : { action: 'remove', containerId: a.id, podId: pod.id });
+          steps.push(a.state === 'running' ? stop(a, 'pod network was recreated') : { action: 'remove', containerId: a.id, podId: pod.id });
           return;
         }
       }
@@ -187,6 +186,11 @@ export function planSteps(actual: readonly ActualContainer[], runnable: readonly
     });
   }
   return steps;
+}
+
+/** Stops a running container, with its pod's grace period when the pod set one. */
+function stop(a: ActualContainer, reason: string): Step {
+  return { action: 'stop', containerId: a.id, podId: a.podId, reason, ...(a.graceSec !== undefined ? { timeoutSec: a.graceSec } : {}) };
 }
 
 function dedupe(have: readonly ActualContainer[]): ActualContainer[] {

@@ -63,6 +63,7 @@ export class DockerRuntime {
         state,
         restarts: Number(l[LABELS.restarts] ?? 0),
         backoff: Number(l[LABELS.backoff] ?? l[LABELS.restarts] ?? 0),
+        ...(/^\d+$/.test(l[LABELS.grace] ?? '') ? { graceSec: Number(l[LABELS.grace]) } : {}),
         hostPorts: [],
         ...(l['dev.flotilla.netns-owner'] ? { netnsOwner: l['dev.flotilla.netns-owner'] } : {}),
       };
@@ -324,6 +325,7 @@ export class DockerRuntime {
         [LABELS.epoch]: String(s.pod.epoch),
         [LABELS.restarts]: String(s.restarts),
         [LABELS.backoff]: String(s.backoff),
+        ...(spec.terminationGracePeriodSeconds !== undefined ? { [LABELS.grace]: String(spec.terminationGracePeriodSeconds) } : {}),
       };
       const m = s.mounts;
       const binds = [...(m?.binds ?? [])];

@@ -219,6 +219,8 @@ export const LABELS = {
   epoch: 'dev.flotilla.epoch',
   restarts: 'dev.flotilla.restarts',
   backoff: 'dev.flotilla.backoff',
+  /** The pod's terminationGracePeriodSeconds, when it sets one (a deleted pod's stop still knows it). */
+  grace: 'dev.flotilla.grace-seconds',
 } as const;
 
 /**

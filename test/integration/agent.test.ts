@@ -378,3 +378,37 @@ describe("a namespace's network on a node", () => {
     expect(Date.now() - gone).toBeGreaterThanOrEqual(idleMs / 2);
   });
 });
+
+describe('stopping a pod', () => {
+  it("takes the pod's terminationGracePeriodSeconds, and does not hold up a pod applied meanwhile on the same node", async () => {
+    // The agent's own grace (30 s) is not what a pod that sets one gets.
+    const a = await startAgent('graceful', tmp('flotilla-agent-'), server.url, true, { stopTimeoutSec: 30 });
+    const on = { 'kubernetes.io/hostname': 'graceful' };
+    // PID 1 ignores SIGTERM: only the SIGKILL at the end of the grace period ends it.
+    const stubborn = { name: 'web', image: 'local/busybox:1', command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.2; done'] };
+    const slow = deploymentManifest('slowstop', { nodeSelector: on, containers: [stubborn], pod: { terminationGracePeriodSeconds: 6 } });
+    expect((await api('PUT', '/v1/namespaces/default/deployments/slowstop', slow)).status).toBe(201);
+    const old = await waitFor('the stubborn pod running', async () => (await nodeContainers(docker, a.identity.nodeId, false)).find((c) => c.Labels[LABELS.workload] === 'slowstop'), 30_000);
+    expect(old.Labels[LABELS.grace]).toBe('6');
+    const t0 = Date.now();
+    expect((await api('DELETE', '/v1/namespaces/default/deployments/slowstop')).status).toBe(200);
+    expect((await api('PUT', '/v1/namespaces/default/deployments/quick', deploymentManifest('quick', { nodeSelector: on }))).status).toBe(201);
+    const stillStopping = await waitFor(
+      'the new pod running',
+      async () => {
+        const cs = await nodeContainers(docker, a.identity.nodeId);
+        const quick = cs.find((c) => c.Labels[LABELS.workload] === 'quick' && c.State === 'running');
+        return quick && { old: cs.find((c) => c.Id === old.Id)?.State ?? 'gone' };
+      },
+      30_000,
+      100,
+    );
+    // It started while the other pod was still inside its grace period.
+    expect(stillStopping.old).toBe('running');
+    await waitFor('the stubborn container removed', async () => !(await nodeContainers(docker, a.identity.nodeId)).some((c) => c.Id === old.Id), 40_000, 100);
+    const took = Date.now() - t0;
+    expect(took).toBeGreaterThanOrEqual(5_500);
+    expect(took).toBeLessThan(20_000);
+    expect((await api('DELETE', '/v1/namespaces/default/deployments/quick')).status).toBe(200);
+  });
+});

@@ -40,6 +40,19 @@ describe('planSteps', () => {
     ]);
   });
 
+  it("stops with the pod's grace period when it set one (also once the pod is gone from the desired state)", () => {
+    const steps = planSteps(
+      [actual('c1', 'gone', { graceSec: 45 }), actual('c2', 'a', { digest: 'old', graceSec: 0 }), actual('c3', 'b', { digest: 'old' })],
+      [desiredPod('a'), desiredPod('b')],
+      ctx(),
+    );
+    expect(steps).toEqual([
+      { action: 'stop', containerId: 'c1', podId: 'gone', reason: 'no longer desired', timeoutSec: 45 },
+      { action: 'stop', containerId: 'c2', podId: 'a', reason: 'spec changed', timeoutSec: 0 },
+      { action: 'stop', containerId: 'c3', podId: 'b', reason: 'spec changed' },
+    ]);
+  });
+
   it('replaces a container whose spec digest differs', () => {
     const steps = planSteps([actual('c1', 'a', { digest: 'old' })], [desiredPod('a')], ctx());
     expect(steps).toEqual([{ action: 'stop', containerId: 'c1', podId: 'a', reason: 'spec changed' }]);
