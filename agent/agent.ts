@@ -760,7 +760,7 @@ export class Agent {
         ordered.map((s) => {
           const done = this.execute(s, actual);
           if (s.action !== 'stop') return done;
-          void done.finally(() => this.reconcileWaker.wake());
+          void done.catch((e) => this.log.error({ err: (e as Error).message }, 'stop failed')).finally(() => this.reconcileWaker.wake());
           return undefined;
         }),
       );

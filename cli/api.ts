@@ -21,9 +21,8 @@ export interface Target {
  * A request answered "come back later" (429, or 503 with Retry-After) is sent again up to RETRIES
  * more times while the waits add up to at most RETRY_BUDGET_MS; a longer wait is left to the user
  * (the error line says when). The waits double from a base (200 ms; FLOTILLA_CLI_RETRY_BASE_MS)
- * even when Retry-After is 0:
- * `wrangler dev` answers a write its proxy could not deliver to the worker with 503 and
- * Retry-After: 0 (it retries only GET and HEAD itself).
+ * even when Retry-After is 0: `wrangler dev` answers a write its proxy could not deliver to the
+ * worker with 503 and Retry-After: 0 (it retries only GET and HEAD itself).
  */
 export const RETRIES = 5;
 const RETRY_BUDGET_MS = 15_000;
