@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enrollHollow, type Hollow, metric } from './hollow.js';
-import { Client } from './load.js';
+import { Client, type Req } from './load.js';
 import { freePortSync } from './ports.js';
 import { procSample, startCliProc, until } from './procs.js';
 
@@ -139,6 +139,18 @@ async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number,
   }
 }
 
+/**
+ * A setup request to `wrangler dev`, sent again while its proxy answers 503 with Retry-After: a
+ * write it could not hand to the Worker (cloudflare/workers-sdk#14641; the CLI does the same).
+ */
+async function setupFetch(client: Client, r: Req) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await client.fetch(r);
+    if (res.status !== 503 || res.headers['retry-after'] === undefined || attempt >= 5) return res;
+    await new Promise((done) => setTimeout(done, 200 * 2 ** attempt));
+  }
+}
+
 export async function benchWorker(o: WorkerOptions, log: (s: string) => void): Promise<WorkerResult> {
   const state = mkdtempSync(join(tmpdir(), 'flotilla-bench-worker-'));
   const wrangler = join('node_modules', '.bin', 'wrangler');
@@ -153,7 +165,7 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
   try {
     await until('wrangler dev to serve /healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 120_000, 500);
     const h = { authorization: `Bearer ${admin}`, 'content-type': 'application/json' };
-    const tok = await client.fetch({ method: 'POST', path: '/v1/enrollment-tokens', headers: h, body: JSON.stringify({ uses: o.agents, ttl: '1h' }) });
+    const tok = await setupFetch(client, { method: 'POST', path: '/v1/enrollment-tokens', headers: h, body: JSON.stringify({ uses: o.agents, ttl: '1h' }) });
     if (tok.status !== 201 && tok.status !== 200) throw new Error(`enrollment token: ${tok.status} ${tok.body}`);
     const { token } = JSON.parse(tok.body) as { token: string };
     const agents: Hollow[] = [];
@@ -169,7 +181,7 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
         template: { metadata: { labels: { app: 'fleet' } }, spec: { containers: [{ name: 'c', image: 'local/busybox:1', resources: { requests: { cpu: '10m', memory: '16Mi' } } }] } },
       },
     };
-    const applied = await client.fetch({ method: 'PUT', path: '/v1/namespaces/default/deployments/fleet', headers: h, body: JSON.stringify(manifest), timeoutMs: 60_000 });
+    const applied = await setupFetch(client, { method: 'PUT', path: '/v1/namespaces/default/deployments/fleet', headers: h, body: JSON.stringify(manifest), timeoutMs: 60_000 });
     if (applied.status >= 300) throw new Error(`apply: ${applied.status} ${applied.body}`);
     log(`wrangler dev on 127.0.0.1:${port} (local D1); ${agents.length} simulated agents enrolled, one pod each`);
 
