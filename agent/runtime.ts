@@ -134,8 +134,8 @@ export class DockerRuntime {
   }
 
   private readonly networks = new Map<string, Promise<string>>();
-  /** This node's namespace networks that no container uses, by name -> when first found unused (ms). */
-  private readonly unusedSince = new Map<string, number>();
+  /** This node's namespace networks that no container uses, by name: their namespace, and when first found unused (ms). */
+  private readonly unusedSince = new Map<string, { namespace: string; since: number }>();
 
   /**
    * The bridge network of a namespace on this node (`flotilla-<node>-<namespace>`), created on first
@@ -224,8 +224,8 @@ export class DockerRuntime {
         this.unusedSince.delete(n.Name);
         continue;
       }
-      const since = this.unusedSince.get(n.Name) ?? now;
-      this.unusedSince.set(n.Name, since);
+      const since = this.unusedSince.get(n.Name)?.since ?? now;
+      this.unusedSince.set(n.Name, { namespace: ns, since });
       if (now - since >= idleMs) await this.removeNetwork(n.Name);
     }
   }
@@ -233,17 +233,16 @@ export class DockerRuntime {
   /** When the first of the networks kept unused is due for removal (ms since the epoch), if any is kept. */
   unusedNetworksDueAt(idleMs: number): number | undefined {
     let first: number | undefined;
-    for (const since of this.unusedSince.values()) first = Math.min(first ?? since, since);
+    for (const { since } of this.unusedSince.values()) first = Math.min(first ?? since, since);
     return first === undefined ? undefined : first + idleMs;
   }
 
   /** Removes the networks kept unused for at least `idleMs` (still unused); whether any went. */
   async removeUnusedNetworks(idleMs: number, now = Date.now()): Promise<boolean> {
     let removed = false;
-    for (const [name, since] of [...this.unusedSince]) {
+    for (const [name, { namespace, since }] of [...this.unusedSince]) {
       if (now - since < idleMs) continue;
-      const ns = name.slice(networkName(this.opts.nodeId, '').length);
-      if (await this.networkInUse(name, ns)) {
+      if (await this.networkInUse(name, namespace)) {
         this.unusedSince.delete(name);
         continue;
       }

@@ -1,4 +1,5 @@
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { againWhileUnavailable } from './load.js';
 
 /** A simulated agent: its own Ed25519 key, enrolled over the real protocol, signing its own JWTs. */
 export interface Hollow {
@@ -10,18 +11,13 @@ export interface Hollow {
 export async function enrollHollow(port: number, token: string, name: string): Promise<Hollow> {
   const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
   const facts = { hostname: name, os: 'linux', arch: 'x64', cpus: 4, memoryBytes: 4 * 2 ** 30, dockerVersion: 'hollow', agentVersion: 'hollow' };
-  const body0 = JSON.stringify({ token, name, publicKey: await exportJWK(publicKey), facts });
-  let res: Response;
-  // `wrangler dev` answers a write its proxy could not hand to the Worker with 503 and Retry-After
-  // (cloudflare/workers-sdk#14641): sent again, as the real agent and the CLI do.
-  for (let attempt = 0; ; attempt++) {
-    res = await fetch(`http://127.0.0.1:${port}/v1/agent/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: body0 });
-    if (res.status !== 503 || !res.headers.has('retry-after') || attempt >= 5) break;
-    await res.body?.cancel();
-    await new Promise((done) => setTimeout(done, 200 * 2 ** attempt));
-  }
-  if (res.status !== 201) throw new Error(`enroll ${name}: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { nodeId: string; audience: string };
+  const request = JSON.stringify({ token, name, publicKey: await exportJWK(publicKey), facts });
+  const res = await againWhileUnavailable(async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/agent/enroll`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: request });
+    return { status: r.status, retryAfter: r.headers.has('retry-after'), text: await r.text() };
+  });
+  if (res.status !== 201) throw new Error(`enroll ${name}: ${res.status} ${res.text}`);
+  const body = JSON.parse(res.text) as { nodeId: string; audience: string };
   // Like a real agent, a JWT is reused for 30 s; the phase is random, as in a fleet whose agents
   // started at different times (otherwise every token of the fleet expires in the same second).
   const phase = Math.random() * 30_000;

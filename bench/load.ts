@@ -17,6 +17,19 @@ export interface Req {
 }
 
 /** A keep-alive HTTP client to one loopback server. */
+/**
+ * Sends a setup request again while it is answered 503 with Retry-After, at most 5 more times (from
+ * 200 ms, doubling): `wrangler dev`'s proxy answers so a write it could not hand to the Worker
+ * (cloudflare/workers-sdk#14641), and the CLI and the agent send such requests again too.
+ */
+export async function againWhileUnavailable<T extends { status: number; retryAfter: boolean }>(send: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const res = await send();
+    if (res.status !== 503 || !res.retryAfter || attempt >= 5) return res;
+    await new Promise((done) => setTimeout(done, 200 * 2 ** attempt));
+  }
+}
+
 export class Client {
   private readonly agent: http.Agent;
   constructor(

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enrollHollow, type Hollow, metric } from './hollow.js';
-import { Client, type Req } from './load.js';
+import { againWhileUnavailable, Client, type Req } from './load.js';
 import { freePortSync } from './ports.js';
 import { procSample, startCliProc, until } from './procs.js';
 
@@ -139,17 +139,12 @@ async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number,
   }
 }
 
-/**
- * A setup request to `wrangler dev`, sent again while its proxy answers 503 with Retry-After: a
- * write it could not hand to the Worker (cloudflare/workers-sdk#14641; the CLI does the same).
- */
-async function setupFetch(client: Client, r: Req) {
-  for (let attempt = 0; ; attempt++) {
+/** A setup request to `wrangler dev` (see `againWhileUnavailable`). */
+const setupFetch = (client: Client, r: Req) =>
+  againWhileUnavailable(async () => {
     const res = await client.fetch(r);
-    if (res.status !== 503 || res.headers['retry-after'] === undefined || attempt >= 5) return res;
-    await new Promise((done) => setTimeout(done, 200 * 2 ** attempt));
-  }
-}
+    return { ...res, retryAfter: res.headers['retry-after'] !== undefined };
+  });
 
 export async function benchWorker(o: WorkerOptions, log: (s: string) => void): Promise<WorkerResult> {
   const state = mkdtempSync(join(tmpdir(), 'flotilla-bench-worker-'));

@@ -32,7 +32,7 @@ const RETRY_BUDGET_MS = 15_000;
  * to be retried: 429 or 503 carrying Retry-After (seconds or an HTTP date), as Kubernetes' client
  * does. A 503 without it (Secrets without the master key) is a lasting state, not a retry.
  */
-export function retryWaitMs(res: Response, attempt: number, now = Date.now()): number | undefined {
+function retryWaitMs(res: Response, attempt: number, now = Date.now()): number | undefined {
   if (res.status !== 429 && res.status !== 503) return undefined;
   const header = res.headers.get('retry-after');
   if (header === null) return undefined;
