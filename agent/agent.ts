@@ -596,9 +596,11 @@ export class Agent {
           if (!parsed.success) throw new Error(`invalid desired state from control plane: ${parsed.error.issues[0]?.message}`);
           await this.acceptDesired(parsed.data, r.etag, true);
         }
-        // With long-poll the server already waited; without it, poll once per heartbeat (or when woken).
+        // With long-poll the server already waited. Without it, poll again when a heartbeat says the
+        // version changed (the waker), else after pollIntervalMs; a server that does not say, after
+        // every heartbeat interval.
         this.firstPollDone();
-        if (!r && (this.desired?.pollWaitMs ?? 0) === 0) await this.pollWaker.sleep(this.desired?.heartbeatMs ?? 5000);
+        if (!r && (this.desired?.pollWaitMs ?? 0) === 0) await this.pollWaker.sleep(this.desired?.pollIntervalMs || this.desired?.heartbeatMs || 5000);
       } catch (e) {
         this.firstPollDone();
         if (!this.running) return;

@@ -12,6 +12,11 @@ export interface Config {
   heartbeatMs: number;
   /** How long a desired-state poll may wait for a change (0: answer at once, as on Workers). */
   pollWaitMs: number;
+  /**
+   * Without long-poll (Workers): heartbeats carry the fresh desired version and agents poll on a
+   * change; this is the longest an agent goes without polling all the same (a safety net).
+   */
+  pollIntervalMs: number;
   /** Margin added to a lease's expiry before its slot may be given to anyone else. */
   clockSkewMs: number;
   /** A node whose last renewal is older than this is NotReady. */
@@ -86,6 +91,7 @@ const envSchema = z.object({
   FLOTILLA_LEASE_TTL: duration('30s'),
   FLOTILLA_HEARTBEAT_INTERVAL: z.string().optional(),
   FLOTILLA_POLL_WAIT: duration('25s'),
+  FLOTILLA_POLL_INTERVAL: duration('5m'),
   FLOTILLA_CLOCK_SKEW: duration('5s'),
   FLOTILLA_NODE_GRACE: z.string().optional(),
   FLOTILLA_TICK_INTERVAL: duration('2s'),
@@ -124,6 +130,7 @@ export function configFromEnv(env: Record<string, string | undefined>, overrides
     renewPeriodMs,
     heartbeatMs,
     pollWaitMs: e.FLOTILLA_POLL_WAIT,
+    pollIntervalMs: e.FLOTILLA_POLL_INTERVAL,
     clockSkewMs: e.FLOTILLA_CLOCK_SKEW,
     nodeGraceMs,
     tickIntervalMs: e.FLOTILLA_TICK_INTERVAL,

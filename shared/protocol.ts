@@ -117,7 +117,10 @@ export interface HeartbeatResponse {
   /** pod id -> fresh lease JWS; present only when the leases were renewed. */
   leases: Record<string, string>;
   nextHeartbeatMs: number;
-  /** The node's desired-state version, so the agent knows whether to poll. */
+  /**
+   * The node's desired-state version, so the agent knows whether to poll. Read fresh where the
+   * desired state says `pollIntervalMs` (no long-poll); otherwise a hint.
+   */
   desiredVersion: string;
 }
 
@@ -164,6 +167,12 @@ export const desiredStateSchema = z.strictObject({
   pods: z.array(desiredPodSchema),
   pollWaitMs: z.number().int(),
   heartbeatMs: z.number().int(),
+  /**
+   * Without long-poll (pollWaitMs 0): heartbeat answers carry the current desired version, so poll
+   * when it differs from this state's version, and at the latest this long after the last poll.
+   * Absent: poll after every heartbeat.
+   */
+  pollIntervalMs: z.number().int().min(0).optional(),
   /** How often to report resource use (POST /v1/agent/metrics); 0 or absent: the agent's default. */
   metricsMs: z.number().int().min(0).optional(),
   /** Images to pull ahead of a rollout (the new template of workloads with old pods here). */

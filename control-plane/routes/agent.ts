@@ -189,6 +189,8 @@ const authed = new Hono<AppEnv>()
       version: String(node.desiredVersion),
       pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
       heartbeatMs: nextHeartbeat(deps),
+      // Without long-poll, heartbeats carry the current version (below): polls only on a change.
+      ...(deps.notifier ? {} : { pollIntervalMs: deps.config.pollIntervalMs }),
       metricsMs: deps.config.metricsIntervalMs,
       ...(prefetch.length > 0 ? { prefetch } : {}),
       ...(svcs.length > 0 ? { services: svcs } : {}),
@@ -351,7 +353,11 @@ const authed = new Hono<AppEnv>()
     if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
     if (endpointNamespaces.length > 0) deps.notifier?.notify(await serviceConsumers(db, endpointNamespaces));
     const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
-    const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(node.desiredVersion) };
+    // Without long-poll (Workers) the agent polls only when this version differs from its own, so it
+    // is read fresh: one read here instead of a poll request (and its read) after every heartbeat.
+    // With long-poll the agent is already waiting on the desired state; the cached hint will do.
+    const desiredVersion = deps.notifier ? node.desiredVersion : await freshDesiredVersion(deps, node);
+    const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(desiredVersion) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
     if (stmts.length > 0 || (renewed && !wasReady)) nudgeControllers(deps);
     // Where no timer ticks (Workers), renewals carry the time-based controller work (a rollout

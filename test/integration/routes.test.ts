@@ -239,6 +239,32 @@ describe('leases', () => {
     expect(decodeJwt(hb.leases[pod.id]!).exp).toBe((cp.now() + cp.deps.config.leaseTtlMs) / 1000);
   });
 
+  it('without long-poll, heartbeats answer with the current desired version, so agents poll only on a change', async () => {
+    // This control plane has no long-poll (as on Workers): the desired state says how long an agent
+    // may go without polling, and each heartbeat carries the node's version as stored, not as cached.
+    const n = await enrolledNode('pollster');
+    const first = await n.agent('GET', '/v1/agent/desired');
+    expect(first.status).toBe(200);
+    const state = (await first.json()) as { version: string; pollWaitMs: number; pollIntervalMs?: number };
+    expect(state.pollWaitMs).toBe(0);
+    expect(state.pollIntervalMs).toBe(cp.deps.config.pollIntervalMs);
+    expect(cp.deps.config.pollIntervalMs).toBe(5 * 60_000); // FLOTILLA_POLL_INTERVAL's default
+    const beat = async () => ((await (await n.agent('POST', '/v1/agent/heartbeat', undefined, {})).json()) as { desiredVersion: string }).desiredVersion;
+    expect(await beat()).toBe(state.version);
+    // A pod for this node bumps its version in the database; the next heartbeat says so (the node
+    // directory's cached copy still has the old one), and the poll it prompts returns the pod.
+    await cp.req('PUT', '/v1/namespaces/default/deployments/polled', deploymentManifest('polled', { nodeSelector: { 'kubernetes.io/hostname': 'pollster' } }));
+    await cp.settle();
+    const changed = await beat();
+    expect(Number(changed)).toBeGreaterThan(Number(state.version));
+    const next = await n.agent('GET', '/v1/agent/desired', undefined);
+    const polled = (await next.json()) as { version: string; pods: Array<{ name: string }> };
+    expect(polled.version).toBe(changed);
+    expect(polled.pods.map((p) => p.name)).toEqual([expect.stringMatching(/^polled-/)]);
+    expect(await beat()).toBe(changed);
+    expect((await cp.req('DELETE', '/v1/namespaces/default/deployments/polled')).status).toBe(200);
+  });
+
   it('renews leases at most once per renewal period, and a heartbeat between renewals writes nothing', async () => {
     const n = await enrolledNode('beater');
     await cp.req('PUT', '/v1/namespaces/default/deployments/beat', deploymentManifest('beat', { nodeSelector: { 'kubernetes.io/hostname': 'beater' } }));
