@@ -119,6 +119,8 @@ export class Agent {
   /** Pods this agent knows of (seen desired, or found by label), by id -> epoch: reported `gone` once removed. */
   private readonly knownPods = new Map<string, number>();
   private readonly pollWaker = new Waker();
+  /** From the last heartbeat answer: without long-poll, the longest to go without polling (0: poll every heartbeat). */
+  private pollIntervalMs = 0;
   private readonly hbWaker = new Waker();
   private readonly reconcileWaker = new Waker();
   private readonly fenceWaker = new Waker();
@@ -597,10 +599,10 @@ export class Agent {
           await this.acceptDesired(parsed.data, r.etag, true);
         }
         // With long-poll the server already waited. Without it, poll again when a heartbeat says the
-        // version changed (the waker), else after pollIntervalMs; a server that does not say, after
-        // every heartbeat interval.
+        // version changed (the waker), else after the heartbeats' pollIntervalMs; where heartbeats do
+        // not say (their version is only a hint), after every heartbeat interval.
         this.firstPollDone();
-        if (!r && (this.desired?.pollWaitMs ?? 0) === 0) await this.pollWaker.sleep(this.desired?.pollIntervalMs || this.desired?.heartbeatMs || 5000);
+        if (!r && (this.desired?.pollWaitMs ?? 0) === 0) await this.pollWaker.sleep(this.pollIntervalMs || this.desired?.heartbeatMs || 5000);
       } catch (e) {
         this.firstPollDone();
         if (!this.running) return;
@@ -651,6 +653,7 @@ export class Agent {
           await this.renewLeases(res.leases);
           this.reconcileWaker.wake();
         }
+        this.pollIntervalMs = res.pollIntervalMs ?? 0;
         if (this.desired && res.desiredVersion !== this.desired.version) this.pollWaker.wake();
         next = res.nextHeartbeatMs;
       } catch (e) {

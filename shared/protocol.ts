@@ -117,11 +117,13 @@ export interface HeartbeatResponse {
   /** pod id -> fresh lease JWS; present only when the leases were renewed. */
   leases: Record<string, string>;
   nextHeartbeatMs: number;
-  /**
-   * The node's desired-state version, so the agent knows whether to poll. Read fresh where the
-   * desired state says `pollIntervalMs` (no long-poll); otherwise a hint.
-   */
+  /** The node's desired-state version, so the agent knows whether to poll: read fresh when `pollIntervalMs` is present, else a hint. */
   desiredVersion: string;
+  /**
+   * Without long-poll (Workers): `desiredVersion` is current, so the agent polls when it differs from
+   * its own, and otherwise at the latest this long after its last poll. Absent: poll after every heartbeat.
+   */
+  pollIntervalMs?: number;
 }
 
 /** One pod the node should run, with its lease. */
@@ -167,12 +169,6 @@ export const desiredStateSchema = z.strictObject({
   pods: z.array(desiredPodSchema),
   pollWaitMs: z.number().int(),
   heartbeatMs: z.number().int(),
-  /**
-   * Without long-poll (pollWaitMs 0): heartbeat answers carry the current desired version, so poll
-   * when it differs from this state's version, and at the latest this long after the last poll.
-   * Absent: poll after every heartbeat.
-   */
-  pollIntervalMs: z.number().int().min(0).optional(),
   /** How often to report resource use (POST /v1/agent/metrics); 0 or absent: the agent's default. */
   metricsMs: z.number().int().min(0).optional(),
   /** Images to pull ahead of a rollout (the new template of workloads with old pods here). */

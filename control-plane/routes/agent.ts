@@ -117,6 +117,11 @@ export function renewSpread(nodeId: string): number {
   return (h % 1000) / 4000;
 }
 
+/** Whether agents' desired-state polls wait for a change here (Node with FLOTILLA_POLL_WAIT > 0), or are answered at once (Workers). */
+function longPolls(deps: Deps): boolean {
+  return deps.notifier !== undefined && deps.config.pollWaitMs > 0;
+}
+
 async function freshDesiredVersion(deps: Deps, node: AgentNode): Promise<number> {
   const row = await deps.db.select({ v: nodes.desiredVersion }).from(nodes).where(eq(nodes.id, node.id)).get();
   if (row) node.desiredVersion = row.v;
@@ -168,7 +173,7 @@ const authed = new Hono<AppEnv>()
     const tag = (v: number) => `"${v}"`;
     const inm = c.req.header('if-none-match');
     let version = await freshDesiredVersion(deps, node);
-    if (inm === tag(version) && deps.notifier && deps.config.pollWaitMs > 0) {
+    if (inm === tag(version) && deps.notifier && longPolls(deps)) {
       // Long-poll: wait for a change to this node's desired state (woken in-process), or time out.
       await deps.notifier.wait(node.id, deps.config.pollWaitMs, c.req.raw.signal);
       version = await freshDesiredVersion(deps, node);
@@ -187,10 +192,8 @@ const authed = new Hono<AppEnv>()
     const [leases, configVersions, claimVolumes] = await Promise.all([signLeases(deps, node, rows, deps.clock()), configVersionsOf(deps.db, rows), claimVolumesOf(deps.db, rows)]);
     const body: DesiredState = {
       version: String(node.desiredVersion),
-      pollWaitMs: deps.notifier ? deps.config.pollWaitMs : 0,
+      pollWaitMs: longPolls(deps) ? deps.config.pollWaitMs : 0,
       heartbeatMs: nextHeartbeat(deps),
-      // Without long-poll, heartbeats carry the current version (below): polls only on a change.
-      ...(deps.notifier ? {} : { pollIntervalMs: deps.config.pollIntervalMs }),
       metricsMs: deps.config.metricsIntervalMs,
       ...(prefetch.length > 0 ? { prefetch } : {}),
       ...(svcs.length > 0 ? { services: svcs } : {}),
@@ -353,11 +356,13 @@ const authed = new Hono<AppEnv>()
     if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
     if (endpointNamespaces.length > 0) deps.notifier?.notify(await serviceConsumers(db, endpointNamespaces));
     const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
-    // Without long-poll (Workers) the agent polls only when this version differs from its own, so it
-    // is read fresh: one read here instead of a poll request (and its read) after every heartbeat.
-    // With long-poll the agent is already waiting on the desired state; the cached hint will do.
-    const desiredVersion = deps.notifier ? node.desiredVersion : await freshDesiredVersion(deps, node);
-    const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(desiredVersion) };
+    // Without long-poll (Workers, or FLOTILLA_POLL_WAIT=0) the agent polls only when this version
+    // differs from its own, so it is read fresh: one read here instead of a poll request (and its
+    // read) after every heartbeat. With long-poll the agent is already waiting on the desired state;
+    // the cached hint will do.
+    const fresh = !longPolls(deps);
+    const desiredVersion = fresh ? await freshDesiredVersion(deps, node) : node.desiredVersion;
+    const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(desiredVersion), ...(fresh ? { pollIntervalMs: deps.config.pollIntervalMs } : {}) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
     if (stmts.length > 0 || (renewed && !wasReady)) nudgeControllers(deps);
     // Where no timer ticks (Workers), renewals carry the time-based controller work (a rollout

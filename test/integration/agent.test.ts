@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -348,6 +348,68 @@ describe('leases racing between a poll and a heartbeat', () => {
     expect((await podsOf('raced'))[0]?.status.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
     await api('DELETE', '/v1/namespaces/default/deployments/raced');
   }, 60_000);
+});
+
+describe('without long-poll (as on Workers)', () => {
+  let quiet: RunningServer | undefined;
+  let relay: Server | undefined;
+  let agent: Agent | undefined;
+
+  afterAll(async () => {
+    await agent?.stop();
+    if (agent) await removeNodeContainers(docker, [agent.identity.nodeId]);
+    relay?.close();
+    await quiet?.close();
+  });
+
+  it("polls only when a heartbeat's answer shows a new desired version: one request per heartbeat, and a pod still arrives", async () => {
+    // A control plane that answers polls at once; a relay in front counts the agent's requests.
+    quiet = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir: tmp('flotilla-cp-'),
+      logger: silentLogger,
+      env: { FLOTILLA_LEASE_TTL: '6s', FLOTILLA_POLL_WAIT: '0s', FLOTILLA_CLOCK_SKEW: '1s' },
+    });
+    const cp = quiet;
+    const token = readFileSync(cp.adminTokenPath, 'utf8').trim();
+    const seen = { polls: 0, heartbeats: 0 };
+    const port = await freePort();
+    relay = createServer((req, res) => {
+      (async () => {
+        if (req.method === 'GET' && req.url?.startsWith('/v1/agent/desired')) seen.polls++;
+        if (req.url?.startsWith('/v1/agent/heartbeat')) seen.heartbeats++;
+        const chunks: Buffer[] = [];
+        for await (const c of req) chunks.push(c as Buffer);
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+        const up = await fetch(new URL(req.url ?? '/', cp.url), { method: req.method, headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
+        const body = Buffer.from(await up.arrayBuffer());
+        res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(up.headers.get('etag') ? { etag: up.headers.get('etag') as string } : {}) });
+        res.end(body);
+      })().catch(() => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => relay?.listen(port, '127.0.0.1', () => r()));
+    const enroll = (await createEnrollmentToken(cp.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token;
+    const a = await Agent.start({ server: `http://127.0.0.1:${port}`, dataDir: tmp('flotilla-agent-'), token: enroll, name: 'quiet', logger: silentLogger, ...FAST });
+    agent = a;
+    // Heartbeats every TTL/6 (1 s here): over several of them, no poll (nothing changed).
+    await waitFor('the first heartbeats', () => seen.heartbeats >= 2, 15_000, 50);
+    const from = { ...seen };
+    await waitFor('five more heartbeats', () => seen.heartbeats >= from.heartbeats + 5, 30_000, 50);
+    expect(seen.polls - from.polls).toBe(0);
+    // A pod for this node: the next heartbeat shows the new version, the agent polls and runs it.
+    const apply = await fetch(new URL('/v1/namespaces/default/deployments/hushed', cp.url), {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(deploymentManifest('hushed', { nodeSelector: { 'kubernetes.io/hostname': 'quiet' } })),
+    });
+    expect(apply.status).toBe(201);
+    await waitFor('the pod running on the quiet node', async () => (await nodeContainers(docker, a.identity.nodeId, false)).length === 1, 30_000);
+    expect(seen.polls - from.polls).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe("a namespace's network on a node", () => {
