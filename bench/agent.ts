@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -8,6 +8,15 @@ import { type CliProc, procSample, startBenchControlPlane, stopChild, until } fr
 // The agent's footprint: RSS and CPU of a real agent (compiled CLI, default timings) managing 10
 // containers with liveness and readiness probes, sampled from /proc over a window, against an idle
 // Node process with one timer sampled over the same window (the floor of any Node program).
+// Both run with the environment the shipped systemd unit gives the agent (its Environment= lines),
+// so the figure is the agent as deployed.
+
+/** The `Environment=` lines of docs/systemd/flotilla-agent.service. */
+export function unitEnvironment(path = 'docs/systemd/flotilla-agent.service'): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of readFileSync(path, 'utf8').matchAll(/^Environment=([A-Za-z_][A-Za-z0-9_]*)=(.*)$/gm)) env[m[1] as string] = (m[2] as string).trim();
+  return env;
+}
 
 export interface AgentBenchOptions {
   windowSeconds: number;
@@ -24,6 +33,8 @@ export interface AgentBenchResult {
   agentCpuPercent: number;
   idleCpuPercent: number;
   rssRatio: number;
+  /** The systemd unit's environment both processes ran with. */
+  unitEnv?: Record<string, string>;
 }
 
 /** RSS (bytes) and CPU time (s) of a process. */
@@ -37,12 +48,13 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
   await docker.getImage('local/busybox:1').inspect();
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-agent-'));
   const env = { FLOTILLA_LOG_LEVEL: 'warn' };
+  const unitEnv = unitEnvironment();
   const cp = await startBenchControlPlane(dir, env);
   const { api } = cp;
   let agent: CliProc | undefined;
   let idle: ChildProcess | undefined;
   try {
-    const footprint = (await cp.startAgent('footprint')).proc;
+    const footprint = (await cp.startAgent('footprint', unitEnv)).proc;
     agent = footprint;
     const probe = { httpGet: { path: '/', port: 80 }, periodSeconds: 10 };
     await api('PUT', '/v1/namespaces/default/deployments/footprint', {
@@ -78,7 +90,7 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
       500,
     );
     // The floor: an idle Node process with one timer, over the same window.
-    idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', env: { ...process.env, ...unitEnv } });
     await new Promise((r) => setTimeout(r, 2000)); // both settled
     const apid = footprint.child.pid as number;
     const ipid = idle.pid as number;
@@ -105,9 +117,10 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
       agentCpuPercent: ((a1.cpu - a0.cpu) / secs) * 100,
       idleCpuPercent: ((i1.cpu - i0.cpu) / secs) * 100,
       rssRatio: avg(aRss) / avg(iRss),
+      unitEnv,
     };
     log(
-      `  agent with ${o.containers} probed containers over ${r.windowSeconds} s: RSS avg ${r.agentRssMb.avg.toFixed(1)} MB (max ${r.agentRssMb.max.toFixed(1)}), CPU ${r.agentCpuPercent.toFixed(2)} % of a core; idle Node: RSS ${r.idleRssMb.avg.toFixed(1)} MB, CPU ${r.idleCpuPercent.toFixed(2)} %`,
+      `  agent with ${o.containers} probed containers over ${r.windowSeconds} s: RSS avg ${r.agentRssMb.avg.toFixed(1)} MB (max ${r.agentRssMb.max.toFixed(1)}), CPU ${r.agentCpuPercent.toFixed(2)} % of a core; idle Node: RSS ${r.idleRssMb.avg.toFixed(1)} MB, CPU ${r.idleCpuPercent.toFixed(2)} %; both with the systemd unit's environment: ${envText(unitEnv)}`,
     );
     return r;
   } finally {
@@ -121,4 +134,10 @@ export async function benchAgent(o: AgentBenchOptions, log: (s: string) => void)
 
 async function removeFootprint(docker: Docker): Promise<void> {
   for (const c of await docker.listContainers({ all: true, filters: { label: ['dev.flotilla.workload=footprint'] } })) await docker.getContainer(c.Id).remove({ force: true });
+}
+
+/** `K=V K2=V2`, or `none`. */
+export function envText(env: Record<string, string> | undefined): string {
+  const kv = Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return kv.length > 0 ? kv.join(' ') : 'none';
 }

@@ -109,8 +109,8 @@ export interface BenchControlPlane {
   url: string;
   server: CliProc;
   api(method: string, path: string, body?: unknown): Promise<any>;
-  /** Starts an agent (its own enrollment token, data dir under `dir`); resolves once it runs, with its node id. */
-  startAgent(name: string): Promise<{ name: string; proc: CliProc; id: string }>;
+  /** Starts an agent (its own enrollment token, data dir under `dir`, `agentEnv` over the control plane's); resolves once it runs, with its node id. */
+  startAgent(name: string, agentEnv?: Record<string, string>): Promise<{ name: string; proc: CliProc; id: string }>;
 }
 
 export async function startBenchControlPlane(dir: string, env: Record<string, string>): Promise<BenchControlPlane> {
@@ -130,9 +130,9 @@ export async function startBenchControlPlane(dir: string, env: Record<string, st
     url,
     server,
     api,
-    async startAgent(name) {
+    async startAgent(name, agentEnv = {}) {
       const enroll = ((await api('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' })) as { token: string }).token;
-      const proc = startCliProc(['agent', '--server', url, '--token', enroll, '--name', name, '--data-dir', join(dir, name)], env);
+      const proc = startCliProc(['agent', '--server', url, '--token', enroll, '--name', name, '--data-dir', join(dir, name)], { ...env, ...agentEnv });
       await until(`agent ${name}`, () => proc.out().includes(`agent "${name}" running`), 60_000, 100);
       const nodes = (await api('GET', '/v1/nodes')).items as Array<{ metadata: { name: string; uid: string } }>;
       return { name, proc, id: nodes.find((n) => n.metadata.name === name)?.metadata.uid as string };

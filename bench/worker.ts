@@ -9,7 +9,8 @@ import { procSample, startCliProc, until } from './procs.js';
 
 // The Worker control plane under `wrangler dev` with a local D1: simulated agents heartbeat at the
 // cadence the server hands out (default 30 s lease TTL: every 5 s) and poll their desired state with
-// its ETag after each heartbeat, as agents do against a Worker (no long-poll there). Measured: the
+// its ETag when a heartbeat's answer says its version changed, or once per `pollIntervalMs`, as
+// agents do against a Worker (no long-poll there). Measured: the
 // CPU time workerd spends per agent request (from /proc, idle time of the same length subtracted)
 // against the 10 ms CPU a request may use on Workers' free plan, and D1 statements per heartbeat
 // (counted by the Worker itself, `flotilla_db_statements_total`). Then the floor, in the same run:
@@ -30,6 +31,8 @@ export interface WorkerResult {
   polls: number;
   renewals: number;
   cpuMsPerRequest: number;
+  /** workerd CPU per heartbeat cycle (a heartbeat, and a poll when one was due). */
+  cpuMsPerCycle?: number;
   idleCpuMs: number;
   statementsPerHeartbeat: number;
   batchesPerHeartbeat: number;
@@ -107,10 +110,8 @@ async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number,
   const client = new Client(port, 16);
   try {
     await until('wrangler dev (floor Worker) to answer', async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 120_000, 500);
-    const cycle = async () => {
-      await client.fetch({ method: 'POST', path: `/v1/agent/heartbeat?d1=${d1}`, headers, body: '{}' });
-      await client.fetch({ method: 'GET', path: '/v1/agent/desired', headers });
-    };
+    // A heartbeat per cycle (polls are rare: only on a change of desired state).
+    const cycle = () => client.fetch({ method: 'POST', path: `/v1/agent/heartbeat?d1=${d1}`, headers, body: '{}' });
     for (let i = 0; i < agents; i++) await cycle(); // warm up
     await sleep(2000);
     const pid = proc.child.pid as number;
@@ -126,7 +127,7 @@ async function floorCpuMsPerRequest(agents: number, seconds: number, d1: number,
         while (Date.now() < end) {
           const t0 = Date.now();
           await cycle();
-          requests += 2;
+          requests += 1;
           await sleep(Math.max(0, 5000 - (Date.now() - t0)));
         }
       }),
@@ -180,7 +181,8 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
     if (applied.status >= 300) throw new Error(`apply: ${applied.status} ${applied.body}`);
     log(`wrangler dev on 127.0.0.1:${port} (local D1); ${agents.length} simulated agents enrolled, one pod each`);
 
-    const etags = new Map<Hollow, string>();
+    // Per agent, what a real agent keeps: its desired state's version (ETag) and when it last polled.
+    const seen = new Map<Hollow, { etag: string; version: string; at: number }>();
     const cycle = async (a: Hollow, lat: number[] | null, counts: { hb: number; polls: number; renewals: number; errors: number }) => {
       const hb = await client.fetch({ method: 'POST', path: '/v1/agent/heartbeat', headers: { authorization: `Bearer ${await a.jwt()}`, 'content-type': 'application/json' }, body: '{}' });
       if (hb.status !== 200) {
@@ -190,14 +192,17 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
       }
       lat?.push(hb.ms);
       counts.hb++;
-      const r = JSON.parse(hb.body) as { nextHeartbeatMs: number; leases: Record<string, string> };
+      const r = JSON.parse(hb.body) as { nextHeartbeatMs: number; leases: Record<string, string>; desiredVersion: string; pollIntervalMs?: number };
       if (Object.keys(r.leases).length > 0) counts.renewals++;
-      const etag = etags.get(a);
-      const poll = await client.fetch({ method: 'GET', path: '/v1/agent/desired', headers: { authorization: `Bearer ${await a.jwt()}`, ...(etag ? { 'if-none-match': etag } : {}) } });
+      const known = seen.get(a);
+      // Without pollIntervalMs (heartbeats whose version is only a hint): a poll every cycle.
+      if (known && r.pollIntervalMs && r.desiredVersion === known.version && Date.now() - known.at < r.pollIntervalMs) return r.nextHeartbeatMs;
+      const poll = await client.fetch({ method: 'GET', path: '/v1/agent/desired', headers: { authorization: `Bearer ${await a.jwt()}`, ...(known ? { 'if-none-match': known.etag } : {}) } });
       if (poll.status === 200 || poll.status === 304) {
         lat?.push(poll.ms);
         counts.polls++;
-        if (poll.status === 200) etags.set(a, String(poll.headers.etag ?? ''));
+        if (poll.status === 200) seen.set(a, { etag: String(poll.headers.etag ?? ''), version: (JSON.parse(poll.body) as { version: string }).version, at: Date.now() });
+        else if (known) known.at = Date.now();
       } else {
         counts.errors++;
         log(`  poll failed: ${poll.status} ${poll.body.slice(0, 200)}`);
@@ -240,6 +245,7 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
       polls: counts.polls,
       renewals: counts.renewals,
       cpuMsPerRequest: cpuMs / requests,
+      cpuMsPerCycle: cpuMs / counts.hb,
       idleCpuMs,
       statementsPerHeartbeat: d(0),
       batchesPerHeartbeat: d(1),
@@ -250,7 +256,7 @@ export async function benchWorker(o: WorkerOptions, log: (s: string) => void): P
       errors: counts.errors,
     };
     log(
-      `  ${counts.hb} heartbeats (${counts.renewals} renewed leases) + ${counts.polls} polls in ${o.seconds} s: workerd CPU ${Math.round(cpuMs)} ms beyond idle (${Math.round(idleCpuMs)} ms idle) = ${result.cpuMsPerRequest.toFixed(2)} ms per request; D1 statements per heartbeat cycle ${result.statementsPerHeartbeat.toFixed(2)} (writes ${result.writesPerHeartbeat.toFixed(2)}, batches ${result.batchesPerHeartbeat.toFixed(2)}); p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms`,
+      `  ${counts.hb} heartbeats (${counts.renewals} renewed leases) + ${counts.polls} polls in ${o.seconds} s: workerd CPU ${Math.round(cpuMs)} ms beyond idle (${Math.round(idleCpuMs)} ms idle) = ${result.cpuMsPerRequest.toFixed(2)} ms per request (${result.cpuMsPerCycle?.toFixed(2)} ms per heartbeat cycle); D1 statements per heartbeat cycle ${result.statementsPerHeartbeat.toFixed(2)} (writes ${result.writesPerHeartbeat.toFixed(2)}, batches ${result.batchesPerHeartbeat.toFixed(2)}); p50 ${result.p50.toFixed(1)} ms, p99 ${result.p99.toFixed(1)} ms`,
     );
     sample = { headers: { authorization: `Bearer ${await (agents[0] as Hollow).jwt()}`, 'content-type': 'application/json' }, result };
   } finally {
