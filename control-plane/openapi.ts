@@ -83,7 +83,9 @@ const SCHEMAS: Record<string, Json> = {
   Scale: jsonSchema(z.looseObject({ kind: z.literal('Scale'), spec: z.strictObject({ replicas: z.number().int() }) })),
   EnrollResponse: jsonSchema(z.looseObject({ nodeId: z.string(), name: z.string(), audience: z.string(), issuer: z.string() })),
   DesiredState: jsonSchema(desiredStateSchema),
-  HeartbeatResponse: jsonSchema(z.looseObject({ leases: z.record(z.string(), z.string()), nextHeartbeatMs: z.number().int(), desiredVersion: z.string(), pollIntervalMs: z.number().int().optional() })),
+  HeartbeatResponse: jsonSchema(
+    z.looseObject({ leases: z.record(z.string(), z.string()), nextHeartbeatMs: z.number().int(), desiredVersion: z.string(), pollIntervalMs: z.number().int().optional() }),
+  ),
   PodConfig: jsonSchema(z.looseObject({ jwe: z.string(), versions: z.record(z.string(), z.number()), missing: z.array(z.looseObject({})) })),
   Endpoints: jsonSchema(
     z.looseObject({
