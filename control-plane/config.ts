@@ -13,7 +13,7 @@ export interface Config {
   /** How long a desired-state poll may wait for a change (0: answer at once, as on Workers). */
   pollWaitMs: number;
   /**
-   * Without long-poll (Workers): heartbeats carry the fresh desired version and agents poll on a
+   * Without long-poll (Workers, or pollWaitMs 0): heartbeats carry the fresh desired version and agents poll on a
    * change; this is the longest an agent goes without polling all the same (a safety net).
    */
   pollIntervalMs: number;
