@@ -49,6 +49,16 @@ async function startAgent(name: string, dataDir: string, serverUrl = server.url,
   return a;
 }
 
+/** A relay's request sent on to the control plane at `upstream`; `out`: the headers to answer with. */
+async function forward(req: IncomingMessage, upstream: string): Promise<{ up: Response; out: Record<string, string> }> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
+  const up = await fetch(new URL(req.url ?? '/', upstream), { method: req.method, headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
+  const etag = up.headers.get('etag');
+  return { up, out: { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(etag ? { etag } : {}) } };
+}
+
 async function podsOf(deployment: string) {
   return ((await api('GET', '/v1/namespaces/default/pods')).body.items as any[]).filter((p) => p.metadata.ownerReferences[0].name === deployment);
 }
@@ -294,12 +304,8 @@ describe('leases racing between a poll and a heartbeat', () => {
       });
     });
     const relayed = async (req: IncomingMessage, res: ServerResponse) => {
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
-      const up = await fetch(new URL(req.url ?? '/', server.url), { method: req.method, headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
+      const { up, out } = await forward(req, server.url);
       let body = await up.text();
-      const out: Record<string, string> = { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(up.headers.get('etag') ? { etag: up.headers.get('etag') as string } : {}) };
       if (req.url?.startsWith('/v1/agent/desired') && up.status === 200) {
         const state = JSON.parse(body) as { pods: Array<{ id: string; lease: string }> };
         const pod = state.pods[0];
@@ -379,13 +385,9 @@ describe('without long-poll (as on Workers)', () => {
       (async () => {
         if (req.method === 'GET' && req.url?.startsWith('/v1/agent/desired')) seen.polls++;
         if (req.url?.startsWith('/v1/agent/heartbeat')) seen.heartbeats++;
-        const chunks: Buffer[] = [];
-        for await (const c of req) chunks.push(c as Buffer);
-        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k))) as Record<string, string>;
-        const up = await fetch(new URL(req.url ?? '/', cp.url), { method: req.method, headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
-        const body = Buffer.from(await up.arrayBuffer());
-        res.writeHead(up.status, { 'content-type': up.headers.get('content-type') ?? 'application/json', ...(up.headers.get('etag') ? { etag: up.headers.get('etag') as string } : {}) });
-        res.end(body);
+        const { up, out } = await forward(req, cp.url);
+        res.writeHead(up.status, out);
+        res.end(Buffer.from(await up.arrayBuffer()));
       })().catch(() => {
         if (!res.headersSent) res.writeHead(502);
         res.end();
