@@ -151,16 +151,30 @@ const resourceList = z.strictObject({ cpu: cpuQuantity.optional(), memory: memor
 
 const probePort = z.union([z.number().int().min(1).max(65535), z.string().max(15).regex(DNS1123_LABEL, 'must be a port number or the name of a container port')]);
 
+/** What an httpGet probe may send: nothing that would end its request line or a header early. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+export const PROBE_PATH = /^[^\s\x00-\x1f\x7f]*$/;
+export const HTTP_HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+export const HTTP_HEADER_VALUE = /^[^\r\n\x00]*$/;
+
 /** A health probe (Kubernetes semantics and defaults). Exactly one handler. */
 const probe = z
   .strictObject({
     httpGet: z
       .strictObject({
-        path: z.string().max(2048).default('/'),
+        path: z.string().max(2048).regex(PROBE_PATH, 'must not contain white space or control characters').default('/'),
         port: probePort,
         host: z.string().optional(),
         scheme: z.enum(['HTTP']).default('HTTP'),
-        httpHeaders: z.array(z.strictObject({ name: z.string().min(1).max(256), value: z.string().max(4096) })).optional(),
+        httpHeaders: z
+          .array(
+            z.strictObject({
+              name: z.string().min(1).max(256).regex(HTTP_HEADER_NAME, "must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~)"),
+              value: z.string().max(4096).regex(HTTP_HEADER_VALUE, 'must not contain line breaks'),
+            }),
+          )
+          .optional(),
       })
       .optional(),
     tcpSocket: z.strictObject({ port: probePort, host: z.string().optional() }).optional(),

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import type Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProbeManager, type ProbeTarget, runProbe } from '../../agent/probes.js';
@@ -62,6 +63,75 @@ describe('runProbe', () => {
     healthy = true;
     expect(await runProbe(docker, target({}), probe({ httpGet: { path: '/healthz', port: 80, scheme: 'HTTP', httpHeaders: [{ name: 'x-probe', value: 'yes' }] } }))).toMatchObject({ ok: true });
     expect(await runProbe(docker, target({}), probe({ httpGet: { path: '/missing', port: 80, scheme: 'HTTP' } }))).toMatchObject({ ok: false, message: 'HTTP probe failed with statuscode: 503' });
+  });
+
+  it("httpGet sends one GET with Host, User-Agent and the probe's headers, and does not follow redirects", async () => {
+    const seen: { method?: string; url?: string; headers: Record<string, unknown> }[] = [];
+    const srv = createServer((req, res) => {
+      seen.push({ method: req.method, url: req.url, headers: req.headers });
+      res.writeHead(req.url === '/moved' ? 302 : 200, { location: 'http://127.0.0.1:1/elsewhere' }).end('body that is not read');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const t = { ...target({}), hostPorts: [{ containerPort: 80, protocol: 'TCP' as const, hostIP: '0.0.0.0', hostPort: (srv.address() as { port: number }).port }] };
+      const get = (path: string, httpHeaders?: { name: string; value: string }[]) =>
+        runProbe(docker, t, probe({ httpGet: { path, port: 80, scheme: 'HTTP', ...(httpHeaders ? { httpHeaders } : {}) } }));
+      expect(await get('ready?deep=1', [{ name: 'Authorization', value: 'Bearer s3cret' }])).toEqual({ ok: true, message: 'HTTP 200' });
+      expect(seen[0]).toMatchObject({ method: 'GET', url: '/ready?deep=1', headers: { host: `127.0.0.1:${t.hostPorts[0]?.hostPort}`, authorization: 'Bearer s3cret', connection: 'close' } });
+      expect(seen[0]?.headers['user-agent']).toMatch(/^flotilla-probe/);
+      expect(await get('/moved')).toEqual({ ok: true, message: 'HTTP 302' });
+      expect(seen.map((s) => s.url)).toEqual(['/ready?deep=1', '/moved']);
+      await get('/', [{ name: 'Host', value: 'app.example' }]);
+      expect(seen[2]?.headers.host).toBe('app.example');
+      // Past the schema (an older control plane, a hand-made desired state), nothing is sent.
+      expect(await get('/', [{ name: 'X', value: 'a\r\nX-Injected: 1' }])).toMatchObject({ ok: false, message: expect.stringMatching(/invalid header "X"/) });
+      expect(seen).toHaveLength(3);
+    } finally {
+      srv.close();
+    }
+  });
+
+  it('httpGet judges the final status line: skips 1xx, fails on garbage, an early close and a silent server within its timeout', async () => {
+    const replies: Record<string, string | null> = {
+      '/hints': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+      '/continue-fail': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 500 Oops\r\n\r\n',
+      '/split': 'HTTP/1.1 2',
+      '/garbage': 'SSH-2.0-OpenSSH_9.6\r\n',
+      '/close': '',
+      '/silent': null,
+    };
+    const socks = new Set<Socket>();
+    const srv = createNetServer((sock) => {
+      socks.add(sock);
+      sock.once('data', (d) => {
+        const path = String(d).split(' ')[1] ?? '';
+        const reply = replies[path];
+        if (reply === null) return; // never answers
+        if (path === '/split') {
+          sock.write(reply ?? '');
+          setTimeout(() => sock.end('00 OK\r\n\r\n'), 50);
+          return;
+        }
+        sock.end(reply ?? 'HTTP/1.1 404 Not Found\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      const t = { ...target({}), hostPorts: [{ containerPort: 80, protocol: 'TCP' as const, hostIP: '127.0.0.1', hostPort: (srv.address() as { port: number }).port }] };
+      const get = (path: string) => runProbe(docker, t, probe({ httpGet: { path, port: 80, scheme: 'HTTP' } }));
+      expect(await get('/hints')).toEqual({ ok: true, message: 'HTTP 204' });
+      expect(await get('/continue-fail')).toEqual({ ok: false, message: 'HTTP probe failed with statuscode: 500' });
+      expect(await get('/split')).toEqual({ ok: true, message: 'HTTP 200' });
+      expect((await get('/garbage')).message).toMatch(/malformed HTTP response "SSH-2.0/);
+      expect((await get('/close')).message).toMatch(/connection closed before a response$/);
+      const started = Date.now();
+      expect((await get('/silent')).message).toMatch(/: timeout$/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      for (const s of socks) s.destroy();
+      srv.close();
+    }
   });
 
   it('tcpSocket passes on a listening port and fails on a closed one; an unpublished port fails with a reason', async () => {

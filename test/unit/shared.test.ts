@@ -109,6 +109,18 @@ describe('manifest validation: scheduling, resources and probes', () => {
     expect(errorsOf(withContainer({ livenessProbe: { exec: { command: ['true'] }, successThreshold: 2 } }))[0]?.path).toBe(`${ctr}.livenessProbe.successThreshold`);
   });
 
+  it('rejects httpGet paths and headers that would split the probe request', () => {
+    const get = (g: Record<string, unknown>) => withContainer({ readinessProbe: { httpGet: { port: 80, ...g } } });
+    expect(errorsOf(get({ path: '/ready HTTP/1.1\r\nX: y' }))[0]).toEqual({ path: `${ctr}.readinessProbe.httpGet.path`, message: 'must not contain white space or control characters' });
+    expect(errorsOf(get({ httpHeaders: [{ name: 'X-Probe', value: 'a\r\nHost: elsewhere' }] }))[0]).toEqual({
+      path: `${ctr}.readinessProbe.httpGet.httpHeaders[0].value`,
+      message: 'must not contain line breaks',
+    });
+    expect(errorsOf(get({ httpHeaders: [{ name: 'X Probe', value: 'a' }] }))[0]?.path).toBe(`${ctr}.readinessProbe.httpGet.httpHeaders[0].name`);
+    const ok = parseManifest(get({ path: '/ready?full=1', httpHeaders: [{ name: 'Authorization', value: 'Bearer a b' }] }));
+    expect(ok.kind === 'Deployment' && ok.spec.template.spec.containers[0]?.readinessProbe?.httpGet).toMatchObject({ path: '/ready?full=1' });
+  });
+
   it('rejects impossible rollout settings with the field path', () => {
     const withSpec = (extra: Record<string, unknown>) => {
       const d = deploymentManifest('web', { replicas: 4 });
