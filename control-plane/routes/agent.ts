@@ -68,13 +68,14 @@ async function signLeases(deps: Deps, node: AgentNode, rows: readonly LeaseSubje
  * The write is conditional on the stored renewal being old enough and the node not revoked, so
  * concurrent instances renew once, and a revoked node never renews.
  */
-async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<LeaseSubject[] | null> {
+async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<Renewal | null> {
   const { db, config } = deps;
   if (now - node.lastSeenAt < config.renewPeriodMs * (1 + renewSpread(node.id))) return null;
   let at = now;
   let exp = now + config.leaseTtlMs;
   let renewed: boolean;
   let subjects: LeaseSubject[] | null = null;
+  let version: number | undefined;
   if (deps.renewals) {
     const r = await deps.renewals.renew(node.id);
     ({ renewed, at, exp } = r);
@@ -84,8 +85,11 @@ async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<Lea
       .update(nodeLeases)
       .set({ lastSeenAt: now, leaseExpiresAt: exp })
       .where(and(eq(nodeLeases.nodeId, node.id), lte(nodeLeases.lastSeenAt, now - config.renewPeriodMs), leaseNotRevoked))
-      .returning({ id: nodeLeases.nodeId });
+      // The node's desired version comes back with the renewal: a heartbeat without long-poll needs
+      // it, and this saves that read (one D1 statement in three of a renewing heartbeat).
+      .returning({ id: nodeLeases.nodeId, version: sql<number>`(SELECT ${nodes.desiredVersion} FROM ${nodes} WHERE ${nodes.id} = ${nodeLeases.nodeId})` });
     renewed = done.length === 1;
+    version = done[0]?.version;
   }
   if (!renewed) {
     // Renewed by another instance, or revoked: take the stored state and sign nothing new.
@@ -101,7 +105,14 @@ async function renewIfDue(deps: Deps, node: AgentNode, now: number): Promise<Lea
   }
   node.lastSeenAt = at;
   node.leaseExpiresAt = exp;
-  return subjects ?? (await leaseSubjectsOf(db, [node.id])).get(node.id) ?? [];
+  if (version !== undefined) node.desiredVersion = version;
+  return { subjects: subjects ?? (await leaseSubjectsOf(db, [node.id])).get(node.id) ?? [], versionRead: version !== undefined };
+}
+
+/** A renewal: the pods whose leases to re-sign, and whether it read the node's desired version. */
+interface Renewal {
+  subjects: LeaseSubject[];
+  versionRead: boolean;
 }
 
 /**
@@ -355,13 +366,14 @@ const authed = new Hono<AppEnv>()
     }
     if (stmts.length > 0) await db.batch(stmts as [Stmt, ...Stmt[]]);
     if (endpointNamespaces.length > 0) deps.notifier?.notify(await serviceConsumers(db, endpointNamespaces));
-    const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed, now)) : {};
+    const leases = renewed ? Object.fromEntries(await signLeases(deps, node, renewed.subjects, now)) : {};
     // Without long-poll (Workers, or FLOTILLA_POLL_WAIT=0) the agent polls only when this version
     // differs from its own, so it is read fresh: one read here instead of a poll request (and its
     // read) after every heartbeat. With long-poll the agent is already waiting on the desired state;
-    // the cached hint will do.
+    // the cached hint will do. A renewal read it already, unless this heartbeat's reports were
+    // written after it (they may bump versions through the endpoint triggers).
     const fresh = !longPolls(deps);
-    const desiredVersion = fresh ? await freshDesiredVersion(deps, node) : node.desiredVersion;
+    const desiredVersion = fresh && !(renewed?.versionRead && stmts.length === 0) ? await freshDesiredVersion(deps, node) : node.desiredVersion;
     const body: HeartbeatResponse = { leases, nextHeartbeatMs: nextHeartbeat(deps), desiredVersion: String(desiredVersion), ...(fresh ? { pollIntervalMs: deps.config.pollIntervalMs } : {}) };
     // Controllers care about status changes and a node coming back, not about routine renewals.
     if (stmts.length > 0 || (renewed && !wasReady)) nudgeControllers(deps);

@@ -317,6 +317,37 @@ describe.each([
     expect(sel.seen.map((p) => p.metadata.name)).toEqual([...all].sort());
   });
 
+  it('without long-poll, a renewing heartbeat answers with the current desired version, read by its renewal statement', async () => {
+    const token = (await json<{ token: string }>(cp.req('POST', '/v1/enrollment-tokens', { uses: 1, ttl: '1h' }), 201)).token;
+    const keys = await nodeKeys();
+    const enrolled = await cp.app.request('/v1/agent/enroll', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token, name: 'renewer', publicKey: keys.publicKey, facts: FACTS }),
+    });
+    const me = await json<{ nodeId: string; audience: string }>(enrolled, 201);
+    const beat = async () =>
+      json<{ desiredVersion: string; leases: Record<string, string> }>(
+        cp.app.request('/v1/agent/heartbeat', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${await keys.sign({ sub: me.nodeId, aud: me.audience })}`, 'content-type': 'application/json' },
+          body: '{}',
+        }),
+      );
+    const start = Number((await beat()).desiredVersion);
+    await json(cp.req('PUT', '/v1/namespaces/renew/deployments/web', deploymentManifest('web', { nodeSelector: { 'kubernetes.io/hostname': 'renewer' } })), 201);
+    await cp.settle();
+    cp.advance(cp.deps.config.renewPeriodMs * 1.25); // past this node's renewal point
+    const before = t.statements?.length ?? 0;
+    const renewing = await beat();
+    expect(Object.keys(renewing.leases)).toHaveLength(1);
+    expect(Number(renewing.desiredVersion)).toBeGreaterThan(start);
+    // On D1 (what Workers bill by the statement) the version came back with the renewal: no read of its own.
+    if (t.statements) expect(t.statements.slice(before).filter((q) => /^select "desired_version" from "nodes"/i.test(q))).toEqual([]);
+    await json(cp.req('DELETE', '/v1/namespaces/renew/deployments/web'));
+    await cp.settle();
+  });
+
   it('a watch event shows its object as a GET does: pods with their node, a workload with its counts, a node with its conditions', async () => {
     // Runs after the paging test: its five nodes and two workloads exist.
     const rv = (await json<List>(cp.req('GET', '/v1/nodes'))).metadata.resourceVersion;

@@ -9,6 +9,8 @@ export interface TestDb {
   kind: 'libsql' | 'd1';
   db: Db;
   close(): Promise<void>;
+  /** D1 only: the SQL of every statement prepared since the database was opened (what D1 bills). */
+  statements?: string[];
 }
 
 /** A fresh embedded libSQL file with the migrations applied. */
@@ -67,7 +69,8 @@ export async function d1TestDb(): Promise<TestDb> {
     await dispose();
     throw e;
   }
-  return { kind: 'd1', db: fromD1(d1), close: dispose };
+  d1.statements.length = 0; // the migrations'
+  return { kind: 'd1', db: fromD1(d1), close: dispose, statements: d1.statements };
 }
 
 /** The Worker that owns the D1 binding: one JSON request runs one statement or one batch. */
@@ -119,8 +122,10 @@ class HttpStatement {
 
 /** The D1 binding's surface that drizzle and the store use, over HTTP to the gateway Worker. */
 class HttpD1 implements D1DatabaseLike {
+  readonly statements: string[] = [];
   constructor(private readonly url: URL) {}
   prepare(sql: string): HttpStatement {
+    this.statements.push(sql);
     return new HttpStatement(this, sql);
   }
   batch(statements: unknown[]): Promise<unknown> {
