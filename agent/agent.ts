@@ -125,6 +125,12 @@ export class Agent {
   private readonly reconcileWaker = new Waker();
   private readonly fenceWaker = new Waker();
   private readonly metricsWaker = new Waker();
+  private readonly eventsWaker = new Waker();
+  /**
+   * Containers the engine said died, until its container list says so too (it lags the `die` event
+   * by tens of milliseconds): the pass that the event woke may still see them running.
+   */
+  private readonly dying = new Map<string, number>();
   /** Decrypted Secrets/ConfigMaps per pod, briefly cached (a pass creating several containers fetches once). */
   private readonly configs = new Map<string, { at: number; cfg?: PodConfig; error?: string; version?: string }>();
   /** The config version (`Secret/db@3,...`) whose files each pod's volumes hold. */
@@ -237,7 +243,7 @@ export class Agent {
     await agent.loadCachedDesired();
     agent.vault.prune(new Set((agent.desired?.pods ?? []).map((p) => p.id)));
     await agent.runtime.pruneNetworks(new Set((agent.desired?.pods ?? []).map((p) => p.namespace)), agent.networkIdleMs).catch(() => undefined);
-    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop(), agent.metricsLoop());
+    agent.loops.push(agent.pollLoop(), agent.heartbeatLoop(), agent.reconcileLoop(), agent.fenceLoop(), agent.metricsLoop(), agent.eventsLoop());
     return agent;
   }
 
@@ -250,6 +256,7 @@ export class Agent {
     this.reconcileWaker.wake();
     this.fenceWaker.wake();
     this.metricsWaker.wake();
+    this.eventsWaker.wake();
     await Promise.allSettled(this.loops);
     this.probes.stopAll();
     await this.servicesSync.catch(() => undefined);
@@ -696,6 +703,30 @@ export class Agent {
   }
 
   /**
+   * The engine's events: a container of this node that dies (exit, kill, OOM) or is removed wakes
+   * the reconcile loop at once, so a killed replica is replaced without waiting for the next
+   * periodic pass (`FLOTILLA_RECONCILE_MS`), which stays as the safety net. A lost stream (the
+   * engine restarting) is reopened with back-off; opening it wakes a pass too, for what was missed.
+   */
+  private async eventsLoop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      let opened = false;
+      try {
+        await this.runtime.followContainerEvents(this.abort.signal, (e) => {
+          opened = true;
+          if (e?.action === 'die' && e.id) this.dying.set(e.id, Date.now() + 10_000);
+          this.reconcileWaker.wake();
+        });
+      } catch (e) {
+        if (this.running) this.log.debug({ err: (e as Error).message }, 'engine events stream failed; reopening');
+      }
+      if (opened) failures = 0;
+      if (this.running) await this.eventsWaker.sleep(backoffMs(failures++, this.opts.retryBaseMs ?? 1000, this.opts.retryCapMs ?? 30_000));
+    }
+  }
+
+  /**
    * Fencing on its own clock: a reconcile pass can be busy for minutes (an image pull), so the stop
    * of a pod whose `stop` lease is lapsing must not wait for it. Sleeps until the earliest stop
    * deadline (or until leases change); from that deadline until just past the expiry it stops the
@@ -738,6 +769,7 @@ export class Agent {
       const now = Date.now();
       const actual = await this.runtime.listActual();
       this.lastActual = actual;
+      if (layer === 0) this.recheckDying(actual, now);
       const runnable = this.runnable(now);
       // Images matter only for containers still to create: skip the engine call when every one exists.
       const missing = runnable.some((p) => p.spec.containers.some((c) => !actual.some((x) => x.podId === p.id && x.container === c.name)));
@@ -773,6 +805,12 @@ export class Agent {
     await this.refreshMountedConfig();
     this.syncProbes();
     this.reportStatuses();
+  }
+
+  /** Another pass soon while the engine still lists a container it said died (at most 10 s). */
+  private recheckDying(actual: readonly ActualContainer[], now: number): void {
+    for (const [id, until] of this.dying) if (until < now || !actual.some((a) => a.id === id && a.state === 'running')) this.dying.delete(id);
+    if (this.dying.size > 0) setTimeout(() => this.reconcileWaker.wake(), 50);
   }
 
   /**

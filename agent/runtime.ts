@@ -33,6 +33,12 @@ export function connectDocker(url?: string): Docker {
 
 type ContainerDetails = Pick<ActualContainer, 'exitCode' | 'finishedAt' | 'startedAt' | 'startedAtMs' | 'oomKilled' | 'hostPorts'>;
 
+/** A container event from the engine (`die`, `destroy`). */
+export interface ContainerEvent {
+  action: string;
+  id: string;
+}
+
 /** Executes steps against one Docker engine and reads back the containers labelled with our node id. */
 export class DockerRuntime {
   private readonly details = new Map<string, ContainerDetails>();
@@ -41,6 +47,53 @@ export class DockerRuntime {
     readonly docker: Docker,
     private readonly opts: RuntimeOptions,
   ) {}
+
+  /**
+   * Follows the engine's `die` and `destroy` events of this node's containers, calling `onEvent` with
+   * each (and with nothing once the stream opens), until the stream ends (resolves) or fails
+   * (rejects), or `signal` aborts (resolves).
+   */
+  async followContainerEvents(signal: AbortSignal, onEvent: (e?: ContainerEvent) => void): Promise<void> {
+    if (signal.aborted) return;
+    const stream = (await this.docker.getEvents({
+      filters: { type: ['container'], event: ['die', 'destroy'], label: [`${LABELS.node}=${this.opts.nodeId}`] },
+      abortSignal: signal,
+    } as Docker.GetEventsOptions)) as NodeJS.ReadableStream & { destroy(): void };
+    onEvent();
+    let pending = '';
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        signal.removeEventListener('abort', stop);
+        resolve();
+      };
+      const stop = () => {
+        stream.destroy();
+        done();
+      };
+      if (signal.aborted) return stop();
+      signal.addEventListener('abort', stop, { once: true });
+      stream.on('data', (chunk: Buffer) => {
+        // One JSON object per line; a chunk may end inside one.
+        const lines = (pending + chunk.toString('utf8')).split('\n');
+        pending = (lines.pop() ?? '').slice(0, 65_536);
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          try {
+            const e = JSON.parse(line) as { Action?: string; id?: string };
+            onEvent({ action: String(e.Action ?? ''), id: String(e.id ?? '') });
+          } catch {
+            onEvent({ action: 'unknown', id: '' });
+          }
+        }
+      });
+      stream.once('end', done);
+      stream.once('close', done);
+      stream.once('error', (e: Error) => {
+        signal.removeEventListener('abort', stop);
+        reject(e);
+      });
+    });
+  }
 
   /** Every container this node created, rebuilt from labels (never anyone else's). */
   async listActual(): Promise<ActualContainer[]> {

@@ -476,3 +476,36 @@ describe('stopping a pod', () => {
     expect((await api('DELETE', '/v1/namespaces/default/deployments/quick')).status).toBe(200);
   });
 });
+
+describe("the engine's events", () => {
+  it('a killed container is restarted at once, without waiting for the periodic reconcile pass', async () => {
+    // A control plane whose leases are renewed only every 20-25 s, and an agent whose periodic pass
+    // is a minute apart: only the engine's `die` event can bring the pass that restarts the container.
+    const slow = await startServer({ host: '127.0.0.1', port: 0, dataDir: tmp('flotilla-cp-'), logger: silentLogger, env: { FLOTILLA_LEASE_TTL: '60s', FLOTILLA_POLL_WAIT: '5s' } });
+    const token = (await createEnrollmentToken(slow.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token;
+    const a = await Agent.start({ server: slow.url, dataDir: tmp('flotilla-agent-'), token, name: 'evented', logger: silentLogger, ...FAST, reconcileMs: 60_000 });
+    nodeIds.push(a.identity.nodeId);
+    try {
+      const adminToken = readFileSync(slow.adminTokenPath, 'utf8').trim();
+      const put = await fetch(new URL('/v1/namespaces/default/deployments/evented', slow.url), {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify(deploymentManifest('evented', { nodeSelector: { 'kubernetes.io/hostname': 'evented' } })),
+      });
+      expect(put.status).toBe(201);
+      const first = await waitFor('the pod running', async () => (await nodeContainers(docker, a.identity.nodeId, false))[0], 30_000);
+      // Past the agent's first passes (its first renewal, status reports): then kill it.
+      await new Promise((r) => setTimeout(r, 1000));
+      await docker.getContainer(first.Id).kill();
+      const killedAt = Date.now();
+      const next = await waitFor('a new container running', async () => (await nodeContainers(docker, a.identity.nodeId, false)).find((c) => c.Id !== first.Id), 15_000, 50);
+      expect(next.Labels[LABELS.restarts]).toBe('1');
+      // Well inside the minute of the periodic pass and the 20 s of the next renewal.
+      expect(Date.now() - killedAt).toBeLessThan(10_000);
+    } finally {
+      await a.stop();
+      await removeNodeContainers(docker, [a.identity.nodeId]);
+      await slow.close();
+    }
+  });
+});
