@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import type Docker from 'dockerode';
-import { type ContainerSpec, HTTP_HEADER_NAME, HTTP_HEADER_VALUE, type PodSpec, PROBE_PATH, type Probe } from '../shared/manifest.js';
+import { type ContainerSpec, HTTP_HEADER_NAME, HTTP_HEADER_VALUE, type PodSpec, type Probe } from '../shared/manifest.js';
 import type { ContainerStatusReport } from '../shared/protocol.js';
 
 // Health probes with Kubernetes semantics, run by the agent: httpGet and tcpSocket against the
@@ -55,8 +55,7 @@ export async function runProbe(docker: Docker, t: ProbeTarget, p: Probe): Promis
   if (!hp) return { ok: false, message: `port ${String(port)} is not published` };
   const host = hp.hostIP === '0.0.0.0' || hp.hostIP === '' ? '127.0.0.1' : hp.hostIP === '::' ? '::1' : hp.hostIP;
   if (p.httpGet) {
-    const path = `${p.httpGet.path.startsWith('/') ? '' : '/'}${p.httpGet.path}`;
-    return httpProbe(host, hp.hostPort, path, p.httpGet.httpHeaders ?? [], timeoutMs);
+    return httpProbe(host, hp.hostPort, requestPath(p.httpGet.path), p.httpGet.httpHeaders ?? [], timeoutMs);
   }
   return tcpProbe(host, hp.hostPort, timeoutMs);
 }
@@ -65,6 +64,24 @@ function resolvePort(t: ProbeTarget, port: number | string): ContainerStatusRepo
   let containerPort = typeof port === 'number' ? port : undefined;
   if (typeof port === 'string') for (const c of t.spec.containers) for (const p of c.ports ?? []) if (p.name === port) containerPort = p.containerPort;
   return t.hostPorts.find((h) => h.containerPort === containerPort && h.protocol === 'TCP');
+}
+
+/**
+ * A probe path as a request target, as a URL parser makes it: a leading slash, the fragment dropped,
+ * and white space, control characters, non-ASCII and `"<>\`{}` percent-encoded (so nothing in it
+ * can end the request line).
+ */
+function requestPath(path: string): string {
+  const noFragment = path.split('#')[0] ?? '';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it encodes
+  const encoded = noFragment.replace(/[\x00-\x20\x7f"<>`{}]|[^\x00-\x7f]/gu, (ch) => {
+    try {
+      return encodeURIComponent(ch);
+    } catch {
+      return '%EF%BF%BD'; // a lone surrogate: U+FFFD, as a URL parser writes it
+    }
+  });
+  return encoded.startsWith('/') ? encoded : `/${encoded}`;
 }
 
 /** The most of a response read while looking for its status line (then the probe fails). */
@@ -81,9 +98,10 @@ const MAX_RESPONSE_HEAD = 16 * 1024;
 function httpProbe(host: string, port: number, path: string, headers: { name: string; value: string }[], timeoutMs: number): Promise<ProbeResult> {
   const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const url = `http://${authority}${path}`;
-  // The manifest schema refuses these; checked again so nothing can split the request.
-  const bad = !PROBE_PATH.test(path) ? 'path' : headers.find((h) => !HTTP_HEADER_NAME.test(h.name) || !HTTP_HEADER_VALUE.test(h.value))?.name;
-  if (bad !== undefined) return Promise.resolve({ ok: false, message: `Get "${url}": invalid ${bad === 'path' ? 'path' : `header ${JSON.stringify(bad)}`}` });
+  // Apply refuses these (not the desired state: a workload stored before that check); checked again
+  // here so that nothing can split the request.
+  const bad = headers.find((h) => !HTTP_HEADER_NAME.test(h.name) || !HTTP_HEADER_VALUE.test(h.value));
+  if (bad) return Promise.resolve({ ok: false, message: `Get "${url}": invalid header ${JSON.stringify(bad.name)}` });
   const given = new Set(headers.map((h) => h.name.toLowerCase()));
   let head = `GET ${path} HTTP/1.1\r\n`;
   if (!given.has('host')) head += `Host: ${authority}\r\n`;
@@ -123,7 +141,7 @@ function httpProbe(host: string, port: number, path: string, headers: { name: st
  * The status code of the final response at the start of `text` (1xx interim responses skipped),
  * 'malformed' when its first line is not a status line, undefined until a whole line has arrived.
  */
-export function finalStatus(text: string): number | 'malformed' | undefined {
+function finalStatus(text: string): number | 'malformed' | undefined {
   let at = 0;
   for (;;) {
     const eol = text.indexOf('\n', at);

@@ -83,9 +83,13 @@ describe('runProbe', () => {
       expect(seen.map((s) => s.url)).toEqual(['/ready?deep=1', '/moved']);
       await get('/', [{ name: 'Host', value: 'app.example' }]);
       expect(seen[2]?.headers.host).toBe('app.example');
-      // Past the schema (an older control plane, a hand-made desired state), nothing is sent.
+      // Past apply's check (a workload stored before it), nothing is sent.
       expect(await get('/', [{ name: 'X', value: 'a\r\nX-Injected: 1' }])).toMatchObject({ ok: false, message: expect.stringMatching(/invalid header "X"/) });
       expect(seen).toHaveLength(3);
+      // A path goes out percent-encoded, as a URL parser writes it: it cannot split the request.
+      expect(await get('/a b\r\nX-Injected: 1#frag')).toEqual({ ok: true, message: 'HTTP 200' });
+      expect(seen[3]?.url).toBe('/a%20b%0D%0AX-Injected:%201');
+      expect(seen[3]?.headers['x-injected']).toBeUndefined();
     } finally {
       srv.close();
     }
