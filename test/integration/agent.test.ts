@@ -32,21 +32,33 @@ function tmp(prefix: string): string {
   return d;
 }
 
-async function api(method: string, path: string, body?: unknown) {
-  const res = await fetch(new URL(path, server.url), {
+/** An operator request to the suite's control plane, or to `cp` (a test's own). */
+async function api(method: string, path: string, body?: unknown, cp: RunningServer = server) {
+  const token = cp === server ? admin : readFileSync(cp.adminTokenPath, 'utf8').trim();
+  const res = await fetch(new URL(path, cp.url), {
     method,
-    headers: { authorization: `Bearer ${admin}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, body: (await res.json()) as any };
 }
 
 async function startAgent(name: string, dataDir: string, serverUrl = server.url, withToken = true, more: Partial<AgentOptions> = {}): Promise<Agent> {
-  const token = withToken ? (await createEnrollmentToken(server.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token : undefined;
+  const token = withToken ? await enrollmentToken(server) : undefined;
   const a = await Agent.start({ server: serverUrl, dataDir, token, name, logger: silentLogger, ...FAST, ...more });
   agents.push(a);
   nodeIds.push(a.identity.nodeId);
   return a;
+}
+
+/** A one-use enrollment token of `cp`. */
+async function enrollmentToken(cp: RunningServer): Promise<string> {
+  return (await createEnrollmentToken(cp.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token;
+}
+
+/** An agent enrolled with a test's own control plane `cp`, talking to it at `serverUrl` (a relay in front, say); the test stops it. */
+async function enrolledAgent(cp: RunningServer, name: string, serverUrl = cp.url, more: Partial<AgentOptions> = {}): Promise<Agent> {
+  return Agent.start({ server: serverUrl, dataDir: tmp('flotilla-agent-'), token: await enrollmentToken(cp), name, logger: silentLogger, ...FAST, ...more });
 }
 
 /** A relay's request sent on to the control plane at `upstream`; `out`: the headers to answer with. */
@@ -378,7 +390,6 @@ describe('without long-poll (as on Workers)', () => {
       env: { FLOTILLA_LEASE_TTL: '6s', FLOTILLA_POLL_WAIT: '0s', FLOTILLA_CLOCK_SKEW: '1s' },
     });
     const cp = quiet;
-    const token = readFileSync(cp.adminTokenPath, 'utf8').trim();
     const seen = { polls: 0, heartbeats: 0 };
     const port = await freePort();
     relay = createServer((req, res) => {
@@ -394,8 +405,7 @@ describe('without long-poll (as on Workers)', () => {
       });
     });
     await new Promise<void>((r) => relay?.listen(port, '127.0.0.1', () => r()));
-    const enroll = (await createEnrollmentToken(cp.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token;
-    const a = await Agent.start({ server: `http://127.0.0.1:${port}`, dataDir: tmp('flotilla-agent-'), token: enroll, name: 'quiet', logger: silentLogger, ...FAST });
+    const a = await enrolledAgent(cp, 'quiet', `http://127.0.0.1:${port}`);
     agent = a;
     // Heartbeats every TTL/6 (1 s here): over several of them, no poll (nothing changed).
     await waitFor('the first heartbeats', () => seen.heartbeats >= 2, 15_000, 50);
@@ -403,12 +413,7 @@ describe('without long-poll (as on Workers)', () => {
     await waitFor('five more heartbeats', () => seen.heartbeats >= from.heartbeats + 5, 30_000, 50);
     expect(seen.polls - from.polls).toBe(0);
     // A pod for this node: the next heartbeat shows the new version, the agent polls and runs it.
-    const apply = await fetch(new URL('/v1/namespaces/default/deployments/hushed', cp.url), {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(deploymentManifest('hushed', { nodeSelector: { 'kubernetes.io/hostname': 'quiet' } })),
-    });
-    expect(apply.status).toBe(201);
+    expect((await api('PUT', '/v1/namespaces/default/deployments/hushed', deploymentManifest('hushed', { nodeSelector: { 'kubernetes.io/hostname': 'quiet' } }), cp)).status).toBe(201);
     await waitFor('the pod running on the quiet node', async () => (await nodeContainers(docker, a.identity.nodeId, false)).length === 1, 30_000);
     expect(seen.polls - from.polls).toBeGreaterThanOrEqual(1);
   });
@@ -482,17 +487,10 @@ describe("the engine's events", () => {
     // A control plane whose leases are renewed only every 20-25 s, and an agent whose periodic pass
     // is a minute apart: only the engine's `die` event can bring the pass that restarts the container.
     const slow = await startServer({ host: '127.0.0.1', port: 0, dataDir: tmp('flotilla-cp-'), logger: silentLogger, env: { FLOTILLA_LEASE_TTL: '60s', FLOTILLA_POLL_WAIT: '5s' } });
-    const token = (await createEnrollmentToken(slow.deps.db, { maxUses: 1, ttlMs: 60_000, labels: {}, now: Date.now() })).token;
-    const a = await Agent.start({ server: slow.url, dataDir: tmp('flotilla-agent-'), token, name: 'evented', logger: silentLogger, ...FAST, reconcileMs: 60_000 });
+    const a = await enrolledAgent(slow, 'evented', slow.url, { reconcileMs: 60_000 });
     nodeIds.push(a.identity.nodeId);
     try {
-      const adminToken = readFileSync(slow.adminTokenPath, 'utf8').trim();
-      const put = await fetch(new URL('/v1/namespaces/default/deployments/evented', slow.url), {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify(deploymentManifest('evented', { nodeSelector: { 'kubernetes.io/hostname': 'evented' } })),
-      });
-      expect(put.status).toBe(201);
+      expect((await api('PUT', '/v1/namespaces/default/deployments/evented', deploymentManifest('evented', { nodeSelector: { 'kubernetes.io/hostname': 'evented' } }), slow)).status).toBe(201);
       const first = await waitFor('the pod running', async () => (await nodeContainers(docker, a.identity.nodeId, false))[0], 30_000);
       // Past the agent's first passes (its first renewal, status reports): then kill it.
       await new Promise((r) => setTimeout(r, 1000));
